@@ -1,0 +1,1 @@
+"""Torch modules, one model family a file."""

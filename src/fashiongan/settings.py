@@ -1,0 +1,13 @@
+"""Kedro project settings.
+
+kedro-mlflow registers its hook through its plugin entry point, so no hook is listed here.
+Telemetry is switched off by the `.telemetry` file in the project root (``consent: false``).
+"""
+
+from kedro.config import OmegaConfigLoader
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}

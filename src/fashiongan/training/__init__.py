@@ -1,0 +1,1 @@
+"""Training loops, checkpoints and MLflow logging shared by the GAN families."""

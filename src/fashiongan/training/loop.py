@@ -1,0 +1,71 @@
+"""The training loop every GAN family shares: resume, progress, logging, checkpoints, NaN guard.
+
+A family supplies ``train_step(step) -> {metric: float}``; this module owns everything around it,
+so resuming, logging and checkpointing behave the same for the baseline and the conditional GAN.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from fashiongan.training.checkpoint import TrainingState, resume_latest, save_checkpoint
+from fashiongan.training.distributed import is_main_process
+from fashiongan.training.runtime import check_finite
+from fashiongan.training.tracking import log_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def fit(
+    state: TrainingState,
+    train_step: Callable[[int], dict[str, float]],
+    *,
+    total_steps: int,
+    log_every: int,
+    checkpoint_every: int,
+    checkpoint_dir: str | Path | None,
+    fingerprint: str,
+    resume: bool = True,
+    on_log: Callable[[int], None] | None = None,
+    description: str = "train",
+) -> TrainingState:
+    """Run ``train_step`` until ``state.step == total_steps``.
+
+    Metrics are averaged over each ``log_every`` window, appended to ``state.history`` and logged
+    to MLflow. A checkpoint is written every ``checkpoint_every`` steps and at the end; a NaN/inf
+    metric raises before the checkpoint, so the last good one survives.
+    """
+    if checkpoint_every % log_every:
+        raise ValueError(
+            f"checkpoint_every ({checkpoint_every}) must be a multiple of log_every ({log_every}) "
+            "so that a resumed run logs exactly what an uninterrupted one would."
+        )
+    if checkpoint_dir is not None and resume:
+        resume_latest(Path(checkpoint_dir), state, fingerprint)
+    window: dict[str, list[float]] = defaultdict(list)
+    bar = tqdm(total=total_steps, initial=state.step, desc=description, disable=not is_main_process())
+    with bar:
+        while state.step < total_steps:
+            metrics = train_step(state.step)
+            check_finite(state.step, **metrics)
+            state.step += 1
+            for name, value in metrics.items():
+                window[name].append(value)
+            bar.update(1)
+            if state.step % log_every == 0 or state.step == total_steps:
+                row = {name: sum(values) / len(values) for name, values in window.items()}
+                window.clear()
+                state.history.append({"step": state.step, **row})
+                log_metrics(row, step=state.step)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if "loss" in k})
+                if on_log is not None:
+                    on_log(state.step)
+            at_checkpoint = state.step % checkpoint_every == 0 or state.step == total_steps
+            if checkpoint_dir is not None and at_checkpoint and is_main_process():
+                save_checkpoint(Path(checkpoint_dir), state, fingerprint)
+    return state
