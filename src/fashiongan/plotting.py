@@ -40,7 +40,9 @@ def image_grid(
             spine.set_visible(False)
         if index < len(pixels):
             image = pixels[index]
-            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+            ax.imshow(
+                image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255
+            )
     if row_labels:
         for row, label in enumerate(row_labels[:nrows]):
             axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
@@ -54,7 +56,9 @@ def loss_curves(history: pd.DataFrame, title: str = "Training") -> Figure:
     """Loss columns (left) and accuracy columns (right) against ``step``."""
     loss_cols = [c for c in history.columns if "loss" in c]
     other_cols = [c for c in history.columns if c not in loss_cols and c != "step"]
-    fig, axes = plt.subplots(1, 2 if other_cols else 1, figsize=(11 if other_cols else 6, 3.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if other_cols else 1, figsize=(11 if other_cols else 6, 3.8), squeeze=False
+    )
     for column in loss_cols:
         axes[0, 0].plot(history["step"], history[column], label=column)
     axes[0, 0].set(xlabel="iteration", ylabel="loss", title=f"{title}: losses")

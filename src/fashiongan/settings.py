@@ -10,4 +10,6 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # conf/<env>/parameters*.yml override single nested keys instead of whole top-level blocks.
+    "merge_strategy": {"parameters": "soft"},
 }

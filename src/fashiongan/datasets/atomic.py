@@ -20,8 +20,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         OSError: with the target named, when the directory cannot be written (read-only, full).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as err:
+        raise OSError(err.errno, f"could not write {target}: {err.strerror or err}") from err
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)

@@ -141,7 +141,9 @@ class FashionMNISTRawDataset(AbstractDataset[None, dict[str, bytes]]):
             if not self._fetch:
                 raise DatasetError(f"Missing raw files in {folder}: {missing}")
             self._fetch_missing(folder, missing)
-        return {name: read_verified(folder / f"{name}.gz", sha) for name, sha in self._checksums.items()}
+        return {
+            name: read_verified(folder / f"{name}.gz", sha) for name, sha in self._checksums.items()
+        }
 
     def _fetch_missing(self, folder: Path, missing: list[str]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -150,6 +152,8 @@ class FashionMNISTRawDataset(AbstractDataset[None, dict[str, bytes]]):
             fetch_official(folder, missing, self._base_url, self._timeout)
             return
         except (urllib.error.URLError, OSError, TimeoutError) as err:
-            logger.warning("Official mirror unreachable (%s); trying Debian's %s.", err, DEBIAN_PACKAGE)
+            logger.warning(
+                "Official mirror unreachable (%s); trying Debian's %s.", err, DEBIAN_PACKAGE
+            )
         still_missing = [n for n in missing if not (folder / f"{n}.gz").is_file()]
         fetch_debian(folder, still_missing)

@@ -125,4 +125,6 @@ def load_module(path: Path) -> torch.nn.Module:
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:
     """JSON turns tuples into lists; config dataclasses are frozen with tuple fields."""
-    return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    return {
+        key: tuple(value) if isinstance(value, list) else value for key, value in values.items()
+    }

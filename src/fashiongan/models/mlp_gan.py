@@ -34,14 +34,20 @@ class MLPGenerator(nn.Module):
         layers: list[nn.Module] = []
         width = config.noise_dim
         for hidden in config.generator_hidden:
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(config.leaky_slope), nn.Dropout(config.dropout)]
+            layers += [
+                nn.Linear(width, hidden),
+                nn.LeakyReLU(config.leaky_slope),
+                nn.Dropout(config.dropout),
+            ]
             width = hidden
         layers += [nn.Linear(width, config.image_dim), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         c = self.config
-        return self.net(z).view(-1, c.channels, c.image_size, c.image_size)  # (B, C, H, W) in [-1, 1]
+        return self.net(z).view(
+            -1, c.channels, c.image_size, c.image_size
+        )  # (B, C, H, W) in [-1, 1]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` images in eval mode (dropout off), on the module's device."""

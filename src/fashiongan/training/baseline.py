@@ -19,8 +19,19 @@ from fashiongan.training.tracking import log_figure
 
 def fingerprint(params: dict[str, Any]) -> str:
     """Hash of the parameters that shape the run (not the ones that only affect logging)."""
-    shaping = {k: v for k, v in params.items() if k not in {"iterations", "log_every", "sample_every",
-                                                            "checkpoint_every", "checkpoint_dir", "resume"}}
+    shaping = {
+        k: v
+        for k, v in params.items()
+        if k
+        not in {
+            "iterations",
+            "log_every",
+            "sample_every",
+            "checkpoint_every",
+            "checkpoint_dir",
+            "resume",
+        }
+    }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -38,23 +49,33 @@ def train_mlp_gan(
     """
     rng = seed_everything(params["seed"])
     device = pick_device(params.get("device", "auto"))
-    config = MLPGANConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["model"].items()})
+    config = MLPGANConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in params["model"].items()}
+    )
     generator, discriminator = MLPGenerator(config).to(device), MLPDiscriminator(config).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=params["g_lr"], betas=tuple(params["g_betas"]))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"]))
+    opt_g = torch.optim.Adam(
+        generator.parameters(), lr=params["g_lr"], betas=tuple(params["g_betas"])
+    )
+    opt_d = torch.optim.Adam(
+        discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"])
+    )
     state = TrainingState({"G": generator, "D": discriminator}, {"G": opt_g, "D": opt_d}, rng)
     images = images.to(device)
     batch = params["batch_size"]
     ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
-    fixed_noise = torch.randn(64, config.noise_dim, generator=torch.Generator().manual_seed(params["seed"] + 1))
+    fixed_noise = torch.randn(
+        64, config.noise_dim, generator=torch.Generator().manual_seed(params["seed"] + 1)
+    )
 
     def train_step(step: int) -> dict[str, float]:
         real = images[torch.randint(0, len(images), (batch,), generator=rng)]  # (B, 1, 28, 28)
         fake = generator(torch.randn(batch, config.noise_dim, generator=rng).to(device))
         # Discriminator: real → 1, fake → 0 (the seed averages the two Keras losses).
         d_real, d_fake = discriminator(real), discriminator(fake.detach())  # (B,) logits
-        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(d_real, ones)
-                        + F.binary_cross_entropy_with_logits(d_fake, zeros))
+        d_loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(d_real, ones)
+            + F.binary_cross_entropy_with_logits(d_fake, zeros)
+        )
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()

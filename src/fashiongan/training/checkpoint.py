@@ -40,7 +40,9 @@ class TrainingState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _flatten_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+def _flatten_optimizer(
+    name: str, optimizer: torch.optim.Optimizer, tensors: dict, meta: dict
+) -> None:
     state_dict = optimizer.state_dict()
     plain_state: dict[str, dict[str, Any]] = {}
     for param_id, values in state_dict["state"].items():
@@ -52,7 +54,9 @@ def _flatten_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dic
     meta[f"optim.{name}"] = {"param_groups": state_dict["param_groups"], "plain": plain_state}
 
 
-def _restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+def _restore_optimizer(
+    name: str, optimizer: torch.optim.Optimizer, tensors: dict, meta: dict
+) -> None:
     saved = meta[f"optim.{name}"]
     state: dict[int, dict[str, Any]] = {}
     prefix = f"optim.{name}."
@@ -68,7 +72,11 @@ def _restore_optimizer(name: str, optimizer: torch.optim.Optimizer, tensors: dic
 def save_checkpoint(directory: Path, state: TrainingState, fingerprint: str, keep: int = 2) -> Path:
     """Write ``ckpt-<step>.safetensors`` atomically and prune all but the newest ``keep``."""
     tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {"step": state.step, "history": state.history, "fingerprint": fingerprint}
+    meta: dict[str, Any] = {
+        "step": state.step,
+        "history": state.history,
+        "fingerprint": fingerprint,
+    }
     for name, module in state.modules.items():
         for key, value in module.state_dict().items():
             tensors[f"module.{name}.{key}"] = value.detach().cpu().contiguous()
@@ -102,7 +110,9 @@ def _apply(path: Path, state: TrainingState, fingerprint: str) -> None:
     tensors = load_file(str(path))
     for name, module in state.modules.items():
         prefix = f"module.{name}."
-        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+        module.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        )
     for name, optimizer in state.optimizers.items():
         _restore_optimizer(name, optimizer, tensors, meta)
     torch.set_rng_state(tensors["rng.torch"])
@@ -137,5 +147,7 @@ def resume_latest(directory: Path, state: TrainingState, fingerprint: str) -> bo
         logger.info("Resumed from %s (step %d).", path, state.step)
         return True
     if candidates:
-        raise CheckpointError(f"No readable checkpoint in {directory}: {[c.name for c in candidates]}")
+        raise CheckpointError(
+            f"No readable checkpoint in {directory}: {[c.name for c in candidates]}"
+        )
     return False

@@ -48,7 +48,9 @@ def fit(
     if checkpoint_dir is not None and resume:
         resume_latest(Path(checkpoint_dir), state, fingerprint)
     window: dict[str, list[float]] = defaultdict(list)
-    bar = tqdm(total=total_steps, initial=state.step, desc=description, disable=not is_main_process())
+    bar = tqdm(
+        total=total_steps, initial=state.step, desc=description, disable=not is_main_process()
+    )
     with bar:
         while state.step < total_steps:
             metrics = train_step(state.step)

@@ -31,7 +31,9 @@ def parse_idx(data: bytes, name: str = "idx") -> np.ndarray:
         raise IdxFormatError(f"{name}: {len(data)} bytes is too short for an idx header")
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code not in _IDX_DTYPES or not 1 <= ndim <= 3:
-        raise IdxFormatError(f"{name}: bad magic number {data[:4].hex()} (expected 0x0801 or 0x0803)")
+        raise IdxFormatError(
+            f"{name}: bad magic number {data[:4].hex()} (expected 0x0801 or 0x0803)"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
         raise IdxFormatError(f"{name}: truncated header")
@@ -57,13 +59,17 @@ def parse_fashion_mnist(raw: dict[str, bytes], class_names: list[str]) -> dict[s
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise IdxFormatError(f"{split}: {images.shape} images vs {labels.shape} labels")
         if labels.max() >= len(class_names):
-            raise IdxFormatError(f"{split}: label {labels.max()} but {len(class_names)} class names")
+            raise IdxFormatError(
+                f"{split}: label {labels.max()} but {len(class_names)} class names"
+            )
         out[f"{split}_images"] = torch.from_numpy(images)
         out[f"{split}_labels"] = torch.from_numpy(labels.astype(np.int64))
     return out
 
 
-def stratified_split(labels: torch.Tensor, validation_fraction: float, seed: int) -> dict[str, torch.Tensor]:
+def stratified_split(
+    labels: torch.Tensor, validation_fraction: float, seed: int
+) -> dict[str, torch.Tensor]:
     """Split indices so that every class keeps the same share in train and validation.
 
     Returns:
@@ -112,7 +118,9 @@ def build_model_input(
     }
 
 
-def summarise_dataset(model_input: dict[str, torch.Tensor], class_names: list[str]) -> dict[str, float]:
+def summarise_dataset(
+    model_input: dict[str, torch.Tensor], class_names: list[str]
+) -> dict[str, float]:
     """Counts per split and the value range, for DVC metrics and a quick sanity look."""
     summary: dict[str, float] = {}
     for split in ("train", "validation", "test"):

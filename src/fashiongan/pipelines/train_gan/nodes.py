@@ -56,12 +56,16 @@ def plot_training(
 ) -> tuple[dict[str, Figure], dict[str, Figure]]:
     """Sample grid from fixed noise and loss curves; returned twice (08_reporting, reports/figures)."""
     noise = torch.randn(
-        figures["n_samples"], generator.config.noise_dim, generator=torch.Generator().manual_seed(figures["seed"])
+        figures["n_samples"],
+        generator.config.noise_dim,
+        generator=torch.Generator().manual_seed(figures["seed"]),
     )
     with torch.no_grad():
         samples = generator.eval()(noise)
     plots = {
-        f"{figures['prefix']}_samples.png": image_grid(samples, ncols=figures["ncols"], title=figures["title"]),
+        f"{figures['prefix']}_samples.png": image_grid(
+            samples, ncols=figures["ncols"], title=figures["title"]
+        ),
         f"{figures['prefix']}_loss_curves.png": loss_curves(history, title=figures["title"]),
     }
     return plots, plots

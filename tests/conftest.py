@@ -1,0 +1,152 @@
+"""Shared fixtures: tiny Fashion-MNIST-format data and a throw-away copy of the Kedro project.
+
+Nothing here touches the network or the real data: the idx files are drawn by the tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IDX_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Serialise a uint8 array in the idx format (magic 0x08, ndim, big-endian dims)."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def draw_items(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Draw a simple 28×28 item per label: a filled box whose width, height and tone vary by class.
+
+    Enough structure for a classifier or a GAN to learn something in a few steps.
+    """
+    rng = np.random.default_rng(seed)
+    images = np.zeros((len(labels), 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        half_width = 3 + int(label) % 5 + int(rng.integers(0, 2))
+        top = 4 + int(label) // 5 * 6
+        tone = 120 + int(label) * 12 + int(rng.integers(-10, 10))
+        images[i, top:26, 14 - half_width : 14 + half_width] = tone
+        if label % 2:
+            images[i, top:26:3, 14 - half_width : 14 + half_width] //= 2  # stripes: a pattern
+    return images
+
+
+def write_tiny_fashion_mnist(
+    folder: Path, n_train: int = 200, n_test: int = 50, seed: int = 0
+) -> dict[str, str]:
+    """Write the four gzipped idx files; return their decompressed SHA-256s."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    train_labels = np.arange(n_train) % 10
+    rng.shuffle(train_labels)
+    test_labels = np.arange(n_test) % 10
+    arrays = {
+        "train-images-idx3-ubyte": draw_items(train_labels, seed),
+        "train-labels-idx1-ubyte": train_labels.astype(np.uint8),
+        "t10k-images-idx3-ubyte": draw_items(test_labels, seed + 1),
+        "t10k-labels-idx1-ubyte": test_labels.astype(np.uint8),
+    }
+    checksums = {}
+    for name, array in arrays.items():
+        raw = idx_bytes(array)
+        (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        checksums[name] = hashlib.sha256(raw).hexdigest()
+    return checksums
+
+
+@pytest.fixture
+def tiny_raw(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A folder of tiny idx files and their checksums."""
+    folder = tmp_path / "raw"
+    return folder, write_tiny_fashion_mnist(folder)
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of this project's conf/ in a temp dir, on tiny data, with its own sqlite MLflow store.
+
+    ``conf/local`` points the raw dataset at the tiny files (no fetching) and shrinks training.
+    The working directory is the temp project, so relative catalog paths land there.
+    """
+    project = tmp_path / "project"
+    shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
+    (project / ".telemetry").write_text("consent: false\n")
+    (project / "src").mkdir()  # kedro wants source_dir; the package itself is installed
+    checksums = write_tiny_fashion_mnist(project / "data" / "01_raw" / "fashion-mnist")
+    local = project / "conf" / "local"
+    local.mkdir(parents=True)
+    catalog = {
+        "fashion_mnist_raw": {
+            "type": "fashiongan.datasets.FashionMNISTRawDataset",
+            "path": "data/01_raw/fashion-mnist",
+            "fetch": False,
+            "checksums": checksums,
+        }
+    }
+    (local / "catalog.yml").write_text(yaml.safe_dump(catalog))
+    (local / "parameters.yml").write_text(yaml.safe_dump(TINY_PARAMETERS))
+    # An absolute store: MLflow caches one SQL engine per URI string, so two tests sharing
+    # the relative "sqlite:///mlflow.db" would write into the first test's file.
+    mlflow_conf = yaml.safe_load((REPO_ROOT / "conf/base/mlflow.yml").read_text())
+    mlflow_conf["server"]["mlflow_tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
+    (local / "mlflow.yml").write_text(yaml.safe_dump(mlflow_conf))
+    monkeypatch.chdir(project)
+    return project
+
+
+#: Overrides that make every pipeline run in seconds on the tiny data (conf/local/parameters.yml).
+TINY_PARAMETERS: dict = {
+    "baseline": {
+        "training": {
+            "iterations": 20,
+            "batch_size": 16,
+            "log_every": 5,
+            "sample_every": 10,
+            "checkpoint_every": 10,
+            "model": {
+                "noise_dim": 100,
+                "generator_hidden": [32, 64, 128],
+                "discriminator_hidden": [64, 32],
+                "dropout": 0.3,
+                "leaky_slope": 0.2,
+                "image_size": 28,
+                "channels": 1,
+            },
+        },
+        "figures": {"n_samples": 8, "ncols": 4},
+    },
+}
+
+
+def run_pipeline(project: Path, names: list[str], runtime_params: dict | None = None) -> dict:
+    """Run registered pipelines through a real KedroSession on ``project``."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, runtime_params=runtime_params or {}) as session:
+        return session.run(pipeline_names=names)

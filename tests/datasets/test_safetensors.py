@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+import torch
+from kedro.io import DatasetError
+
+from fashiongan.datasets import TensorDictDataset, TorchModelDataset
+from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+
+
+def test_tensor_dict_roundtrip(tmp_path: Path):
+    data = {"a": torch.arange(6).view(2, 3), "b": torch.rand(4)}
+    dataset = TensorDictDataset(filepath=str(tmp_path / "x.safetensors"))
+    dataset.save(data)
+    loaded = dataset.load()
+    assert torch.equal(loaded["a"], data["a"]) and torch.equal(loaded["b"], data["b"])
+
+
+def test_model_roundtrip_rebuilds_an_equal_generator(tmp_path: Path):
+    torch.manual_seed(0)
+    generator = MLPGenerator(MLPGANConfig(generator_hidden=(8, 16, 32))).eval()
+    dataset = TorchModelDataset(filepath=str(tmp_path / "g.safetensors"))
+    dataset.save(generator)
+    loaded = dataset.load()
+    assert isinstance(loaded, MLPGenerator) and loaded.config == generator.config
+    z = torch.randn(3, 100)
+    assert torch.equal(loaded(z), generator(z))
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(DatasetError, match="bad.safetensors"):
+        TensorDictDataset(filepath=str(path)).load()
+    with pytest.raises(DatasetError, match="bad.safetensors"):
+        TorchModelDataset(filepath=str(path)).load()
+
+
+def test_read_only_directory_keeps_previous_artifact(tmp_path: Path, monkeypatch):
+    """A directory that refuses new files (read-only; root ignores chmod, so it is simulated)."""
+    dataset = TensorDictDataset(filepath=str(tmp_path / "out" / "x.safetensors"))
+    dataset.save({"a": torch.zeros(2)})
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    with pytest.raises(DatasetError, match=r"could not write .*x.safetensors: Read-only"):
+        dataset.save({"a": torch.ones(2)})
+    monkeypatch.undo()
+    assert torch.equal(dataset.load()["a"], torch.zeros(2))
+
+
+def test_failed_save_keeps_previous_artifact(tmp_path: Path, monkeypatch):
+    """A save that dies mid-write (disk full) leaves the old file and no temp file."""
+    dataset = TensorDictDataset(filepath=str(tmp_path / "x.safetensors"))
+    dataset.save({"a": torch.zeros(2)})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("fashiongan.datasets.safetensors.save_file", disk_full)
+    with pytest.raises(DatasetError, match=r"could not write .*x.safetensors: No space left"):
+        dataset.save({"a": torch.ones(2)})
+    monkeypatch.undo()
+    assert torch.equal(dataset.load()["a"], torch.zeros(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.safetensors"]

@@ -1,0 +1,112 @@
+import copy
+
+import pytest
+import torch
+
+from fashiongan.training.baseline import train_mlp_gan
+from fashiongan.training.checkpoint import CheckpointError
+from fashiongan.training.runtime import NonFiniteLossError
+
+PARAMS = {
+    "seed": 3,
+    "device": "cpu",
+    "iterations": 12,
+    "batch_size": 8,
+    "d_lr": 2e-4,
+    "g_lr": 1e-4,
+    "d_betas": [0.5, 0.999],
+    "g_betas": [0.5, 0.999],
+    "log_every": 2,
+    "sample_every": 0,
+    "checkpoint_every": 4,
+    "checkpoint_dir": None,
+    "model": {"noise_dim": 16, "generator_hidden": [16, 32, 32], "discriminator_hidden": [32, 16]},
+}
+
+
+@pytest.fixture
+def images():
+    return torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_one_step_changes_both_networks(images):
+    params = dict(PARAMS, iterations=1)
+    torch.manual_seed(params["seed"])
+    from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+
+    config = MLPGANConfig(
+        noise_dim=16, generator_hidden=(16, 32, 32), discriminator_hidden=(32, 16)
+    )
+    initial_g, initial_d = MLPGenerator(config), MLPDiscriminator(config)  # same seed → same init
+    generator, discriminator, history = train_mlp_gan(images, params)
+    assert not torch.equal(generator.net[0].weight, initial_g.net[0].weight)
+    assert not torch.equal(discriminator.net[1].weight, initial_d.net[1].weight)
+    assert history[-1]["step"] == 1
+
+
+def test_deterministic_for_a_seed(images):
+    g1, _, h1 = train_mlp_gan(images, PARAMS)
+    g2, _, h2 = train_mlp_gan(images, PARAMS)
+    assert h1 == h2
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(g1.state_dict().values(), g2.state_dict().values(), strict=True)
+    )
+
+
+def test_resume_matches_uninterrupted_run(images, tmp_path):
+    uninterrupted, _, history = train_mlp_gan(images, PARAMS)
+    checkpoints = tmp_path / "ckpt"
+    train_mlp_gan(
+        images, dict(PARAMS, iterations=8, checkpoint_dir=str(checkpoints))
+    )  # "killed" at 8
+    resumed, _, resumed_history = train_mlp_gan(
+        images, dict(PARAMS, checkpoint_dir=str(checkpoints))
+    )
+    assert resumed_history == history
+    for a, b in zip(
+        uninterrupted.state_dict().values(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(images, tmp_path, caplog):
+    checkpoints = tmp_path / "ckpt"
+    train_mlp_gan(images, dict(PARAMS, iterations=8, checkpoint_dir=str(checkpoints)))
+    latest = sorted(checkpoints.glob("ckpt-*.safetensors"))[-1]
+    latest.write_bytes(latest.read_bytes()[:50])
+    uninterrupted, _, history = train_mlp_gan(images, PARAMS)
+    resumed, _, resumed_history = train_mlp_gan(
+        images, dict(PARAMS, checkpoint_dir=str(checkpoints))
+    )
+    assert latest.name in caplog.text and "unreadable" in caplog.text
+    assert resumed_history == history
+
+
+def test_checkpoint_of_other_parameters_is_refused(images, tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    train_mlp_gan(images, dict(PARAMS, iterations=4, checkpoint_dir=str(checkpoints)))
+    with pytest.raises(CheckpointError, match="different parameters"):
+        train_mlp_gan(images, dict(PARAMS, d_lr=1e-3, checkpoint_dir=str(checkpoints)))
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(images, tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    train_mlp_gan(images, dict(PARAMS, iterations=4, checkpoint_dir=str(checkpoints)))
+    before = sorted(p.name for p in checkpoints.iterdir())
+    poisoned = images.clone()
+    poisoned[:] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="d_loss became nan at step 4"):
+        train_mlp_gan(poisoned, dict(PARAMS, checkpoint_dir=str(checkpoints)))
+    assert sorted(p.name for p in checkpoints.iterdir()) == before
+
+
+def test_log_and_checkpoint_cadence_must_agree(images):
+    with pytest.raises(ValueError, match="multiple of log_every"):
+        train_mlp_gan(images, dict(PARAMS, log_every=3, checkpoint_every=4))
+
+
+def test_params_are_not_mutated(images):
+    params = copy.deepcopy(PARAMS)
+    train_mlp_gan(images, params)
+    assert params == PARAMS
