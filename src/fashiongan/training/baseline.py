@@ -109,7 +109,7 @@ def train_mlp_gan(
         checkpoint_dir=params.get("checkpoint_dir"),
         fingerprint=fingerprint(params),
         resume=params.get("resume", True),
-        on_log=log_samples,
+        after_step=log_samples,
         description="baseline GAN",
     )
     return generator.cpu().eval(), discriminator.cpu().eval(), state.history

@@ -38,6 +38,7 @@ class TrainingState:
     rng: torch.Generator
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    window: dict[str, list[float]] = field(default_factory=dict)  # metrics not yet averaged/logged
 
 
 def _flatten_optimizer(
@@ -75,6 +76,7 @@ def save_checkpoint(directory: Path, state: TrainingState, fingerprint: str, kee
     meta: dict[str, Any] = {
         "step": state.step,
         "history": state.history,
+        "window": state.window,
         "fingerprint": fingerprint,
     }
     for name, module in state.modules.items():
@@ -126,6 +128,8 @@ def _apply(path: Path, state: TrainingState, fingerprint: str) -> None:
     np.random.set_state((np_state[0], np.array(np_state[1], dtype=np.uint32), *np_state[2:]))
     state.step = int(meta["step"])
     state.history = list(meta["history"])
+    state.window.clear()
+    state.window.update(meta["window"])
 
 
 def resume_latest(directory: Path, state: TrainingState, fingerprint: str) -> bool:

@@ -7,7 +7,6 @@ so resuming, logging and checkpointing behave the same for the baseline and the 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,23 +30,22 @@ def fit(
     checkpoint_dir: str | Path | None,
     fingerprint: str,
     resume: bool = True,
-    on_log: Callable[[int], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
     description: str = "train",
 ) -> TrainingState:
     """Run ``train_step`` until ``state.step == total_steps``.
 
     Metrics are averaged over each ``log_every`` window, appended to ``state.history`` and logged
-    to MLflow. A checkpoint is written every ``checkpoint_every`` steps and at the end; a NaN/inf
-    metric raises before the checkpoint, so the last good one survives.
+    to MLflow; ``after_step(step)`` runs after each step (sample grids, epoch hooks). A checkpoint
+    is written every ``checkpoint_every`` steps and at the end, with the open metric window, so a
+    resumed run logs exactly what an uninterrupted one would. A NaN/inf metric raises before the
+    checkpoint, so the last good one survives.
     """
-    if checkpoint_every % log_every:
-        raise ValueError(
-            f"checkpoint_every ({checkpoint_every}) must be a multiple of log_every ({log_every}) "
-            "so that a resumed run logs exactly what an uninterrupted one would."
-        )
+    if log_every < 1 or checkpoint_every < 1:
+        raise ValueError(f"log_every ({log_every}) and checkpoint_every ({checkpoint_every}) must be ≥ 1")
     if checkpoint_dir is not None and resume:
         resume_latest(Path(checkpoint_dir), state, fingerprint)
-    window: dict[str, list[float]] = defaultdict(list)
+    window = state.window
     bar = tqdm(
         total=total_steps, initial=state.step, desc=description, disable=not is_main_process()
     )
@@ -57,7 +55,7 @@ def fit(
             check_finite(state.step, **metrics)
             state.step += 1
             for name, value in metrics.items():
-                window[name].append(value)
+                window.setdefault(name, []).append(value)
             bar.update(1)
             if state.step % log_every == 0 or state.step == total_steps:
                 row = {name: sum(values) / len(values) for name, values in window.items()}
@@ -65,8 +63,8 @@ def fit(
                 state.history.append({"step": state.step, **row})
                 log_metrics(row, step=state.step)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if "loss" in k})
-                if on_log is not None:
-                    on_log(state.step)
+            if after_step is not None:
+                after_step(state.step)
             at_checkpoint = state.step % checkpoint_every == 0 or state.step == total_steps
             if checkpoint_dir is not None and at_checkpoint and is_main_process():
                 save_checkpoint(Path(checkpoint_dir), state, fingerprint)

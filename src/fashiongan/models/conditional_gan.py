@@ -1,0 +1,139 @@
+"""Conditional multimodal GAN: (noise, BERT text features, optional reference image) → image.
+
+Generator: a CNN encodes the reference image (or a learned "no image" map stands in), the text
+and noise are projected to feature maps of the same size, everything is concatenated and a
+ConvTranspose2d decoder brings it back to image size. Discriminator: a CNN whose logit is
+conditioned on the text by projection (Miyato & Koyama 2018), so a real image with the wrong
+caption can be called fake (matching-aware, Reed et al. 2016). Sizes are parameters: 28×28×1 for
+Fashion-MNIST (2 stages of ×2), 64×64×3 for FashionIQ (3–4 stages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ConditionalGANConfig:
+    image_size: int = 28
+    channels: int = 1
+    stages: int = 2  # ×2 down/up-samplings: image_size must be divisible by 2**stages
+    noise_dim: int = 64
+    text_dim: int = 384  # BERT sentence-embedding size (all-MiniLM-L6-v2: 384)
+    text_channels: int = 32  # text feature map channels in the generator
+    noise_channels: int = 16
+    g_channels: int = 64  # width of the generator's first (largest) feature map
+    d_channels: int = 64
+    embed_dim: int = 128  # discriminator feature size for the projection
+    spectral_norm: bool = True
+    text_encoder: str = "bundled"  # which BERT produced text features (saved for inference)
+    text_pooling: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.image_size % (2**self.stages):
+            raise ValueError(f"image_size {self.image_size} is not divisible by 2**stages ({2**self.stages})")
+
+    @property
+    def bottom_size(self) -> int:
+        return self.image_size // 2**self.stages
+
+    @property
+    def bottom_channels(self) -> int:
+        return self.g_channels * 2 ** (self.stages - 1)
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, text, reference image or None) → image in [-1, 1]."""
+
+    config_class = ConditionalGANConfig
+
+    def __init__(self, config: ConditionalGANConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        widths = [c.g_channels * 2**i for i in range(c.stages)]  # e.g. [64, 128]
+        self.image_encoder = nn.Sequential(*[_down(cin, cout) for cin, cout in zip([c.channels, *widths], widths)])
+        self.no_image = nn.Parameter(torch.zeros(1, c.bottom_channels, c.bottom_size, c.bottom_size))
+        area = c.bottom_size**2
+        self.text_proj = nn.Sequential(nn.Linear(c.text_dim, c.text_channels * area), nn.ReLU(True))
+        self.noise_proj = nn.Sequential(nn.Linear(c.noise_dim, c.noise_channels * area), nn.ReLU(True))
+        fused = c.bottom_channels + c.text_channels + c.noise_channels
+        self.fuse = nn.Sequential(
+            nn.Conv2d(fused, c.bottom_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(c.bottom_channels), nn.ReLU(True)
+        )
+        ups = [_up(cin, cout) for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:])]
+        self.decoder = nn.Sequential(*ups, nn.ConvTranspose2d(widths[0], c.channels, 4, 2, 1), nn.Tanh())
+
+    def forward(
+        self, z: torch.Tensor, text: torch.Tensor, image: torch.Tensor | None = None, has_image: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        c, b = self.config, z.shape[0]
+        side = (b, -1, c.bottom_size, c.bottom_size)
+        no_image = self.no_image.expand(b, -1, -1, -1)
+        if image is None:
+            visual = no_image  # (B, Cb, s, s): text-only query
+        else:
+            encoded = self.image_encoder(image)  # (B, Cb, s, s)
+            visual = encoded if has_image is None else torch.where(has_image.view(b, 1, 1, 1), encoded, no_image)
+        h = torch.cat([visual, self.text_proj(text).view(side), self.noise_proj(z).view(side)], dim=1)
+        return self.decoder(self.fuse(h))  # (B, C, H, W)
+
+
+class ConditionalDiscriminator(nn.Module):
+    """D(image, text) → logit (no sigmoid: BCE uses logits, WGAN-GP and hinge use raw scores)."""
+
+    config_class = ConditionalGANConfig
+
+    def __init__(self, config: ConditionalGANConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        norm = nn.utils.spectral_norm if c.spectral_norm else (lambda m: m)
+        widths = [c.d_channels * 2**i for i in range(c.stages)]
+        layers: list[nn.Module] = []
+        for cin, cout in zip([c.channels, *widths], widths):
+            layers += [norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.embed = nn.Sequential(norm(nn.Linear(widths[-1] * c.bottom_size**2, c.embed_dim)), nn.LeakyReLU(0.2, True))
+        self.out = norm(nn.Linear(c.embed_dim, 1))
+        self.text_proj = norm(nn.Linear(c.text_dim, c.embed_dim))
+
+    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        h = self.embed(self.features(image))  # (B, embed_dim)
+        return (self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(1))  # (B,) projection conditioning
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    image_size: int = 28
+    channels: int = 1
+    width: int = 32
+    dim: int = 64
+
+
+class ImageEmbedder(nn.Module):
+    """Maps images to unit vectors; trained with triplet loss so distances mean similarity."""
+
+    config_class = EmbeddingConfig
+
+    def __init__(self, config: EmbeddingConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.net = nn.Sequential(
+            nn.Conv2d(c.channels, c.width, 3, 1, 1), nn.BatchNorm2d(c.width), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(c.width, 2 * c.width, 3, 1, 1), nn.BatchNorm2d(2 * c.width), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(2 * c.width, 4 * c.width, 3, 1, 1), nn.BatchNorm2d(4 * c.width), nn.ReLU(True),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * c.width, c.dim),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.net(images), dim=1)  # (B, dim), unit norm
