@@ -1,0 +1,127 @@
+"""Epoch-based training on top of the shared loop (resume, checkpoints, NaN guard, MLflow).
+
+``fashiongan.training.loop.fit`` counts iterations; this adapter turns it into epochs over a
+shuffled training set, logs train metrics averaged over each epoch plus a validation pass at the
+end of each epoch, and checkpoints at epoch boundaries so that a resumed run draws the same
+batches as an uninterrupted one. The classifier pipeline uses it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from fashiongan.training.checkpoint import TrainingState
+from fashiongan.training.loop import fit
+from fashiongan.training.tracking import log_metrics
+
+#: Parameters that do not change what is trained (more epochs resume an existing run).
+_NOT_SHAPING = {"epochs", "checkpoint_every_epochs", "checkpoint_dir", "resume", "device"}
+
+
+def fingerprint(params: dict[str, Any], n_train: int) -> str:
+    """Hash of the parameters (and training-set size) that shape a run."""
+    shaping = {k: v for k, v in params.items() if k not in _NOT_SHAPING}
+    shaping["n_train"] = n_train
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fit_epochs(
+    modules: dict[str, nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    rng: torch.Generator,
+    *,
+    n_train: int,
+    batch_step: Callable[[torch.Tensor], dict[str, float]],
+    validate: Callable[[], dict[str, float]] | None,
+    params: dict[str, Any],
+    name: str,
+) -> list[dict[str, float]]:
+    """Train for ``params["epochs"]`` epochs of shuffled mini-batches.
+
+    Args:
+        modules: what the checkpoint saves; each is put in train mode before a step.
+        optimizers: what the checkpoint saves with them.
+        rng: the data-order (and noise) generator from ``seed_everything``.
+        n_train: training-set size; batches are index tensors into it (last partial one dropped).
+        batch_step: one optimisation step on the given indices; returns ``{metric: value}``.
+        validate: evaluates on held-out data at each epoch end; returns ``{metric: value}``.
+        params: ``epochs``, ``batch_size``, ``checkpoint_every_epochs``, ``checkpoint_dir``
+            (None: no checkpoints), ``resume`` and whatever shapes the run (fingerprinted).
+        name: MLflow metric prefix (``<name>/train_loss``) and progress-bar label.
+
+    Returns:
+        One row per epoch: ``step``, ``epoch``, ``train_*``, ``val_*``, ``elapsed_s``.
+    """
+    if n_train < 1:
+        raise ValueError(f"{name}: the training set is empty")
+    if params["epochs"] < 1 or params["batch_size"] < 1:
+        raise ValueError(f"{name}: epochs and batch_size must be >= 1, got {params}")
+    batch_size = min(params["batch_size"], n_train)
+    steps_per_epoch = n_train // batch_size
+    state = TrainingState(modules, optimizers, rng)
+    order: dict[str, torch.Tensor] = {}
+    started = time.perf_counter()
+
+    def train_step(step: int) -> dict[str, float]:
+        position = step % steps_per_epoch
+        if position == 0 or "perm" not in order:  # epoch start (checkpoints sit on boundaries)
+            order["perm"] = torch.randperm(n_train, generator=rng)
+        for module in modules.values():
+            module.train()
+        indices = order["perm"][position * batch_size : (position + 1) * batch_size]
+        return {f"{name}/train_{k}": v for k, v in batch_step(indices).items()}
+
+    total_steps = params["epochs"] * steps_per_epoch
+
+    def end_of_epoch(step: int) -> None:
+        if step % steps_per_epoch:
+            return
+        row = state.history[-1]
+        if validate is not None:
+            for module in modules.values():
+                module.eval()
+            with torch.no_grad():
+                scores = {f"{name}/val_{k}": float(v) for k, v in validate().items()}
+            log_metrics(scores, step=step)
+            row.update(scores)
+        row["epoch"] = step // steps_per_epoch
+        row["elapsed_s"] = round(time.perf_counter() - started, 2)
+
+    fit(
+        state,
+        train_step,
+        total_steps=total_steps,
+        log_every=steps_per_epoch,
+        checkpoint_every=params.get("checkpoint_every_epochs", 1) * steps_per_epoch,
+        checkpoint_dir=params.get("checkpoint_dir"),
+        fingerprint=fingerprint(params, n_train),
+        resume=params.get("resume", True),
+        after_step=end_of_epoch,
+        description=name,
+    )
+    for module in modules.values():
+        module.eval()
+    prefix = f"{name}/"
+    return [
+        {k.removeprefix(prefix): v for k, v in row.items()}
+        for row in state.history  # column names without the model prefix
+    ]
+
+
+@torch.no_grad()
+def batched(
+    fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int = 500
+) -> torch.Tensor:
+    """Apply ``fn`` to aligned slices of ``tensors`` and concatenate the results on the CPU."""
+    outputs = [
+        fn(*(t[start : start + batch_size] for t in tensors)).cpu()
+        for start in range(0, len(tensors[0]), batch_size)
+    ]
+    return torch.cat(outputs)
