@@ -91,6 +91,11 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ``conf/local`` points the raw dataset at the tiny files (no fetching) and shrinks training.
     The working directory is the temp project, so relative catalog paths land there.
     """
+    return make_kedro_project(tmp_path, monkeypatch)
+
+
+def make_kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """What the ``kedro_project`` fixture does, callable from module-scoped fixtures."""
     project = tmp_path / "project"
     shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
@@ -138,6 +143,25 @@ TINY_PARAMETERS: dict = {
             },
         },
         "figures": {"n_samples": 8, "ncols": 4},
+    },
+    "conditional": {
+        "sample_captions": ["a dark ankle boot", "light trousers"],
+        "text_encoder": {"device": "cpu"},
+        "training": {
+            "epochs": 2,
+            "batch_size": 32,
+            "log_every": 2,
+            "sample_columns": 3,
+            "model": {
+                "g_channels": 8,
+                "d_channels": 8,
+                "text_channels": 4,
+                "noise_channels": 4,
+                "embed_dim": 16,
+            },
+            "embedding": {"width": 4, "dim": 8},
+        },
+        "figures": {"ncols": 3},
     },
 }
 

@@ -34,7 +34,9 @@ class ConditionalGANConfig:
 
     def __post_init__(self) -> None:
         if self.image_size % (2**self.stages):
-            raise ValueError(f"image_size {self.image_size} is not divisible by 2**stages ({2**self.stages})")
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2**stages ({2**self.stages})"
+            )
 
     @property
     def bottom_size(self) -> int:
@@ -46,11 +48,15 @@ class ConditionalGANConfig:
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)
+    )
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)
+    )
 
 
 class ConditionalGenerator(nn.Module):
@@ -62,20 +68,34 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.config = c = config
         widths = [c.g_channels * 2**i for i in range(c.stages)]  # e.g. [64, 128]
-        self.image_encoder = nn.Sequential(*[_down(cin, cout) for cin, cout in zip([c.channels, *widths], widths)])
-        self.no_image = nn.Parameter(torch.zeros(1, c.bottom_channels, c.bottom_size, c.bottom_size))
+        self.image_encoder = nn.Sequential(
+            *[_down(cin, cout) for cin, cout in zip([c.channels, *widths], widths)]
+        )
+        self.no_image = nn.Parameter(
+            torch.zeros(1, c.bottom_channels, c.bottom_size, c.bottom_size)
+        )
         area = c.bottom_size**2
         self.text_proj = nn.Sequential(nn.Linear(c.text_dim, c.text_channels * area), nn.ReLU(True))
-        self.noise_proj = nn.Sequential(nn.Linear(c.noise_dim, c.noise_channels * area), nn.ReLU(True))
+        self.noise_proj = nn.Sequential(
+            nn.Linear(c.noise_dim, c.noise_channels * area), nn.ReLU(True)
+        )
         fused = c.bottom_channels + c.text_channels + c.noise_channels
         self.fuse = nn.Sequential(
-            nn.Conv2d(fused, c.bottom_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(c.bottom_channels), nn.ReLU(True)
+            nn.Conv2d(fused, c.bottom_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c.bottom_channels),
+            nn.ReLU(True),
         )
         ups = [_up(cin, cout) for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:])]
-        self.decoder = nn.Sequential(*ups, nn.ConvTranspose2d(widths[0], c.channels, 4, 2, 1), nn.Tanh())
+        self.decoder = nn.Sequential(
+            *ups, nn.ConvTranspose2d(widths[0], c.channels, 4, 2, 1), nn.Tanh()
+        )
 
     def forward(
-        self, z: torch.Tensor, text: torch.Tensor, image: torch.Tensor | None = None, has_image: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        text: torch.Tensor,
+        image: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c, b = self.config, z.shape[0]
         side = (b, -1, c.bottom_size, c.bottom_size)
@@ -84,8 +104,14 @@ class ConditionalGenerator(nn.Module):
             visual = no_image  # (B, Cb, s, s): text-only query
         else:
             encoded = self.image_encoder(image)  # (B, Cb, s, s)
-            visual = encoded if has_image is None else torch.where(has_image.view(b, 1, 1, 1), encoded, no_image)
-        h = torch.cat([visual, self.text_proj(text).view(side), self.noise_proj(z).view(side)], dim=1)
+            visual = (
+                encoded
+                if has_image is None
+                else torch.where(has_image.view(b, 1, 1, 1), encoded, no_image)
+            )
+        h = torch.cat(
+            [visual, self.text_proj(text).view(side), self.noise_proj(z).view(side)], dim=1
+        )
         return self.decoder(self.fuse(h))  # (B, C, H, W)
 
 
@@ -103,13 +129,17 @@ class ConditionalDiscriminator(nn.Module):
         for cin, cout in zip([c.channels, *widths], widths):
             layers += [norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.embed = nn.Sequential(norm(nn.Linear(widths[-1] * c.bottom_size**2, c.embed_dim)), nn.LeakyReLU(0.2, True))
+        self.embed = nn.Sequential(
+            norm(nn.Linear(widths[-1] * c.bottom_size**2, c.embed_dim)), nn.LeakyReLU(0.2, True)
+        )
         self.out = norm(nn.Linear(c.embed_dim, 1))
         self.text_proj = norm(nn.Linear(c.text_dim, c.embed_dim))
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         h = self.embed(self.features(image))  # (B, embed_dim)
-        return (self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(1))  # (B,) projection conditioning
+        return self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(
+            1
+        )  # (B,) projection conditioning
 
 
 @dataclass(frozen=True)
@@ -129,10 +159,20 @@ class ImageEmbedder(nn.Module):
         super().__init__()
         self.config = c = config
         self.net = nn.Sequential(
-            nn.Conv2d(c.channels, c.width, 3, 1, 1), nn.BatchNorm2d(c.width), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(c.width, 2 * c.width, 3, 1, 1), nn.BatchNorm2d(2 * c.width), nn.ReLU(True), nn.MaxPool2d(2),
-            nn.Conv2d(2 * c.width, 4 * c.width, 3, 1, 1), nn.BatchNorm2d(4 * c.width), nn.ReLU(True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * c.width, c.dim),
+            nn.Conv2d(c.channels, c.width, 3, 1, 1),
+            nn.BatchNorm2d(c.width),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c.width, 2 * c.width, 3, 1, 1),
+            nn.BatchNorm2d(2 * c.width),
+            nn.ReLU(True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * c.width, 4 * c.width, 3, 1, 1),
+            nn.BatchNorm2d(4 * c.width),
+            nn.ReLU(True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * c.width, c.dim),
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -97,7 +97,7 @@ def train_mlp_gan(
             with torch.no_grad():
                 figure = image_grid(generator(fixed_noise.to(device)), title=f"iteration {step}")
             generator.train()
-            log_figure(figure, f"samples/iteration_{step:06d}.png")
+            log_figure(figure, f"{params.get('mlflow_prefix', '')}samples/iteration_{step:06d}.png")
             figure.clear()
 
     fit(
@@ -111,5 +111,6 @@ def train_mlp_gan(
         resume=params.get("resume", True),
         after_step=log_samples,
         description="baseline GAN",
+        metric_prefix=params.get("mlflow_prefix", ""),
     )
     return generator.cpu().eval(), discriminator.cpu().eval(), state.history

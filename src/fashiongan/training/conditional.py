@@ -27,17 +27,25 @@ from fashiongan.models.conditional_gan import (
 from fashiongan.plotting import image_grid
 from fashiongan.training.checkpoint import TrainingState
 from fashiongan.training.loop import fit
-from fashiongan.training.losses import LOSSES, discriminator_loss, generator_loss, gradient_penalty, triplet_loss
+from fashiongan.training.losses import (
+    LOSSES,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    triplet_loss,
+)
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_figure
 
-_NOT_SHAPING = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "sample_captions"}
+_NOT_SHAPING = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
 
 
 def fingerprint(params: dict[str, Any]) -> str:
     """Hash of the parameters that shape the run (more epochs may continue a run)."""
     shaping = {k: v for k, v in params.items() if k not in _NOT_SHAPING}
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 def validate(params: dict[str, Any]) -> None:
@@ -48,7 +56,9 @@ def validate(params: dict[str, Any]) -> None:
         if int(params[key]) < 1:
             raise ValueError(f"conditional.training.{key} must be ≥ 1, got {params[key]}")
     if not 0.0 <= params["image_drop"] <= 1.0:
-        raise ValueError(f"conditional.training.image_drop must be in [0, 1], got {params['image_drop']}")
+        raise ValueError(
+            f"conditional.training.image_drop must be in [0, 1], got {params['image_drop']}"
+        )
 
 
 def _same_class_sampler(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,12 +100,22 @@ def train_conditional_gan(
     )
     generator = ConditionalGenerator(config).to(device)
     discriminator = ConditionalDiscriminator(config).to(device)
-    embedder = ImageEmbedder(EmbeddingConfig(image_size=config.image_size, channels=config.channels, **params["embedding"])).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=params["g_lr"], betas=tuple(params["g_betas"]))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"]))
+    embedder = ImageEmbedder(
+        EmbeddingConfig(
+            image_size=config.image_size, channels=config.channels, **params["embedding"]
+        )
+    ).to(device)
+    opt_g = torch.optim.Adam(
+        generator.parameters(), lr=params["g_lr"], betas=tuple(params["g_betas"])
+    )
+    opt_d = torch.optim.Adam(
+        discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"])
+    )
     opt_e = torch.optim.Adam(embedder.parameters(), lr=params["e_lr"])
     state = TrainingState(
-        {"G": generator, "D": discriminator, "E": embedder}, {"G": opt_g, "D": opt_d, "E": opt_e}, rng
+        {"G": generator, "D": discriminator, "E": embedder},
+        {"G": opt_g, "D": opt_d, "E": opt_e},
+        rng,
     )
 
     images, labels = images.to(device), labels.to(device)
@@ -108,16 +128,26 @@ def train_conditional_gan(
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {batch} is larger than the {n} training images")
     use_amp = device.type == "cuda" and params.get("amp", True)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+        if use_amp
+        else contextlib.nullcontext
+    )
     permutations: dict[int, torch.Tensor] = {}
     sample_text = conditioning["sample_text"].float().to(device)
-    sample_noise = torch.randn(params["sample_columns"], config.noise_dim, generator=torch.Generator().manual_seed(params["seed"] + 1))
+    sample_noise = torch.randn(
+        params["sample_columns"],
+        config.noise_dim,
+        generator=torch.Generator().manual_seed(params["seed"] + 1),
+    )
 
     def batch_indices(step: int) -> torch.Tensor:
         epoch, i = divmod(step, steps_per_epoch)
         if epoch not in permutations:  # stateless per epoch: resuming mid-run needs no extra state
             permutations.clear()
-            permutations[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(params["seed"] * 7919 + epoch))
+            permutations[epoch] = torch.randperm(
+                n, generator=torch.Generator().manual_seed(params["seed"] * 7919 + epoch)
+            )
         return permutations[epoch][i * batch : (i + 1) * batch].to(device)
 
     def randn(*shape: int) -> torch.Tensor:
@@ -126,19 +156,27 @@ def train_conditional_gan(
     def train_step(step: int) -> dict[str, float]:
         idx = batch_indices(step)
         real, target_text = images[idx], table[caption_index[idx]]  # (B,C,H,W), (B,D)
-        has_image = (torch.rand(batch, generator=rng) >= params["image_drop"]).to(device)  # composed query?
+        has_image = (torch.rand(batch, generator=rng) >= params["image_drop"]).to(
+            device
+        )  # composed query?
         reference = images[reference_index[idx]]
         query_text = torch.where(has_image[:, None], table[modification_index[idx]], target_text)
         mismatched_text = target_text.roll(1, dims=0)  # someone else's caption
         negative = images[torch.randint(0, n, (batch,), generator=rng).to(device)]
-        positive = images[class_table[labels[idx], (torch.rand(batch, generator=rng).to(device) * class_counts[labels[idx]]).long()]]
+        positive = images[
+            class_table[
+                labels[idx],
+                (torch.rand(batch, generator=rng).to(device) * class_counts[labels[idx]]).long(),
+            ]
+        ]
 
         for k in range(params["n_critic"]):  # critic steps; the last fake keeps its graph for G
             with torch.set_grad_enabled(k == params["n_critic"] - 1), autocast():
                 fake = generator(randn(batch, config.noise_dim), query_text, reference, has_image)
             with autocast():  # one pass over [real | real with wrong caption | fake]: (3B,)
                 scores = discriminator(
-                    torch.cat([real, real, fake.detach()]), torch.cat([target_text, mismatched_text, target_text])
+                    torch.cat([real, real, fake.detach()]),
+                    torch.cat([target_text, mismatched_text, target_text]),
                 )
                 d_real, d_mismatch, d_fake = scores.float().chunk(3)
                 d_loss = discriminator_loss(kind, d_real, d_fake, d_mismatch, params["real_label"])
@@ -152,9 +190,9 @@ def train_conditional_gan(
             opt_d.step()
 
         with autocast():  # embedder: same class close, other items far, fakes near their target
-            real_emb, positive_emb, negative_emb, fake_emb = embedder(
-                torch.cat([real, positive, negative, fake.detach()])
-            ).float().chunk(4)
+            real_emb, positive_emb, negative_emb, fake_emb = (
+                embedder(torch.cat([real, positive, negative, fake.detach()])).float().chunk(4)
+            )
             margin = params["triplet_margin"]
             e_loss = triplet_loss(real_emb, positive_emb, negative_emb, margin) + triplet_loss(
                 fake_emb, real_emb, negative_emb, margin
@@ -165,7 +203,9 @@ def train_conditional_gan(
 
         with autocast():  # generator: fool D, and land near the target in embedding space
             g_adv = generator_loss(kind, discriminator(fake, target_text).float())
-            g_triplet = triplet_loss(embedder(fake).float(), real_emb.detach(), negative_emb.detach(), margin)
+            g_triplet = triplet_loss(
+                embedder(fake).float(), real_emb.detach(), negative_emb.detach(), margin
+            )
             g_loss = g_adv + params["triplet_weight"] * g_triplet
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -184,10 +224,17 @@ def train_conditional_gan(
         generator.eval()
         with torch.no_grad():
             rows, cols = len(sample_text), len(sample_noise)
-            grid = generator(sample_noise.repeat(rows, 1).to(device), sample_text.repeat_interleave(cols, 0))
+            grid = generator(
+                sample_noise.repeat(rows, 1).to(device), sample_text.repeat_interleave(cols, 0)
+            )
         generator.train()
-        figure = image_grid(grid, ncols=cols, row_labels=sample_captions, title=f"epoch {step // steps_per_epoch}")
-        log_figure(figure, f"samples/epoch_{step // steps_per_epoch:03d}.png")
+        figure = image_grid(
+            grid, ncols=cols, row_labels=sample_captions, title=f"epoch {step // steps_per_epoch}"
+        )
+        log_figure(
+            figure,
+            f"{params.get('mlflow_prefix', '')}samples/epoch_{step // steps_per_epoch:03d}.png",
+        )
         figure.clear()
 
     fit(
@@ -201,5 +248,6 @@ def train_conditional_gan(
         resume=params.get("resume", True),
         after_step=log_samples,
         description=f"conditional GAN ({kind})",
+        metric_prefix=params.get("mlflow_prefix", ""),
     )
     return generator.cpu().eval(), discriminator.cpu().eval(), embedder.cpu().eval(), state.history

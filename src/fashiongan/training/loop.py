@@ -32,17 +32,21 @@ def fit(
     resume: bool = True,
     after_step: Callable[[int], None] | None = None,
     description: str = "train",
+    metric_prefix: str = "",
 ) -> TrainingState:
     """Run ``train_step`` until ``state.step == total_steps``.
 
     Metrics are averaged over each ``log_every`` window, appended to ``state.history`` and logged
-    to MLflow; ``after_step(step)`` runs after each step (sample grids, epoch hooks). A checkpoint
+    to MLflow (names prefixed by ``metric_prefix``, e.g. ``baseline/``, so that two models in one
+    run stay apart); ``after_step(step)`` runs after each step (sample grids, epoch hooks). A checkpoint
     is written every ``checkpoint_every`` steps and at the end, with the open metric window, so a
     resumed run logs exactly what an uninterrupted one would. A NaN/inf metric raises before the
     checkpoint, so the last good one survives.
     """
     if log_every < 1 or checkpoint_every < 1:
-        raise ValueError(f"log_every ({log_every}) and checkpoint_every ({checkpoint_every}) must be ≥ 1")
+        raise ValueError(
+            f"log_every ({log_every}) and checkpoint_every ({checkpoint_every}) must be ≥ 1"
+        )
     if checkpoint_dir is not None and resume:
         resume_latest(Path(checkpoint_dir), state, fingerprint)
     window = state.window
@@ -61,7 +65,7 @@ def fit(
                 row = {name: sum(values) / len(values) for name, values in window.items()}
                 window.clear()
                 state.history.append({"step": state.step, **row})
-                log_metrics(row, step=state.step)
+                log_metrics({metric_prefix + k: v for k, v in row.items()}, step=state.step)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if "loss" in k})
             if after_step is not None:
                 after_step(state.step)

@@ -16,15 +16,23 @@ LOSSES = ("bce", "wgan-gp", "hinge")
 
 
 def discriminator_loss(
-    kind: str, real: torch.Tensor, fake: torch.Tensor, mismatch: torch.Tensor, real_label: float = 0.9
+    kind: str,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    mismatch: torch.Tensor,
+    real_label: float = 0.9,
 ) -> torch.Tensor:
     """The critic's loss for one batch of scores (B,) each."""
     if kind == "bce":  # one-sided smoothing: real targets real_label, fakes stay 0 (Salimans 2016)
         bce = F.binary_cross_entropy_with_logits
-        fakes = 0.5 * (bce(fake, torch.zeros_like(fake)) + bce(mismatch, torch.zeros_like(mismatch)))
+        fakes = 0.5 * (
+            bce(fake, torch.zeros_like(fake)) + bce(mismatch, torch.zeros_like(mismatch))
+        )
         return bce(real, torch.full_like(real, real_label)) + fakes
     if kind == "hinge":
-        return F.relu(1 - real).mean() + 0.5 * (F.relu(1 + fake).mean() + F.relu(1 + mismatch).mean())
+        return F.relu(1 - real).mean() + 0.5 * (
+            F.relu(1 + fake).mean() + F.relu(1 + mismatch).mean()
+        )
     if kind == "wgan-gp":  # gradient penalty is added by the caller
         return -real.mean() + 0.5 * (fake.mean() + mismatch.mean())
     raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
@@ -40,7 +48,10 @@ def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    alpha: torch.Tensor,
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(‖∇ critic(x̂)‖₂ − 1)²] at x̂ = α·real + (1−α)·fake.
 
@@ -54,6 +65,8 @@ def gradient_penalty(
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
+) -> torch.Tensor:
     """max(0, ‖a−p‖² − ‖a−n‖² + margin) on unit embeddings (B, D)."""
     return F.triplet_margin_loss(anchor, positive, negative, margin=margin, p=2)

@@ -2,41 +2,90 @@ import json
 
 import mlflow
 import pandas as pd
+import pytest
 import torch
 
 from fashiongan.datasets import TorchModelDataset
+from fashiongan.models.conditional_gan import ConditionalGenerator, ImageEmbedder
 from fashiongan.models.mlp_gan import MLPGenerator
-from tests.conftest import run_pipeline
+from tests.conftest import make_kedro_project, run_pipeline
 
 
-def test_train_gan_end_to_end_with_mlflow(kedro_project):
-    run_pipeline(kedro_project, ["data_processing"])
-    run_pipeline(kedro_project, ["train_gan"])
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real KedroSession run of data_processing then train_gan (both namespaces) on tiny data."""
+    monkeypatch = pytest.MonkeyPatch()
+    project = make_kedro_project(tmp_path_factory.mktemp("train_gan"), monkeypatch)
+    run_pipeline(project, ["data_processing"])
+    run_pipeline(project, ["train_gan"])
+    yield project
+    monkeypatch.undo()
 
-    generator = TorchModelDataset(filepath="models/baseline/generator.safetensors").load()
-    assert isinstance(generator, MLPGenerator)
-    assert generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)
-    history = pd.read_csv(kedro_project / "data/08_reporting/baseline/training_history.csv")
-    assert list(history["step"]) == [5, 10, 15, 20]
-    metrics = json.loads(
-        (kedro_project / "data/08_reporting/baseline/training_metrics.json").read_text()
-    )
-    assert metrics["iterations"] == 20 and "final_d_loss" in metrics
-    for name in ("baseline_samples.png", "baseline_loss_curves.png"):
-        assert (kedro_project / "data/08_reporting/baseline/figures" / name).stat().st_size > 1000
-        assert (kedro_project / "reports/figures/baseline" / name).is_file()
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{kedro_project / 'mlflow.db'}")
+def _run(project, name):
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs(
         [client.get_experiment_by_name("fashiongan").experiment_id],
-        filter_string="tags.mlflow.runName = 'train_gan'",
+        filter_string=f"tags.mlflow.runName = '{name}'",
     )
     assert len(runs) == 1
-    run = runs[0]
+    return client, runs[0]
+
+
+def test_baseline_outputs_and_mlflow(trained):
+    generator = TorchModelDataset(
+        filepath=str(trained / "models/baseline/generator.safetensors")
+    ).load()
+    assert isinstance(generator, MLPGenerator)
+    assert generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+    history = pd.read_csv(trained / "data/08_reporting/baseline/training_history.csv")
+    assert list(history["step"]) == [5, 10, 15, 20]
+    metrics = json.loads((trained / "data/08_reporting/baseline/training_metrics.json").read_text())
+    assert metrics["iterations"] == 20 and "final_d_loss" in metrics
+    for name in ("baseline_samples.png", "baseline_loss_curves.png"):
+        assert (trained / "data/08_reporting/baseline/figures" / name).stat().st_size > 1000
+        assert (trained / "reports/figures/baseline" / name).is_file()
+
+    client, run = _run(trained, "train_gan")
     assert run.data.params["baseline.training.batch_size"] == "16"
-    assert {"d_loss", "g_loss", "d_acc_real", "d_acc_fake", "wall_time_s"} <= set(run.data.metrics)
-    assert len(client.get_metric_history(run.info.run_id, "d_loss")) == 4
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert "figures/baseline_samples.png" in artifacts
-    samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
-    assert samples == {"samples/iteration_000010.png", "samples/iteration_000020.png"}
+    assert {
+        "baseline/d_loss",
+        "baseline/g_loss",
+        "baseline/d_acc_real",
+        "baseline/d_acc_fake",
+    } <= set(run.data.metrics)
+    assert len(client.get_metric_history(run.info.run_id, "baseline/d_loss")) == 4
+    assert "figures/baseline_samples.png" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "figures")
+    }
+    samples = {a.path for a in client.list_artifacts(run.info.run_id, "baseline/samples")}
+    assert samples == {
+        "baseline/samples/iteration_000010.png",
+        "baseline/samples/iteration_000020.png",
+    }
+
+
+def test_conditional_outputs_and_mlflow(trained):
+    generator = TorchModelDataset(
+        filepath=str(trained / "models/conditional/generator.safetensors")
+    ).load()
+    embedder = TorchModelDataset(
+        filepath=str(trained / "models/conditional/embedder.safetensors")
+    ).load()
+    assert isinstance(generator, ConditionalGenerator) and isinstance(embedder, ImageEmbedder)
+    assert generator.config.text_encoder == "bundled" and generator.config.text_dim == 384
+    captions = pd.read_parquet(trained / "data/04_feature/fashion_mnist_captions.parquet")
+    assert (
+        set(captions["split"]) == {"train", "validation", "test"}
+        and captions["caption"].str.len().min() > 0
+    )
+    composed = pd.read_parquet(trained / "data/04_feature/composed_queries.parquet")
+    assert len(composed) == (captions["split"] == "train").sum()
+    history = pd.read_csv(trained / "data/08_reporting/conditional/training_history.csv")
+    assert {"d_loss", "g_adv_loss", "g_triplet_loss", "e_loss"} <= set(history.columns)
+    assert (trained / "reports/figures/conditional/conditional_samples.png").stat().st_size > 1000
+    client, run = _run(trained, "train_gan")
+    assert {"conditional/d_loss", "conditional/g_triplet_loss"} <= set(run.data.metrics)
+    assert run.data.params["conditional.training.loss"] == "hinge"
+    epochs = {a.path for a in client.list_artifacts(run.info.run_id, "conditional/samples")}
+    assert epochs == {"conditional/samples/epoch_001.png", "conditional/samples/epoch_002.png"}

@@ -6,6 +6,7 @@ run resumes); these nodes only pick inputs and shape outputs for the catalog.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
@@ -13,9 +14,17 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from fashiongan.models.conditional_gan import (
+    ConditionalDiscriminator,
+    ConditionalGenerator,
+    ImageEmbedder,
+)
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from fashiongan.plotting import image_grid, loss_curves
+from fashiongan.text.captions import modification_text
+from fashiongan.text.features import caption_dataset
 from fashiongan.training.baseline import train_mlp_gan
+from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.tracking import log_metrics
 
 
@@ -35,10 +44,18 @@ def train_baseline_gan(
     started = time.perf_counter()
     generator, discriminator, history = train_mlp_gan(model_input["train_images"], training)
     frame = pd.DataFrame(history)
-    return generator, discriminator, frame, summarise_training(frame, time.perf_counter() - started)
+    wall_time = time.perf_counter() - started
+    return (
+        generator,
+        discriminator,
+        frame,
+        summarise_training(frame, wall_time, training.get("mlflow_prefix", "")),
+    )
 
 
-def summarise_training(history: pd.DataFrame, wall_time_s: float) -> dict[str, float]:
+def summarise_training(
+    history: pd.DataFrame, wall_time_s: float, prefix: str = ""
+) -> dict[str, float]:
     """Final-window metrics and this invocation's wall time as a flat dict (also logged to MLflow).
 
     A resumed run's wall time counts only the part after the resume.
@@ -46,7 +63,7 @@ def summarise_training(history: pd.DataFrame, wall_time_s: float) -> dict[str, f
     last = history.iloc[-1]
     summary = {f"final_{k}": float(v) for k, v in last.items() if k != "step"}
     summary["wall_time_s"] = round(wall_time_s, 2)
-    log_metrics(summary, step=int(last["step"]))
+    log_metrics({prefix + k: v for k, v in summary.items()}, step=int(last["step"]))
     summary["iterations"] = int(last["step"])
     return summary
 
@@ -65,6 +82,147 @@ def plot_training(
     plots = {
         f"{figures['prefix']}_samples.png": image_grid(
             samples, ncols=figures["ncols"], title=figures["title"]
+        ),
+        f"{figures['prefix']}_loss_curves.png": loss_curves(history, title=figures["title"]),
+    }
+    return plots, plots
+
+
+def describe_items(
+    model_input: dict[str, torch.Tensor], attributes: dict[str, Any], seed: int
+) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
+    """Tone / fit / pattern of every item and a shopper-style caption for it (all splits).
+
+    Returns:
+        Attribute tensors with the per-class cut points fitted on the training split, and the
+        caption table (``split, index, label, tone, fit, pattern, caption``).
+    """
+    described = caption_dataset(model_input, attributes, seed)
+    return described["attributes"], described["captions"]
+
+
+def pair_composed_queries(captions: pd.DataFrame, composed: dict[str, Any]) -> pd.DataFrame:
+    """A reference item and a modification text for every training item (the target).
+
+    Half the references (``same_class_prob``) share the target's class, so the texts cover both
+    "the same but darker" and "as a dress instead".
+
+    Returns:
+        One row per training item: ``index``, ``reference_index``, ``modification``.
+    """
+    train = (
+        captions[captions["split"] == "train"]
+        .drop_duplicates("index")
+        .set_index("index")
+        .sort_index()
+    )
+    rng = random.Random(composed["seed"])
+    by_label = train.groupby("label").groups
+    positions = train.index.to_list()
+    rows = []
+    for index, item in train.iterrows():
+        pool = by_label[item["label"]] if rng.random() < composed["same_class_prob"] else positions
+        reference = int(rng.choice(pool))
+        if reference == index:
+            reference = int(rng.choice(positions))
+        ref_item = train.loc[reference]
+        attrs = ("label", "tone", "fit", "pattern")
+        text = modification_text(
+            {a: int(ref_item[a]) for a in attrs}, {a: int(item[a]) for a in attrs}, rng
+        )
+        rows.append((int(index), reference, text))
+    return pd.DataFrame(rows, columns=["index", "reference_index", "modification"])
+
+
+def encode_conditioning(
+    captions: pd.DataFrame,
+    composed: pd.DataFrame,
+    sample_captions: list[str],
+    encoder: dict[str, Any],
+) -> dict[str, torch.Tensor]:
+    """Run BERT once per distinct text: captions, modification texts and the sample-grid captions.
+
+    Returns:
+        ``text_embeddings`` (U, D) and per training item ``caption_index``, ``reference_index``,
+        ``modification_index`` (N,), plus ``sample_text`` (R, D) for the per-epoch grids.
+    """
+    from fashiongan.text.encoder import TextEncoder
+
+    train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
+    composed = composed.sort_values("index")
+    if not (train["index"].to_numpy() == composed["index"].to_numpy()).all():
+        raise ValueError("captions and composed queries disagree on the training items")
+    texts = train["caption"].tolist() + composed["modification"].tolist() + list(sample_captions)
+    settings = {k: v for k, v in encoder.items() if k != "batch_size"}
+    _, embeddings, index = TextEncoder(**settings).encode_unique(
+        texts, batch_size=encoder.get("batch_size", 256)
+    )
+    n = len(train)
+    return {
+        "text_embeddings": embeddings,
+        "caption_index": index[:n],
+        "reference_index": torch.as_tensor(
+            composed["reference_index"].to_numpy(), dtype=torch.long
+        ),
+        "modification_index": index[n : 2 * n],
+        "sample_text": embeddings[index[2 * n :]],
+    }
+
+
+def train_conditional(
+    model_input: dict[str, torch.Tensor],
+    conditioning: dict[str, torch.Tensor],
+    training: dict[str, Any],
+    encoder: dict[str, Any],
+    sample_captions: list[str],
+) -> tuple[
+    ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder, pd.DataFrame, dict[str, float]
+]:
+    """Train the conditional GAN and its retrieval embedder on the training split.
+
+    The text encoder's identity is stored in the generator's config, so inference (CLI, search,
+    evaluation) encodes queries with the same BERT and pooling.
+    """
+    params = {
+        **training,
+        "model": {
+            **training["model"],
+            "text_encoder": encoder.get("model_name_or_path") or "bundled",
+            "text_pooling": encoder.get("pooling", "mean"),
+        },
+    }
+    started = time.perf_counter()
+    generator, discriminator, embedder, history = train_conditional_gan(
+        model_input["train_images"],
+        model_input["train_labels"],
+        conditioning,
+        params,
+        sample_captions,
+    )
+    frame = pd.DataFrame(history)
+    wall_time = time.perf_counter() - started
+    summary = summarise_training(frame, wall_time, training.get("mlflow_prefix", ""))
+    return generator, discriminator, embedder, frame, summary
+
+
+def plot_conditional(
+    generator: ConditionalGenerator,
+    history: pd.DataFrame,
+    conditioning: dict[str, torch.Tensor],
+    sample_captions: list[str],
+    figures: dict[str, Any],
+) -> tuple[dict[str, Figure], dict[str, Figure]]:
+    """One row per sample caption (same noise across rows) and the loss curves."""
+    cols = figures["ncols"]
+    noise = torch.randn(
+        cols, generator.config.noise_dim, generator=torch.Generator().manual_seed(figures["seed"])
+    )
+    text = conditioning["sample_text"]
+    with torch.no_grad():
+        samples = generator.eval()(noise.repeat(len(text), 1), text.repeat_interleave(cols, 0))
+    plots = {
+        f"{figures['prefix']}_samples.png": image_grid(
+            samples, ncols=cols, row_labels=sample_captions, title=figures["title"]
         ),
         f"{figures['prefix']}_loss_curves.png": loss_curves(history, title=figures["title"]),
     }

@@ -1,0 +1,86 @@
+"""Reading user-supplied images safely: any file a shopper uploads or a CLI user names."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+#: Refuse files larger than this before decoding (bytes) and images with more pixels than this.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 40_000_000
+
+
+class ImageInputError(ValueError):
+    """The input is not a usable image; the message says why, in one line."""
+
+
+def open_image(source: str | Path | bytes | Image.Image) -> Image.Image:
+    """Open and fully decode an image, refusing non-images, huge files and decompression bombs."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageInputError(f"{path}: no such file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ImageInputError(f"{path.name}: file is over {MAX_FILE_BYTES // 2**20} MB")
+        data = path.read_bytes()
+        name = path.name
+    else:
+        data, name = source, "upload"
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageInputError(f"{name}: file is over {MAX_FILE_BYTES // 2**20} MB")
+    if not data:
+        raise ImageInputError(f"{name}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageInputError(f"{name}: {image.width}×{image.height} pixels is too large")
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageInputError(f"{name}: refused as a decompression bomb ({err})") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, ImageInputError):
+            raise
+        raise ImageInputError(f"{name}: not a readable image ({type(err).__name__})") from err
+    return image
+
+
+def to_model_input(image: Image.Image, image_size: int, channels: int) -> torch.Tensor:
+    """Convert any mode (RGBA, 16-bit, CMYK, palette…) to L or RGB, resize, scale to [-1, 1].
+
+    Transparent areas become black, the Fashion-MNIST background.
+
+    Returns:
+        (1, channels, image_size, image_size) float32.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit greyscale: rescale to 8 bits
+        array = np.asarray(image, dtype=np.float64)
+        span = float(array.max() - array.min()) or 1.0
+        image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    image = image.convert("L" if channels == 1 else "RGB")
+    image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32)
+    if channels == 1:
+        array = array[None]
+    else:
+        array = array.transpose(2, 0, 1)
+    return torch.from_numpy(array / 127.5 - 1.0).unsqueeze(0)
+
+
+def load_image(
+    source: str | Path | bytes | Image.Image, image_size: int, channels: int
+) -> torch.Tensor:
+    """:func:`open_image` then :func:`to_model_input`."""
+    return to_model_input(open_image(source), image_size, channels)

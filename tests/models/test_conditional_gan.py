@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from fashiongan.models.conditional_gan import (
+    ConditionalDiscriminator,
+    ConditionalGANConfig,
+    ConditionalGenerator,
+    EmbeddingConfig,
+    ImageEmbedder,
+)
+
+SMALL = dict(
+    g_channels=8,
+    d_channels=8,
+    text_channels=4,
+    noise_channels=4,
+    embed_dim=16,
+    text_dim=12,
+    noise_dim=6,
+)
+
+
+@pytest.mark.parametrize("size,channels,stages", [(28, 1, 2), (64, 3, 3)])
+def test_shapes_text_only_and_image_plus_text(size, channels, stages):
+    config = ConditionalGANConfig(image_size=size, channels=channels, stages=stages, **SMALL)
+    generator, discriminator = ConditionalGenerator(config), ConditionalDiscriminator(config)
+    z, text = torch.randn(3, 6), torch.randn(3, 12)
+    reference = torch.rand(3, channels, size, size) * 2 - 1
+    for images in (
+        generator(z, text),
+        generator(z, text, reference),
+        generator(z, text, reference, torch.tensor([True, False, True])),
+    ):
+        assert images.shape == (3, channels, size, size)
+        assert images.abs().max() <= 1
+    assert discriminator(images, text).shape == (3,)
+
+
+def test_no_image_flag_uses_the_learned_placeholder():
+    torch.manual_seed(0)
+    generator = ConditionalGenerator(ConditionalGANConfig(**SMALL)).eval()
+    z, text = torch.randn(2, 6), torch.randn(2, 12)
+    reference = torch.rand(2, 1, 28, 28)
+    text_only = generator(z, text)
+    masked = generator(z, text, reference, torch.tensor([False, True]))
+    assert torch.allclose(masked[0], text_only[0], atol=1e-6)
+    assert not torch.allclose(masked[1], text_only[1])
+
+
+def test_changing_the_caption_changes_the_output():
+    torch.manual_seed(0)
+    generator = ConditionalGenerator(ConditionalGANConfig(**SMALL)).eval()
+    z = torch.randn(1, 6)
+    assert not torch.allclose(generator(z, torch.randn(1, 12)), generator(z, torch.randn(1, 12)))
+
+
+def test_discriminator_depends_on_the_caption():
+    torch.manual_seed(0)
+    discriminator = ConditionalDiscriminator(ConditionalGANConfig(**SMALL)).eval()
+    image = torch.rand(1, 1, 28, 28)
+    assert discriminator(image, torch.randn(1, 12)) != discriminator(image, torch.randn(1, 12))
+
+
+def test_image_size_must_fit_stages():
+    with pytest.raises(ValueError, match="divisible"):
+        ConditionalGANConfig(image_size=30, stages=2)
+
+
+def test_embedder_outputs_unit_vectors():
+    embedder = ImageEmbedder(EmbeddingConfig(width=4, dim=8))
+    vectors = embedder(torch.rand(5, 1, 28, 28))
+    assert vectors.shape == (5, 8)
+    assert torch.allclose(vectors.norm(dim=1), torch.ones(5), atol=1e-5)

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from fashiongan.training.losses import (
+    LOSSES,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    triplet_loss,
+)
+
+
+@pytest.mark.parametrize("kind", LOSSES)
+def test_each_loss_gives_finite_gradients(kind):
+    scores = torch.randn(3, 8, requires_grad=True)
+    real, fake, mismatch = scores
+    loss = discriminator_loss(kind, real, fake, mismatch) + generator_loss(kind, fake)
+    loss.backward()
+    assert (
+        torch.isfinite(loss) and torch.isfinite(scores.grad).all() and scores.grad.abs().sum() > 0
+    )
+
+
+def test_bce_one_sided_smoothing_targets_real_label():
+    real = torch.full((4,), 2.0)
+    smooth = discriminator_loss("bce", real, torch.zeros(4), torch.zeros(4), real_label=0.9)
+    hard = discriminator_loss("bce", real, torch.zeros(4), torch.zeros(4), real_label=1.0)
+    # With a confident real score, smoothing makes the loss larger (it penalises over-confidence).
+    assert smooth > hard
+
+
+def test_hinge_is_zero_when_margins_are_met():
+    assert (
+        discriminator_loss(
+            "hinge", torch.full((4,), 1.5), torch.full((4,), -2.0), torch.full((4,), -1.0)
+        )
+        == 0
+    )
+
+
+def test_unknown_loss_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown loss 'lsgan'"):
+        discriminator_loss("lsgan", torch.zeros(1), torch.zeros(1), torch.zeros(1))
+
+
+def test_gradient_penalty_by_hand():
+    """A linear critic f(x) = w·x has gradient w everywhere: GP = (‖w‖ − 1)²."""
+    w = torch.tensor([3.0, 4.0])  # ‖w‖ = 5 → penalty 16
+    critic = lambda x: x @ w  # noqa: E731
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    penalty = gradient_penalty(critic, real, fake, torch.rand(6))
+    assert penalty.item() == pytest.approx(16.0)
+    unit = torch.tensor([0.6, 0.8])
+    assert gradient_penalty(lambda x: x @ unit, real, fake, torch.rand(6)).item() == pytest.approx(
+        0.0, abs=1e-10
+    )
+
+
+def test_triplet_loss_by_hand():
+    anchor = torch.tensor([[1.0, 0.0]])
+    positive = torch.tensor([[1.0, 0.0]])
+    near_negative = torch.tensor([[0.9, 0.1]])
+    far_negative = torch.tensor([[-1.0, 0.0]])
+    assert triplet_loss(anchor, positive, far_negative, margin=0.2).item() == 0
+    assert triplet_loss(anchor, positive, near_negative, margin=0.2).item() > 0
