@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 
-.PHONY: install data train test lint viz viz-build mlflow-ui benchmark clean
+.PHONY: install data train test lint viz viz-build mlflow-ui benchmark repro clean
 
 install: $(STAMP)
 
@@ -30,8 +30,13 @@ $(STAMP): pyproject.toml
 data: install
 	$(BIN)/kedro run --pipelines=data_processing
 
+# One MLflow run per model: the baseline, then the conditional GAN.
 train: install
-	$(BIN)/kedro run --pipelines=train_gan
+	$(BIN)/kedro run --pipelines=train_gan --namespaces=baseline
+	$(BIN)/kedro run --pipelines=train_gan --namespaces=conditional
+
+repro: install
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 test: install
 	$(BIN)/python -m pytest

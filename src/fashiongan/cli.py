@@ -1,77 +1,79 @@
-"""The ``fashiongan`` console command: sample images from trained generators.
+"""The ``fashiongan`` console command (also merged into ``kedro`` as project commands).
 
 Errors a user can fix (no model yet, an unreadable image, empty text) print one line and exit 2.
+Kedro imports this module's ``cli`` group to extend its own CLI, so it must stay a click group.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
+import click
 import numpy as np
 
 DEFAULT_BASELINE = Path("models/baseline/generator.safetensors")
 DEFAULT_CONDITIONAL = Path("models/conditional/generator.safetensors")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fashiongan", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="sample images to a PNG grid or an .npz")
-    gen.add_argument(
-        "--model",
-        type=Path,
-        help="generator .safetensors (default: conditional if --text, else baseline)",
-    )
-    gen.add_argument("--text", help='what to draw, e.g. "a dark ankle boot" (conditional models)')
-    gen.add_argument("--image", type=Path, help="reference image for a composed query")
-    gen.add_argument("--n", type=int, default=16, help="number of images")
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--out", type=Path, required=True, help="grid.png or images.npz")
-    return parser
+class UserError(click.ClickException):
+    """A one-line error with exit code 2 (bad input, missing model)."""
+
+    exit_code = 2
 
 
-def _generate(args: argparse.Namespace) -> None:
-    from fashiongan.generation import generate, load_generator
-    from fashiongan.images import load_image
+@click.group(name="fashiongan", help="FashionGAN: generate fashion items from text and images.")
+def cli() -> None:
+    """Command group."""
+
+
+@cli.command()
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    help="Generator .safetensors (default: conditional if --text, else baseline).",
+)
+@click.option("--text", help='What to draw, e.g. "a dark ankle boot" (conditional models).')
+@click.option(
+    "--image", type=click.Path(path_type=Path), help="Reference image for a composed query."
+)
+@click.option("--n", "n", type=int, default=16, show_default=True, help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="grid.png or images.npz"
+)
+def generate(
+    model: Path | None, text: str | None, image: Path | None, n: int, seed: int, out: Path
+) -> None:
+    """Sample images from a trained generator into a PNG grid or an .npz (uint8 `images`, `captions`)."""
+    from fashiongan.generation import GenerationError, load_generator
+    from fashiongan.generation import generate as sample
+    from fashiongan.images import ImageInputError, load_image
     from fashiongan.plotting import image_grid, to_uint8
 
-    if args.out.suffix not in (".png", ".npz"):
-        raise ValueError(f"--out must end in .png or .npz, got {args.out.name}")
-    model_path = args.model or (
-        DEFAULT_CONDITIONAL if args.text is not None or args.image else DEFAULT_BASELINE
-    )
-    generator = load_generator(model_path)
-    reference = None
-    if args.image is not None:
-        config = generator.config
-        reference = load_image(args.image, config.image_size, config.channels)
-    images = generate(generator, args.n, args.seed, args.text, reference)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.suffix == ".npz":
-        pixels = to_uint8(images).numpy()
-        pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-        np.savez_compressed(args.out, images=pixels, captions=np.array([args.text or ""] * args.n))
-    else:
-        title = f"{model_path.parent.name}: {args.text}" if args.text else model_path.parent.name
-        image_grid(images, ncols=min(8, args.n), title=title).savefig(args.out, dpi=110)
-    print(f"wrote {args.n} images to {args.out}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from fashiongan.generation import GenerationError
-    from fashiongan.images import ImageInputError
-
     try:
-        if args.command == "generate":
-            _generate(args)
-    except (GenerationError, ImageInputError, ValueError, OSError) as err:
-        print(f"fashiongan: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        if out.suffix not in (".png", ".npz"):
+            raise GenerationError(f"--out must end in .png or .npz, got {out.name}")
+        model_path = model or (
+            DEFAULT_CONDITIONAL if text is not None or image else DEFAULT_BASELINE
+        )
+        generator = load_generator(model_path)
+        reference = None
+        if image is not None:
+            reference = load_image(image, generator.config.image_size, generator.config.channels)
+        images = sample(generator, n, seed, text, reference)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npz":
+            pixels = to_uint8(images).numpy()
+            pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+            np.savez_compressed(out, images=pixels, captions=np.array([text or ""] * n))
+        else:
+            title = f"{model_path.parent.name}: {text}" if text else model_path.parent.name
+            image_grid(images, ncols=min(8, n), title=title).savefig(out, dpi=110)
+    except (GenerationError, ImageInputError, OSError) as err:
+        raise UserError(str(err)) from err
+    click.echo(f"wrote {n} images to {out}")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="fashiongan")

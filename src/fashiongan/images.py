@@ -72,10 +72,7 @@ def to_model_input(image: Image.Image, image_size: int, channels: int) -> torch.
     image = image.convert("L" if channels == 1 else "RGB")
     image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.float32)
-    if channels == 1:
-        array = array[None]
-    else:
-        array = array.transpose(2, 0, 1)
+    array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     return torch.from_numpy(array / 127.5 - 1.0).unsqueeze(0)
 
 

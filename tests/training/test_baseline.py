@@ -88,7 +88,7 @@ def test_resume_matches_uninterrupted_run(images, tmp_path):
 def test_corrupt_latest_checkpoint_falls_back_to_previous(images, tmp_path, caplog):
     checkpoints = tmp_path / "ckpt"
     train_mlp_gan(images, dict(PARAMS, iterations=8, checkpoint_dir=str(checkpoints)))
-    latest = sorted(checkpoints.glob("ckpt-*.safetensors"))[-1]
+    latest = sorted(checkpoints.glob("*/ckpt-*.safetensors"))[-1]
     latest.write_bytes(latest.read_bytes()[:50])
     uninterrupted, _, history = train_mlp_gan(images, PARAMS)
     resumed, _, resumed_history = train_mlp_gan(
@@ -98,22 +98,40 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(images, tmp_path, capl
     assert resumed_history == history
 
 
-def test_checkpoint_of_other_parameters_is_refused(images, tmp_path):
+def test_changed_parameters_start_afresh(images, tmp_path):
     checkpoints = tmp_path / "ckpt"
     train_mlp_gan(images, dict(PARAMS, iterations=4, checkpoint_dir=str(checkpoints)))
+    _, _, fresh = train_mlp_gan(images, dict(PARAMS, d_lr=1e-3, iterations=4))
+    _, _, history = train_mlp_gan(
+        images, dict(PARAMS, d_lr=1e-3, iterations=4, checkpoint_dir=str(checkpoints))
+    )
+    assert history == fresh
+    assert len(list(checkpoints.iterdir())) == 2, "one checkpoint folder per parameter set"
+
+
+def test_checkpoint_with_foreign_fingerprint_is_refused(images, tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    train_mlp_gan(images, dict(PARAMS, iterations=4, checkpoint_dir=str(checkpoints)))
+    (folder,) = checkpoints.iterdir()
+    folder.rename(checkpoints / "0123456789abcdef")  # as if copied under another run's name
+    state_dir = checkpoints / "0123456789abcdef"
+    from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+    from fashiongan.training.checkpoint import TrainingState, resume_latest
+
+    state = TrainingState({"G": MLPGenerator(MLPGANConfig())}, {}, torch.Generator())
     with pytest.raises(CheckpointError, match="different parameters"):
-        train_mlp_gan(images, dict(PARAMS, d_lr=1e-3, checkpoint_dir=str(checkpoints)))
+        resume_latest(state_dir, state, "0123456789abcdef")
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(images, tmp_path):
     checkpoints = tmp_path / "ckpt"
     train_mlp_gan(images, dict(PARAMS, iterations=4, checkpoint_dir=str(checkpoints)))
-    before = sorted(p.name for p in checkpoints.iterdir())
+    before = sorted(p.name for p in checkpoints.rglob("*"))
     poisoned = images.clone()
     poisoned[:] = float("nan")
     with pytest.raises(NonFiniteLossError, match="d_loss became nan at step 4"):
         train_mlp_gan(poisoned, dict(PARAMS, checkpoint_dir=str(checkpoints)))
-    assert sorted(p.name for p in checkpoints.iterdir()) == before
+    assert sorted(p.name for p in checkpoints.rglob("*")) == before
 
 
 def test_resume_mid_log_window_is_exact(images, tmp_path, monkeypatch):

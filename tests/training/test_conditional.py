@@ -79,7 +79,10 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypa
     with pytest.raises(Killed):
         train_conditional_gan(*data, dict(PARAMS, checkpoint_dir=checkpoints))
     monkeypatch.undo()
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir())[-1] == "ckpt-000000008.safetensors"
+    assert (
+        sorted(p.name for p in (tmp_path / "ckpt").rglob("ckpt-*"))[-1]
+        == "ckpt-000000008.safetensors"
+    )
     g_resumed, _, e_resumed, resumed_history = train_conditional_gan(
         *data, dict(PARAMS, checkpoint_dir=checkpoints)
     )

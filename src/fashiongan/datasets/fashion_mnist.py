@@ -65,9 +65,12 @@ def read_verified(path: Path, expected_sha256: str) -> bytes:
 
 
 def _download(url: str, target: Path, timeout: float) -> None:
-    with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
-        with tmp.open("wb") as out:
-            shutil.copyfileobj(response, out)
+    with (
+        urllib.request.urlopen(url, timeout=timeout) as response,
+        atomic_path(target) as tmp,
+        tmp.open("wb") as out,
+    ):
+        shutil.copyfileobj(response, out)
 
 
 def fetch_official(folder: Path, names: list[str], base_url: str, timeout: float) -> None:

@@ -69,7 +69,7 @@ class ConditionalGenerator(nn.Module):
         self.config = c = config
         widths = [c.g_channels * 2**i for i in range(c.stages)]  # e.g. [64, 128]
         self.image_encoder = nn.Sequential(
-            *[_down(cin, cout) for cin, cout in zip([c.channels, *widths], widths)]
+            *[_down(cin, cout) for cin, cout in zip([c.channels, *widths], widths, strict=False)]
         )
         self.no_image = nn.Parameter(
             torch.zeros(1, c.bottom_channels, c.bottom_size, c.bottom_size)
@@ -85,7 +85,9 @@ class ConditionalGenerator(nn.Module):
             nn.BatchNorm2d(c.bottom_channels),
             nn.ReLU(True),
         )
-        ups = [_up(cin, cout) for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:])]
+        ups = [
+            _up(cin, cout) for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:], strict=False)
+        ]
         self.decoder = nn.Sequential(
             *ups, nn.ConvTranspose2d(widths[0], c.channels, 4, 2, 1), nn.Tanh()
         )
@@ -126,7 +128,7 @@ class ConditionalDiscriminator(nn.Module):
         norm = nn.utils.spectral_norm if c.spectral_norm else (lambda m: m)
         widths = [c.d_channels * 2**i for i in range(c.stages)]
         layers: list[nn.Module] = []
-        for cin, cout in zip([c.channels, *widths], widths):
+        for cin, cout in zip([c.channels, *widths], widths, strict=False):
             layers += [norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.embed = nn.Sequential(

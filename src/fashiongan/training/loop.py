@@ -47,8 +47,10 @@ def fit(
         raise ValueError(
             f"log_every ({log_every}) and checkpoint_every ({checkpoint_every}) must be ≥ 1"
         )
+    # One sub-folder per parameter set: changed parameters start afresh, the same ones resume.
+    checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir) / fingerprint
     if checkpoint_dir is not None and resume:
-        resume_latest(Path(checkpoint_dir), state, fingerprint)
+        resume_latest(checkpoint_dir, state, fingerprint)
     window = state.window
     bar = tqdm(
         total=total_steps, initial=state.step, desc=description, disable=not is_main_process()
@@ -71,5 +73,5 @@ def fit(
                 after_step(state.step)
             at_checkpoint = state.step % checkpoint_every == 0 or state.step == total_steps
             if checkpoint_dir is not None and at_checkpoint and is_main_process():
-                save_checkpoint(Path(checkpoint_dir), state, fingerprint)
+                save_checkpoint(checkpoint_dir, state, fingerprint)
     return state
