@@ -1,0 +1,54 @@
+import json
+
+import mlflow
+import pandas as pd
+
+from fashiongan.datasets import TorchModelDataset
+from fashiongan.models.classifier import ProductClassifier
+from tests.conftest import run_pipeline
+
+
+def test_classifier_end_to_end_with_mlflow(tiny_classifier):
+    project = tiny_classifier
+    run_pipeline(project, ["data_processing"])
+    run_pipeline(project, ["classifier"])
+
+    titles = pd.read_csv(project / "data/04_feature/classifier/product_titles.csv")
+    assert titles.groupby("split").size().to_dict() == {"test": 50, "train": 180, "validation": 20}
+    assert set(titles["noise_kind"]) <= {"clean", "shared", "dropped", "misleading"}
+    vocabulary = json.loads((project / "data/04_feature/classifier/vocabulary.json").read_text())
+    assert vocabulary["<pad>"] == 0 and vocabulary["<unk>"] == 1
+
+    for modality in ("multimodal", "image", "text"):
+        model = TorchModelDataset(filepath=f"models/classifier/{modality}.safetensors").load()
+        assert isinstance(model, ProductClassifier) and model.config.modality == modality
+        assert model.config.vocab_size == len(vocabulary)
+        history = pd.read_csv(project / f"data/08_reporting/classifier/{modality}_history.csv")
+        assert list(history["epoch"]) == [1, 2]
+
+    metrics = json.loads((project / "data/08_reporting/classifier/metrics.json").read_text())
+    assert set(metrics["models"]) == {"multimodal", "image", "text"}
+    for scores in metrics["models"].values():
+        for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
+            assert 0 <= scores[key] <= 1
+        assert sum(map(sum, scores["confusion"])) == 50
+    assert isinstance(metrics["fusion_beats_both"], bool)
+
+    report = (project / "reports/classifier_comparison.md").read_text()
+    assert "| Multimodal (image + title) |" in report and "| Title only |" in report
+    assert ("Fusion beats both" in report) == metrics["fusion_beats_both"]
+    assert "## Title noise model" in report
+    for name in ("classifier_confusion.png", "classifier_training_curves.png"):
+        assert (project / "reports/figures/classifier" / name).stat().st_size > 1000
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("fashiongan").experiment_id],
+        filter_string="tags.mlflow.runName = 'classifier'",
+    )
+    assert run.data.params["classifier.titles.noise.misleading"] == "0.15"
+    assert {"test/multimodal/macro_f1", "test/text/accuracy"} <= set(run.data.metrics)
+    history = client.get_metric_history(run.info.run_id, "classifier_image/val_accuracy")
+    assert len(history) == 2
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert "figures/classifier_confusion.png" in artifacts
