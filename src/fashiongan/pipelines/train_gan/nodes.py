@@ -105,32 +105,41 @@ def pair_composed_queries(captions: pd.DataFrame, composed: dict[str, Any]) -> p
     """A reference item and a modification text for every training item (the target).
 
     Half the references (``same_class_prob``) share the target's class, so the texts cover both
-    "the same but darker" and "as a dress instead".
+    "the same but darker" and "as a dress instead". A modification text depends only on what
+    changes, so each change gets ``variants`` phrasings: BERT then encodes a few thousand texts
+    instead of one per item.
 
     Returns:
         One row per training item: ``index``, ``reference_index``, ``modification``.
     """
-    train = (
-        captions[captions["split"] == "train"]
-        .drop_duplicates("index")
-        .set_index("index")
-        .sort_index()
-    )
+    train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
+    attrs = ("label", "tone", "fit", "pattern")
+    values = train[list(attrs)].to_numpy()
+    positions = train["index"].to_numpy()
     rng = random.Random(composed["seed"])
-    by_label = train.groupby("label").groups
-    positions = train.index.to_list()
+    by_label = {label: positions[values[:, 0] == label] for label in set(values[:, 0].tolist())}
+    phrasings: dict[tuple, str] = {}
     rows = []
-    for index, item in train.iterrows():
-        pool = by_label[item["label"]] if rng.random() < composed["same_class_prob"] else positions
-        reference = int(rng.choice(pool))
+    for row, (index, item) in enumerate(zip(positions, values, strict=True)):
+        pool = by_label[item[0]] if rng.random() < composed["same_class_prob"] else positions
+        reference = int(pool[rng.randrange(len(pool))])
         if reference == index:
-            reference = int(rng.choice(positions))
-        ref_item = train.loc[reference]
-        attrs = ("label", "tone", "fit", "pattern")
-        text = modification_text(
-            {a: int(ref_item[a]) for a in attrs}, {a: int(item[a]) for a in attrs}, rng
+            reference = int(positions[(row + 1) % len(positions)])
+        ref_item = values[reference]
+        change = (
+            int(item[1] - ref_item[1]),
+            int(item[2] - ref_item[2]),
+            int(item[3]) if item[3] != ref_item[3] else None,
+            int(item[0]) if item[0] != ref_item[0] else None,
+            rng.randrange(composed["variants"]),
         )
-        rows.append((int(index), reference, text))
+        if change not in phrasings:
+            phrasings[change] = modification_text(
+                dict(zip(attrs, map(int, ref_item), strict=True)),
+                dict(zip(attrs, map(int, item), strict=True)),
+                random.Random(f"{composed['seed']}-{change}"),
+            )
+        rows.append((int(index), reference, phrasings[change]))
     return pd.DataFrame(rows, columns=["index", "reference_index", "modification"])
 
 

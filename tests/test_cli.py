@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from fashiongan.cli import cli
+from fashiongan.datasets.safetensors import save_module
+from fashiongan.models.conditional_gan import ConditionalGANConfig, ConditionalGenerator
+from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> dict[str, Path]:
+    torch.manual_seed(0)
+    baseline = tmp_path / "baseline.safetensors"
+    save_module(MLPGenerator(MLPGANConfig(generator_hidden=(8, 8, 8))), baseline)
+    conditional = tmp_path / "conditional.safetensors"
+    config = ConditionalGANConfig(g_channels=4, text_channels=2, noise_channels=2, noise_dim=4)
+    save_module(ConditionalGenerator(config), conditional)
+    return {"baseline": baseline, "conditional": conditional}
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, ["generate", *args])
+
+
+def test_generate_png_grid(models, tmp_path):
+    out = tmp_path / "grid.png"
+    result = invoke("--model", str(models["baseline"]), "--n", "6", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size[0] > 100
+
+
+def test_generate_npz_uint8(models, tmp_path):
+    out = tmp_path / "samples.npz"
+    assert invoke("--model", str(models["baseline"]), "--n", "5", "--out", str(out)).exit_code == 0
+    data = np.load(out)
+    assert data["images"].shape == (5, 28, 28) and data["images"].dtype == np.uint8
+
+
+def test_generate_conditional_with_text_and_image(models, tmp_path):
+    reference = tmp_path / "ref.png"
+    Image.new("RGBA", (40, 50), (200, 10, 10, 128)).save(reference)
+    out = tmp_path / "boots.npz"
+    result = invoke(
+        "--model",
+        str(models["conditional"]),
+        "--text",
+        "a dark ankle boot",
+        "--image",
+        str(reference),
+        "--n",
+        "3",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    data = np.load(out)
+    assert data["images"].shape == (3, 28, 28)
+    assert list(data["captions"]) == ["a dark ankle boot"] * 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "missing.safetensors"], "no model at missing.safetensors"),
+        (["--model", "{conditional}", "--text", "  "], "non-empty --text"),
+        (
+            ["--model", "{conditional}", "--text", "a bag", "--image", "{not_image}"],
+            "not a readable image",
+        ),
+        (["--model", "{baseline}", "--text", "a bag"], "unconditional"),
+        (["--model", "{baseline}", "--out-ext", ".jpg"], "must end in .png or .npz"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(models, tmp_path, args, message):
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("this is not a picture")
+    out = tmp_path / "out.png"
+    if "--out-ext" in args:
+        args, out = args[:2], tmp_path / "out.jpg"
+    args = [a.format(not_image=not_image, **models) for a in args]
+    result = invoke(*args, "--out", str(out))
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
