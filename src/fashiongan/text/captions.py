@@ -192,8 +192,17 @@ def build_captions(
     seed: int,
     per_item: int = 1,
     drop_prob: float = 0.25,
+    phrasings_per_key: int | None = 16,
 ) -> list[str]:
     """Captions for a whole split.
+
+    Each caption first decides which attributes it mentions (each one dropped with
+    ``drop_prob``), which gives its meaning: the key (label, tone or None, fit or None, pattern
+    or None), at most 10 x 4 x 4 x 3 = 480 keys. It then takes one of ``phrasings_per_key``
+    wordings of that key, written once per key. This bounds the distinct captions, hence the
+    BERT work, by ``480 * phrasings_per_key`` (7,680 for 16) whatever the dataset size; with
+    a fresh wording per caption (``None``), 54,000 training captions are ~44,000 distinct
+    ones.
 
     Args:
         labels: (N,) classes.
@@ -201,28 +210,48 @@ def build_captions(
         seed: same seed → same captions.
         per_item: captions per item.
         drop_prob: chance that each attribute is left out of a caption (partial descriptions).
+        phrasings_per_key: wordings per meaning, or None for a fresh wording every caption.
 
     Returns:
         ``N * per_item`` captions, item-major (item 0's captions first).
     """
     if per_item < 1:
         raise ValueError(f"per_item must be >= 1, got {per_item}")
-    labels = [int(v) for v in labels]
+    if phrasings_per_key is not None and phrasings_per_key < 1:
+        raise ValueError(f"phrasings_per_key must be >= 1 or None, got {phrasings_per_key}")
+    if not 0.0 <= drop_prob <= 1.0:
+        raise ValueError(f"drop_prob must be in [0, 1], got {drop_prob}")
+    labels = [_check_label(v) for v in labels]
     columns = {}
     for name in ATTRIBUTES:
         if name not in attributes:
             raise KeyError(f"attributes lack '{name}' (expected keys {ATTRIBUTES})")
-        columns[name] = [int(v) for v in attributes[name]]
+        columns[name] = [_check_value(name, int(v)) for v in attributes[name]]
         if len(columns[name]) != len(labels):
             raise ValueError(f"{len(labels)} labels but {len(columns[name])} '{name}' values")
     rng = random.Random(seed)
-    return [
-        caption(label, tone, fit, pattern, rng, drop_prob=drop_prob)
-        for label, tone, fit, pattern in zip(
-            labels, columns["tone"], columns["fit"], columns["pattern"], strict=True
-        )
-        for _ in range(per_item)
-    ]
+    if phrasings_per_key is None:
+        return [
+            caption(label, tone, fit, pattern, rng, drop_prob=drop_prob)
+            for label, tone, fit, pattern in zip(
+                labels, columns["tone"], columns["fit"], columns["pattern"], strict=True
+            )
+            for _ in range(per_item)
+        ]
+
+    pools: dict[tuple[int, int | None, int | None, int | None], list[str]] = {}
+    out = []
+    for label, *values in zip(
+        labels, columns["tone"], columns["fit"], columns["pattern"], strict=True
+    ):
+        for _ in range(per_item):
+            key = (label, *(v if rng.random() >= drop_prob else None for v in values))
+            if key not in pools:
+                # A key's wordings depend on the seed and the key only, not on the data order.
+                key_rng = random.Random(f"{seed}:{key}")
+                pools[key] = [caption(*key, key_rng) for _ in range(phrasings_per_key)]
+            out.append(pools[key][rng.randrange(phrasings_per_key)])
+    return out
 
 
 def _join(parts: list[str]) -> str:
