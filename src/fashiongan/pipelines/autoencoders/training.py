@@ -76,7 +76,7 @@ def fit_epochs(
         for module in modules.values():
             module.train()
         indices = order["perm"][position * batch_size : (position + 1) * batch_size]
-        return {f"{name}/train_{k}": v for k, v in batch_step(indices).items()}
+        return {f"train_{k}": v for k, v in batch_step(indices).items()}
 
     total_steps = params["epochs"] * steps_per_epoch
 
@@ -88,8 +88,8 @@ def fit_epochs(
             for module in modules.values():
                 module.eval()
             with torch.no_grad():
-                scores = {f"{name}/val_{k}": float(v) for k, v in validate().items()}
-            log_metrics(scores, step=step)
+                scores = {f"val_{k}": float(v) for k, v in validate().items()}
+            log_metrics({f"{name}/{k}": v for k, v in scores.items()}, step=step)
             row.update(scores)
         row["epoch"] = step // steps_per_epoch
         row["elapsed_s"] = round(time.perf_counter() - started, 2)
@@ -105,14 +105,11 @@ def fit_epochs(
         resume=params.get("resume", True),
         after_step=end_of_epoch,
         description=name,
+        metric_prefix=f"{name}/",
     )
     for module in modules.values():
         module.eval()
-    prefix = f"{name}/"
-    return [
-        {k.removeprefix(prefix): v for k, v in row.items()}
-        for row in state.history  # column names without the model prefix
-    ]
+    return state.history
 
 
 @torch.no_grad()

@@ -126,9 +126,7 @@ def train_classifier(
     Returns:
         The model (CPU, eval mode) and its per-epoch history (train/val loss and accuracy).
     """
-    params = {**params, "modality": modality}  # part of the checkpoint fingerprint
-    if params.get("checkpoint_dir"):
-        params["checkpoint_dir"] = f"{params['checkpoint_dir']}/{modality}"
+    params = {**params, "modality": modality}  # fingerprinted: a checkpoint folder a modality
     rng = seed_everything(params["seed"])
     device = pick_device(params.get("device", "auto"))
     model_params = {k: tuple(v) if isinstance(v, list) else v for k, v in params["model"].items()}
