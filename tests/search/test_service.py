@@ -1,0 +1,167 @@
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fashiongan.search.service import SearchInputError
+
+
+def _png(mode: str = "L", size: int = 28, value: int = 128) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (size, size), value if mode in ("L", "I;16") else (value,) * len(mode)).save(
+        buffer, format="PNG" if mode != "CMYK" else "JPEG"
+    )
+    return buffer.getvalue()
+
+
+def test_text_query_detects_intent_generates_and_ranks(service):
+    result = service.search("black running trainers, please", k=5)
+    assert result.intent.label == 7 and result.intent.tone == 0
+    assert result.generator_text == "a dark sneaker"  # the intent, in the caption grammar
+    assert any("sneaker" in word for word in result.keywords)
+    assert result.images.shape == (2, 1, 28, 28)
+    assert [hit["rank"] for hit in result.hits] == [1, 2, 3, 4, 5]
+    scores = [hit["score"] for hit in result.hits]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 for s in scores)
+    assert {"id", "title", "category", "label", "row"} <= set(result.hits[0])
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["results"][0]["id"].startswith("item-")
+    assert set(payload["timings_ms"]) >= {"intent", "generate", "embed", "search", "total"}
+
+
+def test_same_query_same_seed_is_deterministic(service):
+    first = service.search("a light dress", seed=3)
+    second = service.search("a light dress", seed=3)
+    assert torch.equal(first.images, second.images)
+    assert first.hits == second.hits
+    assert not torch.equal(first.images, service.search("a light dress", seed=4).images)
+
+
+def test_unknown_words_go_to_the_generator_as_typed(service):
+    result = service.search("something nice for the weekend")
+    assert result.intent.label is None
+    assert result.generator_text == "something nice for the weekend"
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t "])
+def test_empty_query_is_one_clear_error(service, text):
+    with pytest.raises(SearchInputError, match="Type what you are looking for"):
+        service.search(text)
+
+
+def test_text_over_the_tokenizer_limit_is_truncated_and_said(service):
+    result = service.search("a dark ankle boot " + "with many details " * 60)
+    assert result.intent.label == 9
+    assert any("tokens long" in notice and "first 64" in notice for notice in result.notices)
+    over = service.search("x" * 5000)
+    assert any("2000 characters" in notice for notice in over.notices)
+
+
+def test_image_only_query_embeds_the_picture(service):
+    # An item's own picture must come back first: query by example.
+    pixels = service.catalog.thumbnails[7, 0].numpy()
+    result = service.search(image=Image.fromarray(pixels))
+    assert result.images is None and result.intent is None
+    assert result.hits[0]["row"] == 7 and result.hits[0]["score"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_composed_query_sends_the_typed_text_with_the_picture(service):
+    result = service.search("the same but darker", image=_png())
+    assert result.generator_text == "the same but darker" and result.had_image
+    assert result.images.shape[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (b"this is not an image", "not a readable image"),
+        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "not a readable image"),
+    ],
+    ids=["text", "empty", "truncated-png"],
+)
+def test_bad_uploads_are_refused_and_the_service_keeps_serving(service, image, message):
+    with pytest.raises(SearchInputError, match=message):
+        service.search("a bag", image=image)
+    assert service.search("a bag").hits  # still serving
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"), [("RGBA", "RGBA image was converted"), ("CMYK", "CMYK image")]
+)
+def test_unsupported_modes_are_converted(service, mode, said):
+    result = service.search(image=_png(mode))
+    assert result.hits and any(said in notice for notice in result.notices)
+
+
+def test_sixteen_bit_image_is_converted(service):
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(28 * 28, dtype=np.uint16).reshape(28, 28) * 80).save(
+        buffer, format="PNG"
+    )
+    result = service.search(image=buffer.getvalue())
+    assert result.hits and any("converted to L" in notice for notice in result.notices)
+
+
+def test_decompression_bomb_and_huge_image_are_refused(service, monkeypatch):
+    import fashiongan.images as images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 28×28 = 784 > 2×100: a "bomb"
+    with pytest.raises(SearchInputError, match="decompression bomb"):
+        service.search(image=_png())
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000_000)
+    monkeypatch.setattr(images, "MAX_PIXELS", 500)
+    with pytest.raises(SearchInputError, match="too large"):
+        service.search(image=_png())
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 10)
+    with pytest.raises(SearchInputError, match="over 0 MB"):
+        service.search(image=_png())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"k": 0}, "k must be between"),
+        ({"n_images": 99}, "n_images must be between"),
+        ({"model": "nope"}, "unknown model 'nope'"),
+    ],
+)
+def test_bad_options_are_one_line_errors(service, kwargs, message):
+    with pytest.raises(SearchInputError, match=message):
+        service.search("a coat", **kwargs)
+
+
+def test_unconditional_model_samples_and_says_so(service):
+    result = service.search("a coat", model="baseline")
+    assert result.images is not None and result.hits
+    assert any("unconditional" in notice for notice in result.notices)
+    both = service.compare("a coat", k=3)
+    assert list(both) == ["conditional", "baseline"] and all(
+        len(r.hits) == 3 for r in both.values()
+    )
+
+
+def test_generate_tab_needs_text_for_conditional_models(service):
+    images, _ = service.generate("a slim coat", n_images=3, seed=1)
+    assert images.shape == (3, 1, 28, 28) and images.abs().max() <= 1.0
+    with pytest.raises(SearchInputError, match="Type a caption"):
+        service.generate(None, _png())
+
+
+def test_service_refuses_an_index_of_another_catalog(model_paths):
+    from fashiongan.datasets.safetensors import load_module
+    from fashiongan.search.index import build_index
+    from fashiongan.search.service import Catalog, SearchService
+    from tests.search.conftest import tiny_items
+
+    table, pixels = tiny_items(10)
+    with pytest.raises(ValueError, match="rebuild the index"):
+        SearchService(
+            {"c": load_module(model_paths["generator"])},
+            load_module(model_paths["embedder"]),
+            build_index(np.eye(8, dtype=np.float32)),
+            Catalog(table, pixels),
+        )
