@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from fashiongan.datasets import TensorDictDataset
+from fashiongan.pipelines.search_index.nodes import collect_catalog, embed_catalog
+from fashiongan.search.index import describe, read_index, search
+from tests.conftest import make_kedro_project, run_pipeline
+from tests.search.conftest import CLASS_NAMES, tiny_items, tiny_models
+
+N_TEST = 40
+
+
+def write_search_inputs(project) -> None:
+    """Tiny trained-model stand-ins and the catalog inputs, where the catalog expects them."""
+    tiny_models(project / "models")
+    table, pixels = tiny_items(N_TEST)
+    images = pixels.float() / 127.5 - 1.0
+    labels = torch.tensor(table["label"].to_numpy())
+    TensorDictDataset(filepath=str(project / "data/05_model_input/fashion_mnist.safetensors")).save(
+        {
+            "train_images": images[:10].clone(),
+            "train_labels": labels[:10].clone(),
+            "test_images": images,
+            "test_labels": labels,
+        }
+    )
+    captions = pd.DataFrame(
+        {
+            "split": "test",
+            "index": range(N_TEST),
+            "label": table["label"],
+            "tone": 0,
+            "fit": 0,
+            "pattern": 0,
+            "caption": table["title"],
+        }
+    )
+    path = project / "data/04_feature/fashion_mnist_captions.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    captions.to_parquet(path)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """One real KedroSession run of search_index on tiny models and a 40-item catalog."""
+    monkeypatch = pytest.MonkeyPatch()
+    project = make_kedro_project(tmp_path_factory.mktemp("search_index"), monkeypatch)
+    write_search_inputs(project)
+    overrides = {
+        "search_index": {
+            "index": {"exact_max": 30, "nprobe": 2},  # 40 items > 30: the IVF path
+            "evaluation": {"n_queries": 6, "n_images": 2, "examples": ["trainers", "a purse"]},
+        }
+    }
+    (project / "conf/local/parameters_search_index.yml").write_text(yaml.safe_dump(overrides))
+    run_pipeline(project, ["search_index"])
+    yield project
+    monkeypatch.undo()
+
+
+def test_pipeline_writes_catalog_vectors_index_and_report(indexed):
+    out = indexed / "data/07_model_output/search"
+    table = pd.read_parquet(out / "catalog.parquet")
+    assert len(table) == N_TEST and table["id"].is_unique
+    assert table.loc[7, "category"] == "Sneaker" and table.loc[7, "title"] == "a plain sneaker"
+    vectors = TensorDictDataset(filepath=str(out / "vectors.safetensors")).load()["vectors"]
+    assert vectors.shape == (N_TEST, 8)
+    torch.testing.assert_close(vectors.norm(dim=1), torch.ones(N_TEST))
+    index = read_index(out / "index.faiss")
+    assert describe(index)["kind"] == "ivf" and describe(index)["nprobe"] == 2
+    _, rows = search(index, vectors[:3].numpy(), 1)
+    assert rows[:, 0].tolist() == [0, 1, 2]
+
+    metrics = json.loads((indexed / "data/08_reporting/search_index/metrics.json").read_text())
+    assert metrics["n_queries"] == 6 and metrics["index"]["ntotal"] == N_TEST
+    assert metrics["intent_class_accuracy"] == 1.0  # titles name their class
+    for key in ("text", "image", "chance"):
+        assert 0.0 <= metrics[f"{key}_class_precision_at_10"] <= 1.0
+    assert metrics["chance_class_precision_at_10"] == pytest.approx(0.1)
+    assert (indexed / "reports/figures/search_index/search_examples.png").stat().st_size > 5000
+
+
+def test_service_loads_from_the_project_catalog(indexed):
+    from fashiongan.search.service import load_service
+
+    service, settings = load_service(indexed / "conf")
+    assert settings["port"] == 7860 and settings["host"] == "127.0.0.1"
+    assert service.model_names == ["conditional", "baseline"]  # no VAE here: skipped
+    result = service.search("white trainers", k=3)
+    assert result.intent.label == 7 and len(result.hits) == 3
+
+
+def test_folder_catalog_reads_csv_and_skips_unreadable_pictures(tmp_path):
+    folder = tmp_path / "products"
+    folder.mkdir()
+    Image.new("RGB", (60, 80), (200, 10, 10)).save(folder / "p1.png")
+    Image.new("RGBA", (30, 30), (0, 0, 255, 128)).save(folder / "shoe.png")
+    (folder / "p3.jpg").write_bytes(b"not a picture")
+    pd.DataFrame(
+        {
+            "id": ["p1", "p2", "p3"],
+            "title": ["red dress", "blue sneaker", "broken"],
+            "category": ["Dress", "sneaker", "Hats"],
+            "image": ["", "shoe.png", ""],
+        }
+    ).to_csv(folder / "products.csv", index=False)
+    embedder = tiny_models(tmp_path / "models")["embedder"]
+    from fashiongan.datasets.safetensors import load_module
+
+    module = load_module(embedder)
+    table, thumbnails = collect_catalog(
+        {},
+        pd.DataFrame(),
+        module,
+        CLASS_NAMES,
+        {"kind": "folder", "images_dir": str(folder), "csv": str(folder / "products.csv")},
+    )
+    assert table["id"].tolist() == ["p1", "p2"] and table["label"].tolist() == [3, 7]
+    assert table.loc[1, "image"].endswith("shoe.png")
+    assert thumbnails["images"].shape == (2, 1, 28, 28)
+    assert thumbnails["images"].dtype == torch.uint8
+    vectors = embed_catalog(thumbnails, module, batch_size=1)["vectors"]
+    assert vectors.shape == (2, 8) and np.isfinite(vectors.numpy()).all()
+
+
+def test_bad_catalog_source_is_a_clear_error():
+    with pytest.raises(ValueError, match="fashion_mnist or folder"):
+        collect_catalog({}, pd.DataFrame(), None, CLASS_NAMES, {"kind": "s3"})
