@@ -108,3 +108,34 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_index_files(project: Path) -> None:
+    """The search_index outputs of a tiny catalog, written where conf/base's catalog expects them
+    (the nodes are called directly: no Kedro session)."""
+    from fashiongan.datasets import TensorDictDataset
+    from fashiongan.datasets.safetensors import load_module
+    from fashiongan.pipelines.search_index.nodes import build_search_index, embed_catalog
+    from fashiongan.search.index import write_index
+
+    paths = tiny_models(project / "models")
+    table, pixels = tiny_items()
+    out = project / "data/07_model_output/search"
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out / "catalog.parquet")
+    TensorDictDataset(filepath=str(out / "thumbnails.safetensors")).save({"images": pixels})
+    vectors = embed_catalog({"images": pixels}, load_module(paths["embedder"]), 32)
+    index, _ = build_search_index(vectors, {})
+    write_index(index, out / "index.faiss")
+
+
+@pytest.fixture(scope="module")
+def search_project(tmp_path_factory):
+    """A copy of the project's conf/ with tiny models and a tiny index; cwd switched there."""
+    from tests.conftest import make_kedro_project
+
+    monkeypatch = pytest.MonkeyPatch()
+    project = make_kedro_project(tmp_path_factory.mktemp("search_project"), monkeypatch)
+    write_index_files(project)
+    yield project
+    monkeypatch.undo()

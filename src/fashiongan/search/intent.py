@@ -11,6 +11,7 @@ overlap.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -147,6 +148,12 @@ def _forms(phrase: str) -> tuple[str, ...]:
     return (phrase, phrase.removesuffix("s"), phrase.removesuffix("es"))
 
 
+@functools.lru_cache(maxsize=4)
+def _vocabulary_vectors(encoder) -> torch.Tensor:
+    """Embeddings of :func:`vocabulary`, computed once per encoder."""
+    return encoder.encode([phrase for phrase, _, _ in vocabulary()])
+
+
 class IntentDetector:
     """Finds class and attribute phrases in a query.
 
@@ -170,7 +177,7 @@ class IntentDetector:
         self.max_words = max_words
         self.entries = vocabulary()
         self.exact = {phrase: i for i, (phrase, _, _) in enumerate(self.entries)}
-        self.vectors = encoder.encode([phrase for phrase, _, _ in self.entries])  # (V, dim)
+        self.vectors = _vocabulary_vectors(encoder)  # (V, dim)
 
     def _canonical(self, slot: str, value: int) -> str:
         table = {"class": CLASS_SYNONYMS, "tone": TONE_WORDS, "fit": FIT_WORDS}

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fashiongan.generation import GenerationError, generate, load_generator, text_encoder
+from fashiongan.generation import GenerationError, generate, text_encoder
 from fashiongan.images import ImageInputError, open_image, to_model_input
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.search.index import search as index_search
@@ -447,6 +447,11 @@ def load_service(
         except DatasetError as err:
             raise SearchInputError(_first_line(err)) from err
 
+    unknown = sorted(set(models or ()) - set(settings["models"]))
+    if unknown:
+        raise SearchInputError(
+            f"unknown model {unknown[0]!r}; available: {list(settings['models'])}"
+        )
     generators = {}
     for name, dataset in settings["models"].items():
         if models and name not in models:
@@ -472,36 +477,8 @@ def load_service(
     return service, settings
 
 
-def load_service_from_files(
-    generator: str | Path,
-    embedder: str | Path,
-    index: str | Path,
-    catalog: str | Path,
-    thumbnails: str | Path | None = None,
-    settings: SearchSettings | None = None,
-) -> SearchService:
-    """Build the service from explicit files (the CLI's --generator/--embedder/... options)."""
-    from kedro.io import DatasetError
-
-    from fashiongan.datasets.safetensors import load_module
-    from fashiongan.search.index import read_index
-
-    try:
-        images = None
-        if thumbnails is not None:
-            from safetensors.torch import load_file
-
-            images = load_file(str(thumbnails))["images"]
-        return SearchService(
-            {Path(generator).parent.name or "model": load_generator(generator)},
-            load_module(Path(embedder)),
-            read_index(Path(index)),
-            Catalog(pd.read_parquet(catalog), images),
-            settings,
-        )
-    except (DatasetError, GenerationError, OSError) as err:
-        raise SearchInputError(_first_line(err)) from err
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    """The error as one line (Kedro wraps loader errors over several lines)."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    text = text or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
