@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: Refuse files larger than this before decoding (bytes) and images with more pixels than this.
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -56,20 +56,30 @@ def open_image(source: str | Path | bytes | Image.Image) -> Image.Image:
 def to_model_input(image: Image.Image, image_size: int, channels: int) -> torch.Tensor:
     """Convert any mode (RGBA, 16-bit, CMYK, palette…) to L or RGB, resize, scale to [-1, 1].
 
-    Transparent areas become black, the Fashion-MNIST background.
+    Transparent areas become black, the Fashion-MNIST background; an EXIF orientation (phone
+    photos) is applied first, so the picture is upright as viewers show it.
 
     Returns:
         (1, channels, image_size, image_size) float32.
+
+    Raises:
+        ImageInputError: a mode Pillow cannot convert (LAB, La, …).
     """
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit greyscale: rescale to 8 bits
-        array = np.asarray(image, dtype=np.float64)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit grey or float: to 8 bits
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
         span = float(array.max() - array.min()) or 1.0
         image = Image.fromarray(((array - array.min()) / span * 255).astype(np.uint8), mode="L")
     if image.mode in ("RGBA", "LA", "P", "PA"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         image = Image.alpha_composite(background, rgba)
-    image = image.convert("L" if channels == 1 else "RGB")
+    try:
+        image = image.convert("L" if channels == 1 else "RGB")
+    except ValueError as err:
+        raise ImageInputError(
+            f"unsupported image mode {image.mode}: save the picture as an RGB PNG or JPEG"
+        ) from err
     image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.float32)
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
