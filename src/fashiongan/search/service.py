@@ -442,6 +442,13 @@ def load_service(
     data = settings["datasets"]
 
     def load(name: str):
+        if not catalog.exists(name):
+            producer = (
+                "train the conditional GAN first (make train)"
+                if name == data["embedder"]
+                else "build the index first (kedro run --pipelines=search_index)"
+            )
+            raise SearchInputError(f"{name} does not exist yet: {producer}")
         try:
             return catalog.load(name)
         except DatasetError as err:
