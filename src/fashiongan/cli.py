@@ -74,6 +74,15 @@ def generate(
     click.echo(f"wrote {n} images to {out}")
 
 
+def _register_commands() -> None:
+    from fashiongan.search.cli import search
+
+    cli.add_command(search)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="fashiongan")
