@@ -165,3 +165,11 @@ def test_service_refuses_an_index_of_another_catalog(model_paths):
             build_index(np.eye(8, dtype=np.float32)),
             Catalog(table, pixels),
         )
+
+
+def test_settings_from_parameters_refuse_unknown_keys():
+    from fashiongan.search.service import SearchSettings
+
+    assert SearchSettings.from_dict({"k": 3}).k == 3
+    with pytest.raises(ValueError, match=r"unknown query settings \['top_k'\]"):
+        SearchSettings.from_dict({"top_k": 3})

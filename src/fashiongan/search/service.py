@@ -58,8 +58,13 @@ class SearchSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> SearchSettings:
+        """Settings from the ``search_app.query`` parameters; unknown keys are an error."""
+        values = dict(values or {})
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (values or {}).items() if k in known})
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown query settings {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**values)
 
 
 @dataclass
