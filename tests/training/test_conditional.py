@@ -23,6 +23,7 @@ PARAMS = {
     "d_betas": [0.0, 0.9],
     "triplet_margin": 0.2,
     "triplet_weight": 1.0,
+    "diversity_weight": 1.0,
     "log_every": 3,
     "sample_columns": 2,
     "checkpoint_dir": None,

@@ -81,7 +81,7 @@ class ConditionalGenerator(nn.Module):
         )
         fused = c.bottom_channels + c.text_channels + c.noise_channels
         self.fuse = nn.Sequential(
-            nn.Conv2d(fused, c.bottom_channels, 3, 1, 1, bias=False),
+            nn.Conv2d(fused, c.bottom_channels, 1, bias=False),  # 1×1: mix image, text, noise
             nn.BatchNorm2d(c.bottom_channels),
             nn.ReLU(True),
         )
@@ -160,22 +160,12 @@ class ImageEmbedder(nn.Module):
     def __init__(self, config: EmbeddingConfig) -> None:
         super().__init__()
         self.config = c = config
-        self.net = nn.Sequential(
-            nn.Conv2d(c.channels, c.width, 3, 1, 1),
-            nn.BatchNorm2d(c.width),
-            nn.ReLU(True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(c.width, 2 * c.width, 3, 1, 1),
-            nn.BatchNorm2d(2 * c.width),
-            nn.ReLU(True),
-            nn.MaxPool2d(2),
-            nn.Conv2d(2 * c.width, 4 * c.width, 3, 1, 1),
-            nn.BatchNorm2d(4 * c.width),
-            nn.ReLU(True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Linear(4 * c.width, c.dim),
-        )
+        widths = [c.width, 2 * c.width, 4 * c.width]
+        blocks = [
+            nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+            for cin, cout in zip([c.channels, *widths], widths, strict=False)
+        ]  # stride-2 convs: 28 → 14 → 7 → 4
+        self.net = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], c.dim))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.net(images), dim=1)  # (B, dim), unit norm

@@ -55,6 +55,10 @@ def validate(params: dict[str, Any]) -> None:
     for key in ("epochs", "batch_size", "n_critic"):
         if int(params[key]) < 1:
             raise ValueError(f"conditional.training.{key} must be ≥ 1, got {params[key]}")
+    if params.get("diversity_weight", 0) < 0:
+        raise ValueError(
+            f"conditional.training.diversity_weight must be ≥ 0, got {params['diversity_weight']}"
+        )
     if not 0.0 <= params["image_drop"] <= 1.0:
         raise ValueError(
             f"conditional.training.image_drop must be in [0, 1], got {params['image_drop']}"
@@ -172,7 +176,8 @@ def train_conditional_gan(
 
         for k in range(params["n_critic"]):  # critic steps; the last fake keeps its graph for G
             with torch.set_grad_enabled(k == params["n_critic"] - 1), autocast():
-                fake = generator(randn(batch, config.noise_dim), query_text, reference, has_image)
+                last_noise = randn(batch, config.noise_dim)
+                fake = generator(last_noise, query_text, reference, has_image)
             with autocast():  # one pass over [real | real with wrong caption | fake]: (3B,)
                 scores = discriminator(
                     torch.cat([real, real, fake.detach()]),
@@ -201,12 +206,20 @@ def train_conditional_gan(
         e_loss.backward()
         opt_e.step()
 
-        with autocast():  # generator: fool D, and land near the target in embedding space
+        with autocast():  # generator: fool D, land near the target in embedding space, stay diverse
             g_adv = generator_loss(kind, discriminator(fake, target_text).float())
             g_triplet = triplet_loss(
                 embedder(fake).float(), real_emb.detach(), negative_emb.detach(), margin
             )
             g_loss = g_adv + params["triplet_weight"] * g_triplet
+            g_diversity = torch.zeros(())
+            if params.get("diversity_weight", 0) > 0:  # mode seeking (Mao et al. 2019), half a batch
+                h = batch // 2
+                z_a, z_b = last_noise[:h], randn(h, config.noise_dim)
+                other = generator(z_b, query_text[:h], reference[:h], has_image[:h])
+                ratio = (fake[:h] - other).abs().mean() / (z_a - z_b).abs().mean()
+                g_diversity = 1.0 / (ratio.float() + 1e-5)
+                g_loss = g_loss + params["diversity_weight"] * g_diversity
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -216,6 +229,7 @@ def train_conditional_gan(
             "g_adv_loss": g_adv.item(),
             "g_triplet_loss": g_triplet.item(),
             "e_loss": e_loss.item(),
+            "g_diversity_loss": g_diversity.item(),
         }
 
     def log_samples(step: int) -> None:
