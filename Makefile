@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 
-.PHONY: install data train test lint viz viz-build mlflow-ui benchmark repro clean
+.PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index benchmark repro clean
 
 install: $(STAMP)
 
@@ -38,8 +38,15 @@ train: install
 repro: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Debian's Chromium for the end-to-end browser test (Playwright drives it; no browser download).
+# Best effort: without it (not root, no apt) that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium not installed: the browser test will be skipped"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
@@ -50,6 +57,13 @@ viz: install
 
 viz-build: install
 	$(BIN)/kedro viz build
+
+# The search app needs the catalog index: `make search-index` (after `make train`).
+search-index: install
+	$(BIN)/kedro run --pipelines=search_index
+
+app: install
+	$(BIN)/python -m fashiongan.search.app --host $(HOST)
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(MLFLOW_PORT)
