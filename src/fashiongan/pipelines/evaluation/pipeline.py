@@ -1,0 +1,81 @@
+"""``kedro run --pipelines=evaluation``: every model in models/ → metrics, figures, comparison."""
+
+from kedro.pipeline import Node, Pipeline
+
+from fashiongan.pipelines.evaluation.figures import plot_evaluation
+from fashiongan.pipelines.evaluation.nodes import sample_models, score_inception, score_models
+from fashiongan.pipelines.evaluation.report import compile_report
+from fashiongan.pipelines.evaluation.retrieval import evaluate_retrieval
+
+DATA = ["fashion_mnist_model_input", "fashion_mnist_captions"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                func=sample_models,
+                inputs=["evaluation_generators", *DATA, "params:evaluation"],
+                outputs="evaluation_samples",
+                name="sample_models",
+            ),
+            Node(
+                func=score_models,
+                inputs=[
+                    "evaluation_samples",
+                    "evaluation_discriminators",
+                    "evaluation_training_histories",
+                    "evaluator_model",
+                    *DATA,
+                    "fashion_mnist_attributes",
+                    "params:evaluation",
+                ],
+                outputs="evaluation_model_metrics",
+                name="score_models",
+            ),
+            Node(
+                func=score_inception,
+                inputs=["evaluation_samples", "fashion_mnist_model_input", "params:evaluation"],
+                outputs="evaluation_inception",
+                name="score_inception",
+            ),
+            Node(
+                func=evaluate_retrieval,
+                inputs=[
+                    "evaluation_generators",
+                    "evaluation_embedders",
+                    *DATA,
+                    "params:evaluation",
+                ],
+                outputs=["evaluation_retrieval", "evaluation_retrieval_figures"],
+                name="evaluate_retrieval",
+            ),
+            Node(
+                func=plot_evaluation,
+                inputs=[
+                    "evaluation_generators",
+                    "evaluation_samples",
+                    "evaluation_training_histories",
+                    "evaluator_model",
+                    "evaluation_model_metrics",
+                    "evaluation_retrieval_figures",
+                    "params:fashion_mnist.class_names",
+                    "params:evaluation",
+                ],
+                outputs=["evaluation_figures", "evaluation_figures_report"],
+                name="plot_evaluation",
+            ),
+            Node(
+                func=compile_report,
+                inputs=[
+                    "evaluation_model_metrics",
+                    "evaluation_inception",
+                    "evaluation_retrieval",
+                    "fashion_mnist_model_input",
+                    "params:fashion_mnist.class_names",
+                ],
+                outputs=["evaluation_metrics", "evaluation_details", "evaluation_report"],
+                name="compile_report",
+            ),
+        ]
+    )
