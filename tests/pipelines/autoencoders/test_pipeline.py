@@ -13,8 +13,7 @@ FIGURES = ("reconstructions", "denoising", "vae_samples", "latent_space", "train
 
 def test_autoencoders_end_to_end_with_mlflow(tiny_autoencoders):
     project = tiny_autoencoders
-    run_pipeline(project, ["data_processing"])
-    run_pipeline(project, ["autoencoders"])
+    run_pipeline(project, ["data_processing", "autoencoders"])  # one session: faster
 
     for name, cls in (("vanilla", ConvAutoencoder), ("denoising", ConvAutoencoder)):
         model = TorchModelDataset(filepath=f"models/autoencoders/{name}.safetensors").load()
@@ -48,7 +47,7 @@ def test_autoencoders_end_to_end_with_mlflow(tiny_autoencoders):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     (run,) = client.search_runs(
         [client.get_experiment_by_name("fashiongan").experiment_id],
-        filter_string="tags.mlflow.runName = 'autoencoders'",
+        filter_string="tags.mlflow.runName = 'data_processing+autoencoders'",
     )
     assert run.data.params["autoencoders.vae.beta"] == "1.0"
     assert len(client.get_metric_history(run.info.run_id, "vae/val_elbo")) == 2

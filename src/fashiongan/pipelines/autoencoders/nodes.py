@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
 from fashiongan.models.autoencoders import (
@@ -343,6 +344,7 @@ def plot_training_curves(histories: dict[str, pd.DataFrame]) -> Figure:
             if column in history:
                 ax.plot(history["epoch"], history[column], marker="o", label=column)
         ax.set(title=name, xlabel="epoch", ylabel="loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     return fig
@@ -400,11 +402,16 @@ def write_autoencoders_report(
         "One-sample estimate per test image, in nats (Bernoulli likelihood on intensities in "
         "[0, 1], so the reconstruction term of a perfect model is the images' entropy, not 0).",
         "",
-        "| ELBO | Reconstruction NLL | KL(q(z|x) ‖ p(z)) | β-weighted loss |",
+        "| ELBO | Reconstruction NLL | KL(q(z\\|x) ‖ p(z)) | β-weighted loss |",
         "|---:|---:|---:|---:|",
         f"| {v['elbo']:.2f} | {v['reconstruction']:.2f} | {v['kl']:.2f} | {v['loss']:.2f} |",
         "",
         "## Training",
+        "",
+        "Losses: MSE on [-1, 1] images (the denoising AE's validation inputs are corrupted), the "
+        "VAE's is the negative β-ELBO in nats. Wall time: seconds from the start of training to "
+        "the end of the last epoch, as recorded when it was trained (after a resume, from the "
+        "resume).",
         "",
         "| Model | Epochs | Final train loss | Final val loss | Wall time (s) |",
         "|---|---:|---:|---:|---:|",

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from fashiongan.models.classifier import MODALITIES, ClassifierConfig, ProductClassifier
@@ -296,6 +297,8 @@ def plot_classifiers(
             line.set_label(f"{modality} (validation)")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.legend(fontsize=7)
     fig_curves.tight_layout()
     plots = {"classifier_confusion.png": fig_cm, "classifier_training_curves.png": fig_curves}
@@ -380,7 +383,8 @@ def write_classifier_report(
         "|---|---|---|",
     ]
     for _, row in examples.iterrows():
-        lines.append(f"| {class_names[int(row['label'])]} | {row['noise_kind']} | {row['title']} |")
+        title = str(row["title"]).replace("|", "\\|")  # a literal bar inside a table cell
+        lines.append(f"| {class_names[int(row['label'])]} | {row['noise_kind']} | {title} |")
     lines += [
         "",
         "## Training",
