@@ -12,10 +12,9 @@ image can reach: one grey level off on one pixel of a 28×28 image is already
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.image import (
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
+
+# torchmetrics is imported inside the functions: it pulls in torch._dynamo (seconds), which
+# pipelines that only import this package (e.g. for fit_epochs) should not pay for.
 
 PSNR_CAP_DB = 100.0
 
@@ -41,6 +40,8 @@ def psnr_per_image(
     preds: torch.Tensor, target: torch.Tensor, cap_db: float = PSNR_CAP_DB
 ) -> torch.Tensor:
     """(B,) PSNR in dB (data range 1), capped at ``cap_db`` (identical images → ``cap_db``)."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
     _check_pair(preds, target)
     psnr = peak_signal_noise_ratio(
         _unit(preds), _unit(target), data_range=1.0, reduction="none", dim=(1, 2, 3)
@@ -50,6 +51,8 @@ def psnr_per_image(
 
 def ssim_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B,) SSIM (data range 1); 1 for identical images."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     _check_pair(preds, target)
     return structural_similarity_index_measure(
         _unit(preds), _unit(target), data_range=1.0, reduction="none"
