@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import save
 from torch.utils.data import DataLoader, TensorDataset
 
+from _common import save
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
     ConditionalGANConfig,
@@ -56,16 +56,34 @@ def load_images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def conditional_params(batch: int) -> dict:
     import yaml
 
-    params = yaml.safe_load(Path("conf/base/parameters_train_gan.yml").read_text())["conditional"]["training"]
-    return {**params, "device": "cpu", "checkpoint_dir": None, "batch_size": batch, "epochs": 1, "log_every": 10**9}
+    params = yaml.safe_load(Path("conf/base/parameters_train_gan.yml").read_text())["conditional"][
+        "training"
+    ]
+    return {
+        **params,
+        "device": "cpu",
+        "checkpoint_dir": None,
+        "batch_size": batch,
+        "epochs": 1,
+        "log_every": 10**9,
+    }
 
 
 def baseline_params(batch: int, steps: int) -> dict:
     import yaml
 
-    params = yaml.safe_load(Path("conf/base/parameters_train_gan.yml").read_text())["baseline"]["training"]
-    return {**params, "device": "cpu", "checkpoint_dir": None, "batch_size": batch, "iterations": steps,
-            "log_every": 10**9, "sample_every": 0}
+    params = yaml.safe_load(Path("conf/base/parameters_train_gan.yml").read_text())["baseline"][
+        "training"
+    ]
+    return {
+        **params,
+        "device": "cpu",
+        "checkpoint_dir": None,
+        "batch_size": batch,
+        "iterations": steps,
+        "log_every": 10**9,
+        "sample_every": 0,
+    }
 
 
 def per_step(run, steps: int) -> float:
@@ -90,12 +108,18 @@ def baseline_reference(images: torch.Tensor, batch: int):
         while done < steps:
             for (real,) in loader:
                 z = torch.randn(batch, config.noise_dim)
-                d_loss = F.binary_cross_entropy_with_logits(discriminator(real), torch.ones(batch)) + \
-                    F.binary_cross_entropy_with_logits(discriminator(generator(z).detach()), torch.zeros(batch))
+                d_loss = F.binary_cross_entropy_with_logits(
+                    discriminator(real), torch.ones(batch)
+                ) + F.binary_cross_entropy_with_logits(
+                    discriminator(generator(z).detach()), torch.zeros(batch)
+                )
                 opt_d.zero_grad()
                 d_loss.backward()
                 opt_d.step()
-                g_loss = F.binary_cross_entropy_with_logits(discriminator(generator(torch.randn(batch, config.noise_dim))), torch.ones(batch))
+                g_loss = F.binary_cross_entropy_with_logits(
+                    discriminator(generator(torch.randn(batch, config.noise_dim))),
+                    torch.ones(batch),
+                )
                 opt_g.zero_grad()
                 g_loss.backward()
                 opt_g.step()
@@ -106,7 +130,9 @@ def baseline_reference(images: torch.Tensor, batch: int):
     return run
 
 
-def conditional_reference(images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: dict):
+def conditional_reference(
+    images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: dict
+):
     from fashiongan.text.encoder import TextEncoder
 
     encoder = TextEncoder(device="cpu")
@@ -114,11 +140,15 @@ def conditional_reference(images: torch.Tensor, labels: torch.Tensor, captions: 
     generator, discriminator = ConditionalGenerator(config), ConditionalDiscriminator(config)
     embedder = ImageEmbedder(EmbeddingConfig(**params["embedding"]))
     opt_g = torch.optim.Adam(generator.parameters(), params["g_lr"], betas=tuple(params["g_betas"]))
-    opt_d = torch.optim.Adam(discriminator.parameters(), params["d_lr"], betas=tuple(params["d_betas"]))
+    opt_d = torch.optim.Adam(
+        discriminator.parameters(), params["d_lr"], betas=tuple(params["d_betas"])
+    )
     opt_e = torch.optim.Adam(embedder.parameters(), params["e_lr"])
     batch, kind, margin = params["batch_size"], params["loss"], params["triplet_margin"]
     index = torch.arange(len(images))
-    loader = DataLoader(TensorDataset(images, labels, index), batch_size=batch, shuffle=True, drop_last=True)
+    loader = DataLoader(
+        TensorDataset(images, labels, index), batch_size=batch, shuffle=True, drop_last=True
+    )
 
     def run(steps: int) -> None:
         done = 0
@@ -131,18 +161,27 @@ def conditional_reference(images: torch.Tensor, labels: torch.Tensor, captions: 
                 negative = images[torch.randint(0, len(images), (batch,))]
                 has_image = torch.rand(batch) > 0.5
                 fake = generator(torch.randn(batch, config.noise_dim), text, reference, has_image)
-                d_loss = discriminator_loss(kind, discriminator(real, text), discriminator(fake.detach(), text), discriminator(real, wrong))
+                d_loss = discriminator_loss(
+                    kind,
+                    discriminator(real, text),
+                    discriminator(fake.detach(), text),
+                    discriminator(real, wrong),
+                )
                 opt_d.zero_grad()
                 d_loss.backward()
                 opt_d.step()
-                e_loss = triplet_loss(embedder(real), embedder(real.flip(0)), embedder(negative), margin) + \
-                    triplet_loss(embedder(fake.detach()), embedder(real), embedder(negative), margin)
+                e_loss = triplet_loss(
+                    embedder(real), embedder(real.flip(0)), embedder(negative), margin
+                ) + triplet_loss(
+                    embedder(fake.detach()), embedder(real), embedder(negative), margin
+                )
                 opt_e.zero_grad()
                 e_loss.backward()
                 opt_e.step()
                 fake = generator(torch.randn(batch, config.noise_dim), text, reference, has_image)
                 g_loss = generator_loss(kind, discriminator(fake, text)) + triplet_loss(
-                    embedder(fake), embedder(real).detach(), embedder(negative).detach(), margin)
+                    embedder(fake), embedder(real).detach(), embedder(negative).detach(), margin
+                )
                 opt_g.zero_grad()
                 g_loss.backward()
                 opt_g.step()
@@ -153,7 +192,9 @@ def conditional_reference(images: torch.Tensor, labels: torch.Tensor, captions: 
     return run
 
 
-def conditional_project(images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: dict):
+def conditional_project(
+    images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: dict
+):
     from fashiongan.text.encoder import TextEncoder
 
     unique, embeddings, index = TextEncoder(device="cpu").encode_unique(captions)  # once, cached
@@ -168,8 +209,12 @@ def conditional_project(images: torch.Tensor, labels: torch.Tensor, captions: li
 
     def run(steps: int) -> None:
         n = steps * batch
-        cond = {**conditioning, "caption_index": index[:n], "reference_index": conditioning["reference_index"][:n] % n,
-                "modification_index": conditioning["modification_index"][:n]}
+        cond = {
+            **conditioning,
+            "caption_index": index[:n],
+            "reference_index": conditioning["reference_index"][:n] % n,
+            "modification_index": conditioning["modification_index"][:n],
+        }
         train_conditional_gan(images[:n], labels[:n], cond, params)
 
     return run
@@ -181,9 +226,17 @@ def measure(runs: dict, steps: int, repeats: int, batch: int) -> dict:
     for _ in range(repeats):
         for name, run in runs.items():
             times[name].append(per_step(run, steps))
-    result = {name: {"s_per_step_median": statistics.median(t), "images_per_s": batch / statistics.median(t),
-                     "s_per_step_all": t} for name, t in times.items()}
-    result["speedup_project_vs_reference"] = result["reference"]["s_per_step_median"] / result["project"]["s_per_step_median"]
+    result = {
+        name: {
+            "s_per_step_median": statistics.median(t),
+            "images_per_s": batch / statistics.median(t),
+            "s_per_step_all": t,
+        }
+        for name, t in times.items()
+    }
+    result["speedup_project_vs_reference"] = (
+        result["reference"]["s_per_step_median"] / result["project"]["s_per_step_median"]
+    )
     return result
 
 
@@ -201,24 +254,40 @@ def main() -> None:
             "project": lambda steps: train_mlp_gan(images, baseline_params(baseline_batch, steps)),
             "reference": baseline_reference(images, baseline_batch),
         },
-        args.steps, args.repeats, baseline_batch,
+        args.steps,
+        args.repeats,
+        baseline_batch,
     )
 
     params = conditional_params(64)
     rng = random.Random(0)
-    captions = [caption(int(label), rng.randrange(3), rng.randrange(3), rng.randrange(2), rng) for label in labels]
+    captions = [
+        caption(int(label), rng.randrange(3), rng.randrange(3), rng.randrange(2), rng)
+        for label in labels
+    ]
     conditional = measure(
         {
             "project": conditional_project(images, labels, captions, params),
             "reference": conditional_reference(images, labels, captions, params),
         },
-        args.steps, args.repeats, params["batch_size"],
+        args.steps,
+        args.repeats,
+        params["batch_size"],
     )
-    save("train_throughput", {
-        "steps": args.steps, "repeats": args.repeats, "real_data": MODEL_INPUT.is_file(),
-        "baseline": {"batch_size": baseline_batch, **baseline},
-        "conditional": {"batch_size": params["batch_size"], "loss": params["loss"], **conditional},
-    })
+    save(
+        "train_throughput",
+        {
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "real_data": MODEL_INPUT.is_file(),
+            "baseline": {"batch_size": baseline_batch, **baseline},
+            "conditional": {
+                "batch_size": params["batch_size"],
+                "loss": params["loss"],
+                **conditional,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":
