@@ -162,10 +162,14 @@ class ImageEmbedder(nn.Module):
         self.config = c = config
         widths = [c.width, 2 * c.width, 4 * c.width]
         blocks = [
-            nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+            nn.Sequential(
+                nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)
+            )
             for cin, cout in zip([c.channels, *widths], widths, strict=False)
         ]  # stride-2 convs: 28 → 14 → 7 → 4
-        self.net = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], c.dim))
+        self.net = nn.Sequential(
+            *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], c.dim)
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.net(images), dim=1)  # (B, dim), unit norm
