@@ -27,11 +27,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         raise OSError(err.errno, f"could not write {target}: {err.strerror or err}") from err
     os.close(fd)
     tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and safetensors) make 0600: use the usual mode
         os.replace(tmp, target)
     except OSError as err:
         tmp.unlink(missing_ok=True)
