@@ -53,13 +53,13 @@ def class_grid(
         )
     pool = images[: 100 * per_class * n_classes]
     _, preds = evaluator.predict(pool)
-    blank = -torch.ones_like(images[:1])
+    blank = torch.full_like(images[:1], 0.2)  # grey: no sample of this class
     rows, labels = [], []
     for label in range(n_classes):
         found = pool[preds == label][:per_class]
         rows.append(torch.cat([found, blank.expand(per_class - len(found), -1, -1, -1)]))
-        labels.append(f"{class_names[label]} ({float((preds == label).double().mean()):.0%})")
-    title = f"{name}: samples by the evaluator's class (share of {len(pool)} samples)"
+        labels.append(f"{class_names[label]} ({float((preds == label).double().mean()):.1%})")
+    title = f"{name}: samples by the evaluator's class (share of {len(pool)}; grey = none)"
     return image_grid(torch.cat(rows), ncols=per_class, row_labels=labels, title=title)
 
 
