@@ -17,7 +17,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
+
+from fashiongan.pipelines.fashioniq_processing.nodes import ingest_images, read_annotations
 
 CATEGORIES = ("dress", "shirt", "toptee")
 SPLIT_SIZES = {"train": 10, "val": 8, "test": 6}
@@ -137,3 +140,24 @@ def data_params(root: Path, **overrides) -> dict:
         "workers": 2,
         **overrides,
     }
+
+
+@pytest.fixture(scope="session")
+def ingested(tmp_path_factory):
+    """(annotations, listed gallery, ingest_images outputs) of the fixture, once per session."""
+    root = tmp_path_factory.mktemp("fashioniq")
+    write_fashioniq_fixture(root)
+    data = data_params(root)
+    annotations, listed = read_annotations(data)
+    return annotations, listed, ingest_images(annotations, listed, data)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on the shared 2-core machine, more threads only contend (4× slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -23,15 +23,6 @@ from tests.pipelines.fashioniq.conftest import (
 )
 
 
-@pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fashioniq")
-    write_fashioniq_fixture(root)
-    data = data_params(root)
-    annotations, listed = read_annotations(data)
-    return annotations, listed, ingest_images(annotations, listed, data)
-
-
 def test_reads_the_official_format(ingested):
     annotations, listed, _ = ingested
     assert len(annotations) == EXPECTED_PAIRS["total"]

@@ -1,0 +1,91 @@
+import torch
+
+from fashiongan.pipelines.fashioniq.nodes import make_training_items
+from fashiongan.training.conditional import train_conditional_gan
+from tests.pipelines.fashioniq.conftest import EXPECTED_IDENTITY, EXPECTED_TRAIN_PAIRS, asin
+
+TINY_TRAINING = {
+    "seed": 0,
+    "device": "cpu",
+    "epochs": 1,
+    "batch_size": EXPECTED_TRAIN_PAIRS + EXPECTED_IDENTITY,  # one step
+    "loss": "hinge",
+    "real_label": 0.9,
+    "gp_lambda": 10.0,
+    "n_critic": 1,
+    "g_lr": 1e-4,
+    "d_lr": 4e-4,
+    "g_betas": [0.0, 0.9],
+    "d_betas": [0.0, 0.9],
+    "e_lr": 1e-3,
+    "triplet_margin": 0.2,
+    "triplet_weight": 1.0,
+    "diversity_weight": 1.0,
+    "image_drop": 0.1,
+    "log_every": 1,
+    "sample_columns": 2,
+    "checkpoint_dir": None,
+    "resume": False,
+    "model": {
+        "stages": 4,
+        "noise_dim": 8,
+        "text_channels": 2,
+        "noise_channels": 2,
+        "g_channels": 4,
+        "d_channels": 4,
+        "embed_dim": 8,
+        "spectral_norm": True,
+    },
+    "embedding": {"width": 4, "dim": 8},
+}
+
+
+def test_training_items_point_at_the_candidates(ingested):
+    _, _, (images, items, pairs, _, _) = ingested
+    training = make_training_items(pairs, {"identity_caption": "is the same"})
+    kinds = training["kind"].value_counts().to_dict()
+    assert kinds == {"pair": EXPECTED_TRAIN_PAIRS, "identity": EXPECTED_IDENTITY}
+    assert list(training["index"]) == list(range(len(training)))
+    train = pairs[pairs["split"] == "train"].reset_index(drop=True)
+    rows = training["image_row"].to_numpy()
+    reference_rows = rows[training["reference_index"].to_numpy()]
+    # every pair: the item is its target, the reference item holds its candidate picture
+    assert (rows[: len(train)] == train["target_row"].to_numpy()).all()
+    assert (reference_rows[: len(train)] == train["candidate_row"].to_numpy()).all()
+    identity = training[training["kind"] == "identity"]
+    assert (identity["reference_index"] == identity["index"]).all()
+    assert (identity["caption"] == "is the same").all()
+    # dress train g1 is a candidate only (its target-side pair lost g5's picture)
+    assert asin("dress", "train", 1) in set(identity["candidate"])
+    assert (training["caption"] == training["modification"]).all()
+    assert set(training["label"]) == {0, 1, 2}
+
+
+def test_one_training_step_at_64x64_rgb(ingested):
+    _, _, (images, _, pairs, _, _) = ingested
+    training = make_training_items(pairs, {"identity_caption": "is the same"})
+    n = len(training)
+    texts = sorted(set(training["caption"]))
+    text_index = torch.tensor([texts.index(t) for t in training["caption"]])
+    table = torch.nn.functional.normalize(
+        torch.randn(len(texts), 8, generator=torch.Generator().manual_seed(0)), dim=1
+    )
+    conditioning = {
+        "text_embeddings": table,
+        "caption_index": text_index,
+        "reference_index": torch.tensor(training["reference_index"].to_numpy()),
+        "modification_index": text_index,
+        "sample_text": table[:2],
+    }
+    pictures = images["images"][torch.as_tensor(training["image_row"].to_numpy())].float()
+    labels = torch.as_tensor(training["label"].to_numpy())
+    generator, _, embedder, history = train_conditional_gan(
+        pictures, labels, conditioning, TINY_TRAINING, ["a", "b"]
+    )
+    assert pictures.shape == (n, 3, 64, 64)
+    assert len(history) == 1 and all(torch.isfinite(torch.tensor(v)) for v in history[0].values())
+    assert generator.config.image_size == 64 and generator.config.channels == 3
+    with torch.no_grad():
+        out = generator(torch.randn(2, 8), table[:2], pictures[:2])
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    assert embedder(out).shape == (2, 8)
