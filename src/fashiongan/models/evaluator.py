@@ -7,9 +7,9 @@ accuracy.
 
 Architecture (default config)::
 
-    (B, 1, 28, 28) ─ [conv3×3 → BN → ReLU] × n  → maxpool 2 → dropout   28 → 14, 32 channels
-                   ─ [conv3×3 → BN → ReLU] × n  → maxpool 2 → dropout   14 →  7, 64 channels
-                   ─ [conv3×3 → BN → ReLU] × n  → maxpool 2 → dropout    7 →  3, 128 channels
+    (B, 1, 28, 28) ─ [conv3×3 → BN → ReLU] × n  → maxpool 2 → dropout?   28 → 14, 32 channels
+                   ─ [conv3×3 → BN → ReLU] × n  → maxpool 2 → dropout?   14 →  7, 64 channels
+                   ─ [conv3×3 → BN → ReLU] × n  → maxpool 2 → dropout?    7 →  3, 128 channels
                    ─ flatten → linear → BN → ReLU                         features (B, 256)
                    ─ dropout → linear                                     logits   (B, 10)
 """
@@ -30,7 +30,8 @@ class EvaluatorConfig:
     channels: tuple[int, ...] = (32, 64, 128)  # one conv block per entry, each halves the size
     convs_per_block: tuple[int, ...] = (1, 2, 1)  # conv layers in each block
     feature_dim: int = 256  # width of the penultimate layer = the metrics' feature space
-    dropout: float = 0.25
+    block_dropout: float = 0.0  # after each conv block
+    dropout: float = 0.3  # before the classifier head
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.convs_per_block) or not self.channels:
@@ -84,7 +85,7 @@ class EvaluatorCNN(nn.Module):
         self.config = config
         blocks, width = [], config.in_channels
         for out, n_convs in zip(config.channels, config.convs_per_block, strict=True):
-            blocks.append(ConvBlock(width, out, n_convs, config.dropout))
+            blocks.append(ConvBlock(width, out, n_convs, config.block_dropout))
             width = out
         self.blocks = nn.Sequential(*blocks)
         flat = width * config.final_size**2

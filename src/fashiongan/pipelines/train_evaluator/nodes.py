@@ -8,6 +8,7 @@ selected by validation accuracy; the test split is touched once, at the end.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from typing import Any
 
@@ -16,11 +17,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from fashiongan.metrics import class_confusion
 from fashiongan.models.evaluator import EvaluatorCNN, EvaluatorConfig
 from fashiongan.training.runtime import check_finite, pick_device, seed_everything
 from fashiongan.training.tracking import log_metrics
+
+logger = logging.getLogger(__name__)
 
 
 def _config(model: dict[str, Any]) -> EvaluatorConfig:
@@ -111,6 +115,14 @@ def train_evaluator(
             "elapsed_s": time.perf_counter() - started,
         }
         history.append(row)
+        logger.info(
+            "evaluator epoch %d/%d: train loss %.4f, val accuracy %.4f (%.0f s)",
+            epoch,
+            training["epochs"],
+            row["train_loss"],
+            val_accuracy,
+            row["elapsed_s"],
+        )
         log_metrics({k: v for k, v in row.items() if k != "step"}, step=epoch)
         if val_accuracy > best_accuracy:
             best_accuracy, best_state = val_accuracy, copy.deepcopy(model.state_dict())
@@ -134,7 +146,8 @@ def evaluate_evaluator(
     _, predicted = model.predict(model_input["test_images"], batch_size=eval_batch_size)
     labels = model_input["test_labels"]
     confusion = class_confusion(labels, predicted, len(class_names))
-    per_class = (confusion.diagonal() / confusion.sum(1).clamp(min=1)).tolist()
+    counts = confusion.double()
+    per_class = (counts.diagonal() / counts.sum(1).clamp(min=1)).tolist()
     best = history.loc[history["val_accuracy"].idxmax()]
     metrics = {
         "test_accuracy": float((predicted == labels).double().mean()),
@@ -196,8 +209,9 @@ def training_curves_figure(history: pd.DataFrame) -> Figure:
         right.plot(history["step"], history[f"{split}_accuracy"], marker="o", label=split)
     left.set(xlabel="epoch", ylabel="cross-entropy", title="Evaluator: loss")
     right.set(xlabel="epoch", ylabel="accuracy", title="Evaluator: accuracy")
-    left.legend()
-    right.legend()
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
     fig.tight_layout()
     return fig
 
