@@ -106,6 +106,13 @@ def test_missing_data_says_what_and_where(tmp_path):
         read_annotations(data)
 
 
+def test_bad_picture_settings_name_the_parameter(tmp_path):
+    with pytest.raises(ValueError, match="fashioniq.data.dtype is 'float8'"):
+        read_annotations(data_params(tmp_path, dtype="float8"))
+    with pytest.raises(ValueError, match="channels 1 or 3"):
+        read_annotations(data_params(tmp_path, channels=4))
+
+
 def test_no_readable_picture_is_an_error(tmp_path):
     write_fashioniq_fixture(tmp_path, images_dir=tmp_path / "elsewhere")
     (tmp_path / "images").mkdir()

@@ -31,6 +31,7 @@ from fashiongan.images import ImageInputError, load_image
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DTYPES = ("float32", "float16", "bfloat16")
 #: Why a pair was left out; ``kept`` + these = ``total`` in the ingestion report.
 PAIR_OUTCOMES = ("kept", "missing_image", "unreadable_image", "no_target", "no_caption")
 OFFICIAL_REPO = "https://github.com/XiaoxiaoGuo/fashion-iq"
@@ -56,10 +57,19 @@ def split_file(data: dict[str, Any], category: str, split: str) -> Path:
 def check_layout(data: dict[str, Any]) -> None:
     """Raise a one-line :class:`FashionIQDataMissingError` naming the first missing file.
 
+    Checks the picture settings first (a ``ValueError`` naming the parameter).
+
     Args:
         data: the ``fashioniq.data`` parameters (``root``, ``images_dir``, ``categories``,
             ``splits``, ``gallery_splits``).
     """
+    if data.get("dtype", "float32") not in DTYPES:
+        raise ValueError(f"fashioniq.data.dtype is {data['dtype']!r}; choose one of {DTYPES}")
+    if int(data["channels"]) not in (1, 3) or int(data["image_size"]) < 8:
+        raise ValueError(
+            "fashioniq.data needs channels 1 or 3 and image_size >= 8, got "
+            f"{data['channels']} and {data['image_size']}"
+        )
     images_dir = Path(data["images_dir"])
     hint = (
         f"download captions/ and image_splits/ from {OFFICIAL_REPO} into {data['root']} and put "
