@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 
-.PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index benchmark repro clean
+.PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate benchmark repro clean
 
 install: $(STAMP)
 
@@ -57,6 +57,19 @@ viz: install
 
 viz-build: install
 	$(BIN)/kedro viz build
+
+# The seed systems beside the GANs, the evaluator network and the model comparison.
+autoencoders: install
+	$(BIN)/kedro run --pipelines=autoencoders
+
+classifier: install
+	$(BIN)/kedro run --pipelines=classifier
+
+evaluator: install
+	$(BIN)/kedro run --pipelines=train_evaluator
+
+evaluate: install
+	$(BIN)/kedro run --pipelines=evaluation
 
 # The search app needs the catalog index: `make search-index` (after `make train`).
 search-index: install
