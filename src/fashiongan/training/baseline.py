@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
 from fashiongan.plotting import image_grid
+from fashiongan.training import distributed
 from fashiongan.training.checkpoint import TrainingState
 from fashiongan.training.loop import fit
 from fashiongan.training.runtime import pick_device, seed_everything
@@ -46,9 +47,12 @@ def train_mlp_gan(
 
     Returns:
         The generator and discriminator (CPU, eval mode) and the logged metric history.
+
+    Under torchrun, ``batch_size`` stays the global batch: every rank draws it from the same RNG
+    stream, trains on its slice, and DDP averages the gradients (see ``training.distributed``).
     """
     rng = seed_everything(params["seed"])
-    device = pick_device(params.get("device", "auto"))
+    device = distributed.setup(pick_device(params.get("device", "auto")))
     config = MLPGANConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in params["model"].items()}
     )
@@ -61,17 +65,21 @@ def train_mlp_gan(
     )
     state = TrainingState({"G": generator, "D": discriminator}, {"G": opt_g, "D": opt_d}, rng)
     images = images.to(device)
-    batch = params["batch_size"]
-    ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+    batch = params["batch_size"]  # global: all ranks together
+    local = distributed.check_batch(batch, "baseline.training.batch_size")
+    ones, zeros = torch.ones(local, device=device), torch.zeros(local, device=device)
+    g, d = distributed.wrap_ddp(generator, device), distributed.wrap_ddp(discriminator, device)
     fixed_noise = torch.randn(
         64, config.noise_dim, generator=torch.Generator().manual_seed(params["seed"] + 1)
     )
 
     def train_step(step: int) -> dict[str, float]:
-        real = images[torch.randint(0, len(images), (batch,), generator=rng)]  # (B, 1, 28, 28)
-        fake = generator(torch.randn(batch, config.noise_dim, generator=rng).to(device))
+        distributed.seed_step(params["seed"], step)  # per-rank dropout masks (no-op in 1 process)
+        index = distributed.shard(torch.randint(0, len(images), (batch,), generator=rng))
+        real = images[index]  # (b, 1, 28, 28): this rank's slice of the global batch
+        fake = g(distributed.shard(torch.randn(batch, config.noise_dim, generator=rng)).to(device))
         # Discriminator: real → 1, fake → 0 (the seed averages the two Keras losses).
-        d_real, d_fake = discriminator(real), discriminator(fake.detach())  # (B,) logits
+        d_real, d_fake = d(real), d(fake.detach())  # (b,) logits
         d_loss = 0.5 * (
             F.binary_cross_entropy_with_logits(d_real, ones)
             + F.binary_cross_entropy_with_logits(d_fake, zeros)
@@ -80,7 +88,7 @@ def train_mlp_gan(
         d_loss.backward()
         opt_d.step()
         # Generator: make the discriminator call the fakes real.
-        g_loss = F.binary_cross_entropy_with_logits(discriminator(fake), ones)
+        g_loss = F.binary_cross_entropy_with_logits(d(fake), ones)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -92,6 +100,8 @@ def train_mlp_gan(
         }
 
     def log_samples(step: int) -> None:
+        if not distributed.is_main_process():
+            return  # only rank 0 logs
         if params["sample_every"] and step % params["sample_every"] == 0:
             generator.eval()
             with torch.no_grad():

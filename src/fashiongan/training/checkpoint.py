@@ -101,7 +101,13 @@ def save_checkpoint(directory: Path, state: TrainingState, fingerprint: str, kee
     return path
 
 
-def _apply(path: Path, state: TrainingState, fingerprint: str) -> None:
+def load_checkpoint(path: Path, state: TrainingState, fingerprint: str) -> None:
+    """Load one checkpoint file into ``state`` (weights, optimizers, RNGs, step, metrics).
+
+    Raises:
+        CheckpointError: if it was written for other parameters (another fingerprint).
+        SafetensorError, OSError, ValueError, KeyError: if the file is unreadable or incomplete.
+    """
     with safe_open(str(path), framework="pt") as handle:
         meta = json.loads((handle.metadata() or {})["state"])
     if meta["fingerprint"] != fingerprint:
@@ -132,11 +138,11 @@ def _apply(path: Path, state: TrainingState, fingerprint: str) -> None:
     state.window.update(meta["window"])
 
 
-def resume_latest(directory: Path, state: TrainingState, fingerprint: str) -> bool:
+def load_latest(directory: Path, state: TrainingState, fingerprint: str) -> Path | None:
     """Load the newest readable checkpoint into ``state``; fall back past corrupt ones.
 
     Returns:
-        True if a checkpoint was loaded, False if the directory holds none.
+        The checkpoint loaded, or None if the directory holds none.
 
     Raises:
         CheckpointError: if checkpoints exist but none is readable, or they belong to other params.
@@ -144,14 +150,19 @@ def resume_latest(directory: Path, state: TrainingState, fingerprint: str) -> bo
     candidates = sorted(Path(directory).glob(_PATTERN), reverse=True)
     for path in candidates:
         try:
-            _apply(path, state, fingerprint)
+            load_checkpoint(path, state, fingerprint)
         except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as err:
             logger.error("Checkpoint %s is unreadable (%s); trying the previous one.", path, err)
             continue
         logger.info("Resumed from %s (step %d).", path, state.step)
-        return True
+        return path
     if candidates:
         raise CheckpointError(
             f"No readable checkpoint in {directory}: {[c.name for c in candidates]}"
         )
-    return False
+    return None
+
+
+def resume_latest(directory: Path, state: TrainingState, fingerprint: str) -> bool:
+    """:func:`load_latest`, answering whether a checkpoint was loaded."""
+    return load_latest(directory, state, fingerprint) is not None

@@ -25,6 +25,7 @@ from fashiongan.models.conditional_gan import (
     ImageEmbedder,
 )
 from fashiongan.plotting import image_grid
+from fashiongan.training import distributed
 from fashiongan.training.checkpoint import TrainingState
 from fashiongan.training.loop import fit
 from fashiongan.training.losses import (
@@ -91,10 +92,14 @@ def train_conditional_gan(
             ``reference_index``, ``modification_index`` (N,); ``sample_text`` (R, D) for grids.
         params: the ``conditional.training`` parameters.
         sample_captions: row labels for the per-epoch sample grid.
+
+    Under torchrun, ``batch_size`` stays the global batch: every rank draws the whole batch
+    (indices, noise, query kinds, negatives) from the same streams and trains on its slice; DDP
+    averages the gradients. BatchNorm is synchronised on CUDA and per rank on CPU (Gloo).
     """
     validate(params)
     rng = seed_everything(params["seed"])
-    device = pick_device(params.get("device", "auto"))
+    device = distributed.setup(pick_device(params.get("device", "auto")))
     table = conditioning["text_embeddings"].float().to(device)
     config = ConditionalGANConfig(
         **{k: v for k, v in params["model"].items()},
@@ -127,10 +132,13 @@ def train_conditional_gan(
     reference_index = conditioning["reference_index"].to(device)
     modification_index = conditioning["modification_index"].to(device)
     class_table, class_counts = (t.to(device) for t in _same_class_sampler(labels.cpu()))
-    n, batch, kind = len(images), params["batch_size"], params["loss"]
+    n, batch, kind = len(images), params["batch_size"], params["loss"]  # batch: global
     steps_per_epoch = n // batch
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {batch} is larger than the {n} training images")
+    distributed.check_batch(batch, "conditional.training.batch_size")
+    g, d, e = (distributed.wrap_ddp(m, device) for m in (generator, discriminator, embedder))
+    shard = distributed.shard
     use_amp = device.type == "cuda" and params.get("amp", True)
     autocast = (
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
@@ -158,37 +166,43 @@ def train_conditional_gan(
         return torch.randn(*shape, generator=rng).to(device)
 
     def train_step(step: int) -> dict[str, float]:
+        # Every draw is of the global batch (B); each rank keeps its slice (b = B / ranks).
+        distributed.seed_step(params["seed"], step)  # no-op in one process
         idx = batch_indices(step)
-        real, target_text = images[idx], table[caption_index[idx]]  # (B,C,H,W), (B,D)
-        has_image = (torch.rand(batch, generator=rng) >= params["image_drop"]).to(
-            device
+        all_text = table[caption_index[idx]]  # (B, D)
+        mismatched_text = shard(all_text.roll(1, dims=0))  # someone else's caption: (b, D)
+        idx, target_text = shard(idx), shard(all_text)
+        real = images[idx]  # (b, C, H, W)
+        has_image = shard(
+            (torch.rand(batch, generator=rng) >= params["image_drop"]).to(device)
         )  # composed query?
         reference = images[reference_index[idx]]
         query_text = torch.where(has_image[:, None], table[modification_index[idx]], target_text)
-        mismatched_text = target_text.roll(1, dims=0)  # someone else's caption
-        negative = images[torch.randint(0, n, (batch,), generator=rng).to(device)]
+        negative = images[shard(torch.randint(0, n, (batch,), generator=rng).to(device))]
         positive = images[
             class_table[
                 labels[idx],
-                (torch.rand(batch, generator=rng).to(device) * class_counts[labels[idx]]).long(),
+                (
+                    shard(torch.rand(batch, generator=rng).to(device)) * class_counts[labels[idx]]
+                ).long(),
             ]
         ]
 
         for k in range(params["n_critic"]):  # critic steps; the last fake keeps its graph for G
             with torch.set_grad_enabled(k == params["n_critic"] - 1), autocast():
-                last_noise = randn(batch, config.noise_dim)
-                fake = generator(last_noise, query_text, reference, has_image)
-            with autocast():  # one pass over [real | real with wrong caption | fake]: (3B,)
-                scores = discriminator(
+                last_noise = shard(randn(batch, config.noise_dim))
+                fake = g(last_noise, query_text, reference, has_image)
+            with autocast():  # one pass over [real | real with wrong caption | fake]: (3b,)
+                scores = d(
                     torch.cat([real, real, fake.detach()]),
                     torch.cat([target_text, mismatched_text, target_text]),
                 )
                 d_real, d_mismatch, d_fake = scores.float().chunk(3)
                 d_loss = discriminator_loss(kind, d_real, d_fake, d_mismatch, params["real_label"])
             if kind == "wgan-gp":
-                alpha = torch.rand(batch, generator=rng).to(device)
+                alpha = shard(torch.rand(batch, generator=rng).to(device))
                 d_loss = d_loss + params["gp_lambda"] * gradient_penalty(
-                    lambda x: discriminator(x, target_text), real, fake.detach().float(), alpha
+                    lambda x: d(x, target_text), real, fake.detach().float(), alpha
                 )
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -196,7 +210,7 @@ def train_conditional_gan(
 
         with autocast():  # embedder: same class close, other items far, fakes near their target
             real_emb, positive_emb, negative_emb, fake_emb = (
-                embedder(torch.cat([real, positive, negative, fake.detach()])).float().chunk(4)
+                e(torch.cat([real, positive, negative, fake.detach()])).float().chunk(4)
             )
             margin = params["triplet_margin"]
             e_loss = triplet_loss(real_emb, positive_emb, negative_emb, margin) + triplet_loss(
@@ -207,16 +221,19 @@ def train_conditional_gan(
         opt_e.step()
 
         with autocast():  # generator: fool D, land near the target in embedding space, stay diverse
-            g_adv = generator_loss(kind, discriminator(fake, target_text).float())
+            g_adv = generator_loss(kind, d(fake, target_text).float())
             g_triplet = triplet_loss(
-                embedder(fake).float(), real_emb.detach(), negative_emb.detach(), margin
+                e(fake).float(), real_emb.detach(), negative_emb.detach(), margin
             )
             g_loss = g_adv + params["triplet_weight"] * g_triplet
             g_diversity = torch.zeros(())
-            if params.get("diversity_weight", 0) > 0:  # mode seeking (Mao et al. 2019), half a batch
-                h = batch // 2
-                z_a, z_b = last_noise[:h], randn(h, config.noise_dim)
-                other = generator(z_b, query_text[:h], reference[:h], has_image[:h])
+            if (
+                params.get("diversity_weight", 0) > 0
+            ):  # mode seeking (Mao et al. 2019), half a batch
+                z_b = shard(randn(batch // 2, config.noise_dim))  # per rank: its first half
+                h = len(z_b)
+                z_a = last_noise[:h]
+                other = g(z_b, query_text[:h], reference[:h], has_image[:h])
                 ratio = (fake[:h] - other).abs().mean() / (z_a - z_b).abs().mean()
                 g_diversity = 1.0 / (ratio.float() + 1e-5)
                 g_loss = g_loss + params["diversity_weight"] * g_diversity
@@ -233,7 +250,7 @@ def train_conditional_gan(
         }
 
     def log_samples(step: int) -> None:
-        if step % steps_per_epoch:
+        if step % steps_per_epoch or not distributed.is_main_process():
             return
         generator.eval()
         with torch.no_grad():

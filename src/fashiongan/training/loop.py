@@ -12,12 +12,47 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from fashiongan.training.checkpoint import TrainingState, resume_latest, save_checkpoint
-from fashiongan.training.distributed import is_main_process
+from fashiongan.training.checkpoint import (
+    CheckpointError,
+    TrainingState,
+    load_checkpoint,
+    load_latest,
+    save_checkpoint,
+)
+from fashiongan.training.distributed import (
+    broadcast_object,
+    is_main_process,
+    mean_over_ranks,
+    world,
+)
 from fashiongan.training.runtime import check_finite
 from fashiongan.training.tracking import log_metrics
 
 logger = logging.getLogger(__name__)
+
+
+def resume_all_ranks(checkpoint_dir: Path, state: TrainingState, fingerprint: str) -> Path | None:
+    """Load the newest readable checkpoint; under torchrun every rank loads the one rank 0 chose.
+
+    Rank 0 alone writes checkpoints, so it alone decides (skipping corrupt files, which it logs);
+    the others load that same file from the shared directory, so all replicas restart from one
+    step with one optimizer and RNG state.
+    """
+    if world() == 1:
+        return load_latest(checkpoint_dir, state, fingerprint)
+    choice: tuple[str, str | None] = ("none", None)
+    if is_main_process():
+        try:
+            path = load_latest(checkpoint_dir, state, fingerprint)
+            choice = ("loaded", None if path is None else str(path))
+        except CheckpointError as err:
+            choice = ("error", str(err))
+    kind, detail = broadcast_object(choice)
+    if kind == "error":
+        raise CheckpointError(detail)
+    if detail is not None and not is_main_process():
+        load_checkpoint(Path(detail), state, fingerprint)
+    return None if detail is None else Path(detail)
 
 
 def fit(
@@ -41,7 +76,9 @@ def fit(
     run stay apart); ``after_step(step)`` runs after each step (sample grids, epoch hooks). A checkpoint
     is written every ``checkpoint_every`` steps and at the end, with the open metric window, so a
     resumed run logs exactly what an uninterrupted one would. A NaN/inf metric raises before the
-    checkpoint, so the last good one survives.
+    checkpoint, so the last good one survives. Under torchrun the metrics are averaged over the
+    ranks (every rank sees the global batch's numbers and stops on the same NaN), and only rank 0
+    logs and writes checkpoints.
     """
     if log_every < 1 or checkpoint_every < 1:
         raise ValueError(
@@ -50,14 +87,14 @@ def fit(
     # One sub-folder per parameter set: changed parameters start afresh, the same ones resume.
     checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir) / fingerprint
     if checkpoint_dir is not None and resume:
-        resume_latest(checkpoint_dir, state, fingerprint)
+        resume_all_ranks(checkpoint_dir, state, fingerprint)
     window = state.window
     bar = tqdm(
         total=total_steps, initial=state.step, desc=description, disable=not is_main_process()
     )
     with bar:
         while state.step < total_steps:
-            metrics = train_step(state.step)
+            metrics = mean_over_ranks(train_step(state.step))  # the global batch's metrics
             check_finite(state.step, **metrics)
             state.step += 1
             for name, value in metrics.items():
