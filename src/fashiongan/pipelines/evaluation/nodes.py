@@ -455,7 +455,7 @@ def score_inception(
     if not settings.get("enabled", True):
         return {"enabled": False, "note": "inception.enabled is false"}
     try:
-        network = load_inception_torchscript(settings.get("path"))
+        network = load_inception_torchscript(settings.get("path"), settings.get("verify", True))
     except (FileNotFoundError, ValueError) as err:
         log.warning("Inception FID skipped: %s", err)
         return {"enabled": False, "note": str(err)}
@@ -476,7 +476,7 @@ def score_inception(
         real_feats = features(real)
         out = {
             "enabled": True,
-            "extractor": INCEPTION_EXTRACTOR,
+            "extractor": INCEPTION_EXTRACTOR if settings.get("path") is None else str(settings["path"]),
             "n_samples": n,
             "floor": frechet_distance(real_feats, features(model_input["train_images"][train_index])),
             "noise": frechet_distance(real_feats, features(torch.rand(real.shape, generator=draw) * 2 - 1)),
