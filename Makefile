@@ -17,7 +17,7 @@ HOST ?= 127.0.0.1
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 
-.PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate benchmark repro clean
+.PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
 
 install: $(STAMP)
 
@@ -70,6 +70,10 @@ evaluator: install
 
 evaluate: install
 	$(BIN)/kedro run --pipelines=evaluation
+
+# FashionIQ: needs the data in data/01_raw/fashioniq (README: FashionIQ).
+fashioniq: install
+	$(BIN)/kedro run --pipelines=fashioniq
 
 # The search app needs the catalog index: `make search-index` (after `make train`).
 search-index: install
