@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -186,6 +187,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--checkpoints", type=Path)
     parser.add_argument("--slow", type=float, default=0.0)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)  # 2 ranks on 2 shared cores; also the same math in every run
     os.environ.setdefault(distributed.LAUNCHER_ENV, "1")  # this script writes per rank itself
     args.out.mkdir(parents=True, exist_ok=True)

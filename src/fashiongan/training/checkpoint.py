@@ -7,9 +7,11 @@ body, everything else in its JSON metadata, so loading never unpickles anything.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,12 @@ def _restore_optimizer(
 
 
 def save_checkpoint(directory: Path, state: TrainingState, fingerprint: str, keep: int = 2) -> Path:
-    """Write ``ckpt-<step>.safetensors`` atomically and prune all but the newest ``keep``."""
+    """Write ``ckpt-<step>.safetensors`` atomically and prune all but the newest ``keep``.
+
+    Raises:
+        OSError: naming the checkpoint when it cannot be written (full disk, read-only); the
+            previous checkpoints are untouched, since pruning happens only after a good write.
+    """
     tensors: dict[str, torch.Tensor] = {}
     meta: dict[str, Any] = {
         "step": state.step,
@@ -94,8 +101,14 @@ def save_checkpoint(directory: Path, state: TrainingState, fingerprint: str, kee
     meta["rng.numpy"] = [np_state[0], np_state[1].tolist(), *np_state[2:]]
 
     path = Path(directory) / f"ckpt-{state.step:09d}.safetensors"
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+    except SafetensorError as err:  # safetensors reports a full disk as its own error type
+        code = re.search(r"os error (\d+)", str(err))
+        raise OSError(
+            int(code.group(1)) if code else errno.EIO, f"could not write {path}: {err}"
+        ) from err
     for old in sorted(Path(directory).glob(_PATTERN))[:-keep]:
         old.unlink(missing_ok=True)
     return path
