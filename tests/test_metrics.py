@@ -12,6 +12,7 @@ from fashiongan.metrics import (
     binary_classification_report,
     class_confusion,
     conditional_accuracy,
+    distribution_metrics,
     frechet_distance,
     kernel_inception_distance,
     load_inception_torchscript,
@@ -115,6 +116,25 @@ def test_fake_covering_half_of_the_real_modes_has_half_recall_full_precision():
 def test_prdc_needs_more_than_k_rows():
     with pytest.raises(ValueError, match="N >= 6"):
         precision_recall_density_coverage(gaussian(5), gaussian(50), k=5)
+
+
+def test_distribution_metrics_bundle_every_figure():
+    real, fake = gaussian(120, seed=1), gaussian(80, seed=2) + 5.0
+    result = distribution_metrics(real, fake, k=3, kid_subsets=3, kid_subset_size=1000)
+    assert set(result) == {
+        "fid",
+        "kid",
+        "kid_std",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "n_real",
+        "n_fake",
+    }
+    assert (result["n_real"], result["n_fake"]) == (120, 80)
+    assert result["fid"] == pytest.approx(frechet_distance(real, fake))
+    assert result["precision"] == 0.0 and result["kid"] > 1.0
 
 
 # --- classification --------------------------------------------------------------------------------

@@ -200,6 +200,33 @@ def precision_recall_density_coverage(
     }
 
 
+def distribution_metrics(
+    real_feats: torch.Tensor,
+    fake_feats: torch.Tensor,
+    k: int = 5,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """FID, KID (mean, std), precision, recall, density and coverage of one feature pair.
+
+    The KID subset size shrinks to the smaller set when that has fewer rows. Record the extractor
+    and ``n_real``/``n_fake`` (returned) beside every value: FID in particular depends on both.
+    """
+    real, fake = _check_pair(real_feats, fake_feats, min_rows=k + 1)
+    kid, kid_std = kernel_inception_distance(
+        real, fake, kid_subsets, min(kid_subset_size, len(real), len(fake)), seed
+    )
+    return {
+        "fid": frechet_distance(real, fake),
+        "kid": kid,
+        "kid_std": kid_std,
+        **precision_recall_density_coverage(real, fake, k=k),
+        "n_real": len(real),
+        "n_fake": len(fake),
+    }
+
+
 # --------------------------------------------------------------------------------------------------
 # Classification
 
