@@ -273,7 +273,7 @@ def plot_examples(service: SearchService, queries: list[str], k: int) -> Figure:
             ax.set_xlabel(label, fontsize=6.5)
         keywords = "\n".join(result.keywords) or "(no keywords)"
         axes[row][0].set_ylabel(
-            f"{query[:26]}\n{keywords}", fontsize=7, rotation=0, ha="right", va="center"
+            f"{query[:32]}\n{keywords}", fontsize=7, rotation=0, ha="right", va="center"
         )
     fig.suptitle("Text → generated image → top catalog items (category, cosine)", fontsize=9)
     fig.tight_layout()
