@@ -82,7 +82,7 @@ def search(
             figure.savefig(save_images, dpi=110)
     except SearchInputError as err:
         raise SearchUsageError(str(err)) from err
-    click.echo(json.dumps(result.to_dict(), indent=2))
+    click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
