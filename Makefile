@@ -16,6 +16,7 @@ export MPLBACKEND := Agg
 HOST ?= 127.0.0.1
 VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
+APP_PORT ?= 7860
 
 .PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
 
@@ -80,13 +81,16 @@ search-index: install
 	$(BIN)/kedro run --pipelines=search_index
 
 app: install
-	$(BIN)/python -m fashiongan.search.app --host $(HOST)
+	$(BIN)/python -m fashiongan.search.app --host $(HOST) --port $(APP_PORT)
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(MLFLOW_PORT)
 
 benchmark: install
 	$(BIN)/python benchmarks/ingestion.py
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/search_latency.py
+	$(BIN)/python benchmarks/app_load.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
