@@ -6,8 +6,9 @@
 ``ddp`` trains the tiny baseline three times in one process group — uninterrupted; stopped at
 step 8 with checkpoints; resumed after rank 0 corrupts the newest checkpoint — plus the tiny
 conditional GAN once, and writes ``rank<r>.safetensors`` / ``rank<r>.json`` per rank.
-The test runs ``ddp`` in its own process as the 1-process reference. ``train`` trains the tiny conditional GAN with checkpoints and writes ``weights.safetensors``;
+``train`` trains the tiny conditional GAN with checkpoints and writes ``weights.safetensors``;
 ``--slow`` prints ``step N`` and sleeps after each step so that a test can SIGKILL it mid-epoch.
+The tests call ``ddp`` and ``train`` in their own process too, as the uninterrupted references.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def train(out: Path, checkpoints: Path, slow: float) -> None:
             time.sleep(slow)
 
         loop.check_finite = announce_and_wait
+    out.mkdir(parents=True, exist_ok=True)
     images, labels, conditioning = tiny_data()
     params = dict(CONDITIONAL, epochs=4, checkpoint_dir=str(checkpoints))
     g, d, e, history = train_conditional_gan(images, labels, conditioning, params)

@@ -27,7 +27,7 @@ from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.checkpoint import TrainingState, load_checkpoint
-from tests.scale._worker import BASELINE
+from tests.scale._worker import BASELINE, train
 from tests.scale.conftest import WORKER, finish, start
 
 pytestmark = pytest.mark.timeout(300)
@@ -50,9 +50,6 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float = 180) -> 
 
 def test_sigkill_mid_epoch_then_restart_ends_with_the_uninterrupted_weights(tmp_path: Path):
     """Conditional GAN, 4 epochs of 4 steps, a checkpoint per epoch; killed during epoch 2."""
-    reference = start(
-        [*WORKER_CMD, "train", str(tmp_path / "ref"), "--checkpoints", str(tmp_path / "ref_ckpt")]
-    )
     checkpoints = tmp_path / "ckpt"
     victim = start(
         [*WORKER_CMD, "train", str(tmp_path / "run"), "--checkpoints", str(checkpoints)]
@@ -70,7 +67,12 @@ def test_sigkill_mid_epoch_then_restart_ends_with_the_uninterrupted_weights(tmp_
         start([*WORKER_CMD, "train", str(tmp_path / "run"), "--checkpoints", str(checkpoints)])
     )
     assert "ckpt-000000004.safetensors (step 4)" in output  # resumed, did not start over
-    finish(reference)
+    threads = torch.get_num_threads()  # the uninterrupted run, here, with the worker's 1 thread
+    torch.set_num_threads(1)
+    try:
+        train(tmp_path / "ref", tmp_path / "ref_ckpt", slow=0.0)
+    finally:
+        torch.set_num_threads(threads)
     resumed = load_file(str(tmp_path / "run" / "weights.safetensors"))
     expected = load_file(str(tmp_path / "ref" / "weights.safetensors"))
     assert resumed.keys() == expected.keys()
