@@ -68,6 +68,7 @@ def run(
     disabled = tuple(settings.DISABLE_HOOKS_FOR_PLUGINS) + ("kedro-mlflow", "kedro_mlflow")
     settings.set("DISABLE_HOOKS_FOR_PLUGINS", disabled)
     logging.getLogger("kedro").setLevel(logging.WARNING)  # rank 0 reports the run
+    registry.set_requested(pipelines)  # import only these pipelines, as `kedro run` does
     with KedroSession.create(project_path, env=env, runtime_params=params) as session:
         context = session.load_context()
         pipeline = sum((registry[name] for name in pipelines), Pipeline([])).filter(
