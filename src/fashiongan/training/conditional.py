@@ -227,9 +227,8 @@ def train_conditional_gan(
             )
             g_loss = g_adv + params["triplet_weight"] * g_triplet
             g_diversity = torch.zeros(())
-            if (
-                params.get("diversity_weight", 0) > 0
-            ):  # mode seeking (Mao et al. 2019), half a batch
+            # Mode seeking (Mao et al. 2019) on half a batch.
+            if params.get("diversity_weight", 0) > 0:
                 z_b = shard(randn(batch // 2, config.noise_dim))  # per rank: its first half
                 h = len(z_b)
                 z_a = last_noise[:h]
