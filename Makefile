@@ -18,7 +18,7 @@ VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 APP_PORT ?= 7860
 
-.PHONY: install data train test browser lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
+.PHONY: install data train train-ddp test test-deps lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
 
 install: $(STAMP)
 
@@ -39,15 +39,26 @@ train: install
 repro: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
-test: install browser
+test: install test-deps
 	$(BIN)/python -m pytest
 
-# Debian's Chromium for the end-to-end browser test (Playwright drives it; no browser download).
-# Best effort: without it (not root, no apt) that one test is skipped and says why.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+# Best effort, as root with apt: Debian's Chromium for the end-to-end browser test (Playwright
+# drives it; no browser download) and PostgreSQL for the team-MLflow integration test. Without
+# them those tests are skipped and say why.
+test-deps:
+	-@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) ; } || \
 	  echo "chromium not installed: the browser test will be skipped"
+	-@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 ; } || \
+	  echo "PostgreSQL not installed: the team MLflow test will be skipped"
+
+NPROC ?= 2
+
+# The baseline on NPROC processes (CPU: Gloo; GPUs: NCCL, use NPROC=gpu). batch_size is global.
+train-ddp: install
+	$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC) -m fashiongan.training.launch --pipelines=train_gan --namespaces=baseline
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -149,3 +149,18 @@ def test_params_are_not_mutated(images):
     params = copy.deepcopy(PARAMS)
     train_mlp_gan(images, params)
     assert params == PARAMS
+
+
+def test_finishing_at_a_checkpoint_logs_its_open_window(images, tmp_path, monkeypatch):
+    """A longer run killed after the step-12 checkpoint, finished with iterations=12, logs as a 12-step run."""
+    params = dict(PARAMS, log_every=5, checkpoint_every=12)
+    _, _, twelve = train_mlp_gan(images, dict(params, iterations=12))
+    checkpoints = tmp_path / "ckpt"
+    train_until_killed(
+        images, dict(params, iterations=20, checkpoint_dir=str(checkpoints)), 13, monkeypatch
+    )
+    _, _, finished = train_mlp_gan(
+        images, dict(params, iterations=12, checkpoint_dir=str(checkpoints))
+    )
+    assert [row["step"] for row in twelve] == [5, 10, 12]
+    assert finished == twelve

@@ -111,4 +111,9 @@ def fit(
             at_checkpoint = state.step % checkpoint_every == 0 or state.step == total_steps
             if checkpoint_dir is not None and at_checkpoint and is_main_process():
                 save_checkpoint(checkpoint_dir, state, fingerprint)
+    if window:  # resumed from a final checkpoint whose last window was never logged
+        row = {name: sum(values) / len(values) for name, values in window.items()}
+        window.clear()
+        state.history.append({"step": state.step, **row})
+        log_metrics({metric_prefix + k: v for k, v in row.items()}, step=state.step)
     return state
