@@ -215,8 +215,10 @@ def test_verdict_and_report_say_when_synthetic_does_not_win():
     assert out["text_synthetic_beats_baselines"] is True
     assert out["composed_synthetic_beats_baselines"] is False
     assert out["composed_not_beaten_by_synthetic"] == ["image"]
+    assert out["text_fused_beats_baselines"] is True
     sentence = verdict_sentence("conditional", out)
     assert "does not beat" in sentence and "image" in sentence
+    assert "fused (synthetic + text) query beats them on text queries" in sentence
     summary = row_summary({"fid": 1.0, "kid": 0.1}, None, model)
     assert summary["retrieval_composed_synthetic_recall_at_10"] == 0.6
 

@@ -330,4 +330,9 @@ def verdict_sentence(name: str, verdict: dict[str, Any]) -> str:
                 f"on {kind} queries the synthetic query **does not beat** the {baselines} "
                 f"baselines (not above: {losers})"
             )
+    fused = [kind for kind in ("composed", "text") if verdict.get(f"{kind}_fused_beats_baselines")]
+    parts.append(
+        "the fused (synthetic + text) query beats them on "
+        + (" and ".join(f"{kind} queries" for kind in fused) if fused else "neither kind")
+    )
     return f"**{name}**: " + "; ".join(parts) + f" (criterion: {verdict['criterion']})."

@@ -299,7 +299,8 @@ def evaluate_retrieval(
 
 
 def verdict(model_out: dict[str, Any], ks: list[int], map_k: int) -> dict[str, Any]:
-    """Whether the synthetic query beats every single-modality baseline, per kind of query.
+    """Whether the synthetic (and the fused) query beats every single-modality baseline, per
+    kind of query.
 
     "Beats" means a higher Recall@K at the middle cut-off (10 by default) and a higher mAP.
     """
@@ -307,15 +308,16 @@ def verdict(model_out: dict[str, Any], ks: list[int], map_k: int) -> dict[str, A
     map_key = f"map_at_{map_k}"
     out = {"criterion": f"{recall_key} and {map_key} above every baseline"}
     for kind, baselines in BASELINES.items():
-        synthetic = model_out[kind]["synthetic"]["overall"]
-        losses = [
-            baseline
-            for baseline in baselines
-            for key in (recall_key, map_key)
-            if synthetic[key] <= model_out[kind][baseline]["overall"][key]
-        ]
-        out[f"{kind}_synthetic_beats_baselines"] = not losses
-        out[f"{kind}_not_beaten_by_synthetic"] = sorted(set(losses))
+        for method in ("synthetic", "fused"):
+            scores = model_out[kind][method]["overall"]
+            losses = [
+                baseline
+                for baseline in baselines
+                for key in (recall_key, map_key)
+                if scores[key] <= model_out[kind][baseline]["overall"][key]
+            ]
+            out[f"{kind}_{method}_beats_baselines"] = not losses
+            out[f"{kind}_not_beaten_by_{method}"] = sorted(set(losses))
     return out
 
 
