@@ -77,6 +77,19 @@ def write_tiny_fashion_mnist(
     return checksums
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Kedro sessions install rich handlers that print to stdout; keep them from leaking into the
+    next test (a CLI test would find log lines in the JSON it reads from stdout)."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def tiny_raw(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A folder of tiny idx files and their checksums."""
