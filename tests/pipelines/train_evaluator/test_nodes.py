@@ -34,8 +34,10 @@ def training(tiny_evaluator_params):
 
 def test_training_is_deterministic_for_a_seed(training):
     data = tiny_input()
-    training = {**training, "epochs": 1}
+    training = {**training, "epochs": 1, "num_threads": 1}
+    threads = torch.get_num_threads()
     first, history_a = train_evaluator(data, training)
+    assert torch.get_num_threads() == threads, "num_threads must not leak out of the node"
     second, history_b = train_evaluator(data, training)
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name

@@ -59,10 +59,21 @@ def train_evaluator(
         training: the ``evaluator.training`` parameters.
 
     Returns:
-        The selected model (CPU, eval mode) and one history row per epoch.
+        The selected model (CPU, eval mode) and one history row per epoch. ``num_threads``
+        applies to this node only; the previous torch thread count is restored.
     """
+    threads = torch.get_num_threads()
     if training.get("num_threads"):
         torch.set_num_threads(int(training["num_threads"]))
+    try:
+        return _fit(model_input, training)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(
+    model_input: dict[str, torch.Tensor], training: dict[str, Any]
+) -> tuple[EvaluatorCNN, pd.DataFrame]:
     rng = seed_everything(training["seed"])
     device = pick_device(training.get("device", "auto"))
     model = EvaluatorCNN(_config(training["model"])).to(device)
