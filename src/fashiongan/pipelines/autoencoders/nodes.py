@@ -26,8 +26,8 @@ from fashiongan.models.autoencoders import (
     corrupt,
 )
 from fashiongan.pipelines.autoencoders.metrics import PSNR_CAP_DB, reconstruction_metrics
-from fashiongan.pipelines.autoencoders.training import batched, fit_epochs
 from fashiongan.plotting import image_grid
+from fashiongan.training.epochs import batched, fit_epochs
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_metrics
 

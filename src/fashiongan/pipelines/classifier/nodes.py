@@ -19,7 +19,6 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from fashiongan.models.classifier import MODALITIES, ClassifierConfig, ProductClassifier
-from fashiongan.pipelines.autoencoders.training import fit_epochs
 from fashiongan.text.attributes import assign, fit_thresholds
 from fashiongan.text.titles import (
     NOISE_KINDS,
@@ -28,6 +27,7 @@ from fashiongan.text.titles import (
     check_noise,
     encode_titles,
 )
+from fashiongan.training.epochs import fit_epochs
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_metrics
 

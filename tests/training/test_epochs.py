@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fashiongan.pipelines.autoencoders.training import fit_epochs
+from fashiongan.training.epochs import fit_epochs
 
 DATA = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
 

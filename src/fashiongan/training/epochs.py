@@ -3,7 +3,7 @@
 ``fashiongan.training.loop.fit`` counts iterations; this adapter turns it into epochs over a
 shuffled training set, logs train metrics averaged over each epoch plus a validation pass at the
 end of each epoch, and checkpoints at epoch boundaries so that a resumed run draws the same
-batches as an uninterrupted one. The classifier pipeline uses it too.
+batches as an uninterrupted one. The autoencoders and classifier pipelines use it.
 """
 
 from __future__ import annotations
