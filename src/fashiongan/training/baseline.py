@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 import torch
@@ -12,28 +10,27 @@ import torch.nn.functional as F
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
 from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
-from fashiongan.training.checkpoint import TrainingState
+from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_figure
 
+#: Parameters that do not change what is trained (more iterations continue a run).
+_NOT_SHAPING = {
+    "iterations",
+    "log_every",
+    "sample_every",
+    "checkpoint_every",
+    "checkpoint_dir",
+    "resume",
+    "device",
+    "mlflow_prefix",
+}
+
 
 def fingerprint(params: dict[str, Any]) -> str:
     """Hash of the parameters that shape the run (not the ones that only affect logging)."""
-    shaping = {
-        k: v
-        for k, v in params.items()
-        if k
-        not in {
-            "iterations",
-            "log_every",
-            "sample_every",
-            "checkpoint_every",
-            "checkpoint_dir",
-            "resume",
-        }
-    }
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+    return params_fingerprint(params, _NOT_SHAPING)
 
 
 def train_mlp_gan(

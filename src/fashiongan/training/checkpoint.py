@@ -8,6 +8,7 @@ body, everything else in its JSON metadata, so loading never unpickles anything.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import random
@@ -25,6 +26,16 @@ from fashiongan.datasets.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 _PATTERN = "ckpt-*.safetensors"
+
+
+def params_fingerprint(params: dict[str, Any], ignore: set[str], **extra: Any) -> str:
+    """Hash of the parameters that shape a run: ``ignore`` lists those that only change how long
+    it runs or how it logs (so more epochs continue a run), ``extra`` adds facts such as data size.
+    """
+    shaping = {k: v for k, v in params.items() if k not in ignore} | extra
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 class CheckpointError(RuntimeError):

@@ -11,8 +11,6 @@ generated image usable as a catalog query; the generator gets the same triplet t
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from typing import Any
 
 import torch
@@ -26,7 +24,7 @@ from fashiongan.models.conditional_gan import (
 )
 from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
-from fashiongan.training.checkpoint import TrainingState
+from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
 from fashiongan.training.losses import (
     LOSSES,
@@ -43,10 +41,7 @@ _NOT_SHAPING = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "ml
 
 def fingerprint(params: dict[str, Any]) -> str:
     """Hash of the parameters that shape the run (more epochs may continue a run)."""
-    shaping = {k: v for k, v in params.items() if k not in _NOT_SHAPING}
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    return params_fingerprint(params, _NOT_SHAPING)
 
 
 def validate(params: dict[str, Any]) -> None:

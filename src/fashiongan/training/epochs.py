@@ -8,8 +8,6 @@ batches as an uninterrupted one. The autoencoders and classifier pipelines use i
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fashiongan.training.checkpoint import TrainingState
+from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
 from fashiongan.training.tracking import log_metrics
 
@@ -27,9 +25,7 @@ _NOT_SHAPING = {"epochs", "checkpoint_every_epochs", "checkpoint_dir", "resume",
 
 def fingerprint(params: dict[str, Any], n_train: int) -> str:
     """Hash of the parameters (and training-set size) that shape a run."""
-    shaping = {k: v for k, v in params.items() if k not in _NOT_SHAPING}
-    shaping["n_train"] = n_train
-    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+    return params_fingerprint(params, _NOT_SHAPING, n_train=n_train)
 
 
 def fit_epochs(
