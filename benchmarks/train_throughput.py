@@ -36,7 +36,7 @@ from fashiongan.models.conditional_gan import (
     ImageEmbedder,
 )
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
-from fashiongan.text.captions import caption
+from fashiongan.text.captions import ATTRIBUTES, caption, parse_caption
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.losses import discriminator_loss, generator_loss, triplet_loss
@@ -193,17 +193,25 @@ def conditional_reference(
 
 
 def conditional_project(
-    images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: dict
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    captions: list[str],
+    item_attributes: torch.Tensor,
+    params: dict,
 ):
     from fashiongan.text.encoder import TextEncoder
 
     unique, embeddings, index = TextEncoder(device="cpu").encode_unique(captions)  # once, cached
+    stated = [parse_caption(text) for text in unique]
     conditioning = {
         "text_embeddings": embeddings,
         "caption_index": index,
         "reference_index": torch.randint(0, len(images), (len(images),)),
         "modification_index": index.roll(1),
         "sample_text": embeddings[:1],
+        "text_attributes": torch.tensor(
+            [[-1 if s[a] is None else s[a] for a in ATTRIBUTES] for s in stated]
+        ),
     }
     batch = params["batch_size"]
 
@@ -214,6 +222,7 @@ def conditional_project(
             "caption_index": index[:n],
             "reference_index": conditioning["reference_index"][:n] % n,
             "modification_index": conditioning["modification_index"][:n],
+            "item_attributes": item_attributes[:n],
         }
         train_conditional_gan(images[:n], labels[:n], cond, params)
 
@@ -261,13 +270,16 @@ def main() -> None:
 
     params = conditional_params(64)
     rng = random.Random(0)
+    item_attributes = torch.tensor(
+        [[rng.randrange(3), rng.randrange(3), rng.randrange(2)] for _ in labels]
+    )  # tone, fit, pattern
     captions = [
-        caption(int(label), rng.randrange(3), rng.randrange(3), rng.randrange(2), rng)
-        for label in labels
+        caption(int(label), *map(int, a), rng)
+        for label, a in zip(labels, item_attributes, strict=True)
     ]
     conditional = measure(
         {
-            "project": conditional_project(images, labels, captions, params),
+            "project": conditional_project(images, labels, captions, item_attributes, params),
             "reference": conditional_reference(images, labels, captions, params),
         },
         args.steps,

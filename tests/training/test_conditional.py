@@ -3,7 +3,11 @@ import copy
 import pytest
 import torch
 
-from fashiongan.training.conditional import train_conditional_gan
+from fashiongan.training.conditional import (
+    _same_class_sampler,
+    same_class_contradictions,
+    train_conditional_gan,
+)
 
 N, U, D = 64, 10, 12
 PARAMS = {
@@ -99,6 +103,10 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypa
         ({"loss": "lsgan"}, "choose one of"),
         ({"epochs": 0}, "epochs must be"),
         ({"image_drop": 2}, "image_drop"),
+        ({"attribute_mismatch": -0.1}, "attribute_mismatch"),
+        ({"aux_weight": -1}, "aux_weight must be"),
+        ({"aux_weight": 1.0}, "need \\['item_attributes', 'text_attributes'\\]"),
+        ({"attribute_mismatch": 0.5}, "need \\['item_attributes', 'text_attributes'\\]"),
     ],
 )
 def test_bad_config_is_a_clear_error(data, override, message):
@@ -110,3 +118,85 @@ def test_params_are_not_mutated(data):
     params = copy.deepcopy(PARAMS)
     train_conditional_gan(*data, dict(params, epochs=1))
     assert params == PARAMS
+
+
+def test_same_class_contradictions_by_hand():
+    # Items 0-3 are class 0, items 4-5 class 1. Attributes (tone, fit, pattern).
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    items = torch.tensor([[0, 0, 0], [2, 0, 0], [0, 1, 0], [1, 1, 1], [0, 0, 0], [0, 0, 0]])
+    caption_index = torch.arange(6)  # item i has text i
+    stated = torch.tensor(
+        [[0, -1, -1], [2, -1, -1], [-1, -1, -1], [-1, 1, -1], [-1, -1, -1], [0, -1, -1]]
+    )  # text 0 "dark …", 1 "light …", 2 "a coat", 3 "regular …", 4 "a bag", 5 "dark bag"
+    table, counts = _same_class_sampler(labels)
+    idx = torch.tensor([0, 0, 0, 0, 4, 4])
+    uniform = torch.tensor([0.1, 0.3, 0.6, 0.9, 0.1, 0.9])  # class 0: items 0..3; class 1: 4, 5
+    rows, contradicts = same_class_contradictions(
+        idx, uniform, labels, table, counts, caption_index, stated, items
+    )
+    assert rows.tolist() == [0, 1, 2, 3, 4, 5]
+    # item 0 is dark, slim, plain: "dark" agrees, "light" and "regular" contradict, "a coat" not
+    assert contradicts.tolist() == [False, True, False, True, False, False]
+
+
+@pytest.fixture
+def attributed(data):
+    """The fixture plus what the caption grammar knows: stated (-1 = not) and true attributes."""
+    images, labels, conditioning = data
+    g = torch.Generator().manual_seed(1)
+    return (
+        images,
+        labels,
+        {
+            **conditioning,
+            "text_attributes": torch.randint(-1, 3, (U, 3), generator=g),
+            "item_attributes": torch.randint(0, 3, (N, 3), generator=g),
+        },
+    )
+
+
+def test_attribute_mismatch_trains_and_resumes(attributed, tmp_path):
+    images, labels, conditioning = attributed
+    params = dict(PARAMS, attribute_mismatch=0.5, epochs=2, log_every=4)  # 4 steps an epoch
+    _, discriminator, _, history = train_conditional_gan(images, labels, conditioning, params)
+    _, d_off, _, history_off = train_conditional_gan(
+        images, labels, conditioning, dict(params, attribute_mismatch=0.0)
+    )
+    assert history != history_off  # the negatives changed what D saw
+    checkpoints = str(tmp_path / "ckpt")
+    train_conditional_gan(
+        images, labels, conditioning, dict(params, checkpoint_dir=checkpoints, epochs=1)
+    )
+    _, resumed, _, resumed_history = train_conditional_gan(
+        images, labels, conditioning, dict(params, checkpoint_dir=checkpoints)
+    )
+    assert resumed_history == history
+    for a, b in zip(
+        discriminator.state_dict().values(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_auxiliary_classifier_term(attributed, tmp_path):
+    from fashiongan.datasets import TorchModelDataset
+
+    images, labels, conditioning = attributed
+    params = dict(PARAMS, aux_weight=1.0, epochs=2)
+    generator, discriminator, _, history = train_conditional_gan(
+        images, labels, conditioning, params
+    )
+    assert discriminator.config.aux_classes == (4, 3, 3, 3)  # 4 classes in the fixture
+    assert {"d_aux_loss", "g_aux_loss"} <= set(history[-1])
+    # D learns to name the real items' class: its aux loss falls below chance (ln 4 + 3 ln 3)
+    assert history[-1]["d_aux_loss"] < history[0]["d_aux_loss"]
+    score, heads = discriminator(images[:5], conditioning["text_embeddings"][:5], aux=True)
+    assert score.shape == (5,) and [h.shape for h in heads] == [(5, 4), (5, 3), (5, 3), (5, 3)]
+    dataset = TorchModelDataset(filepath=str(tmp_path / "d.safetensors"))
+    dataset.save(discriminator)
+    assert dataset.load().config.aux_classes == (4, 3, 3, 3)
+    _, plain, _, plain_history = train_conditional_gan(
+        images, labels, conditioning, dict(params, aux_weight=0.0)
+    )
+    assert plain.aux is None and "d_aux_loss" not in plain_history[-1]
+    with pytest.raises(ValueError, match="no auxiliary heads"):
+        plain(images[:2], conditioning["text_embeddings"][:2], aux=True)

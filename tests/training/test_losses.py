@@ -63,3 +63,18 @@ def test_triplet_loss_by_hand():
     far_negative = torch.tensor([[-1.0, 0.0]])
     assert triplet_loss(anchor, positive, far_negative, margin=0.2).item() == 0
     assert triplet_loss(anchor, positive, near_negative, margin=0.2).item() > 0
+
+
+def test_auxiliary_loss_by_hand_skips_unasked_values():
+    from fashiongan.training.losses import auxiliary_loss
+
+    class_logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    tone_logits = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    targets = torch.tensor([[0, -1], [0, 2]])  # item 0 asks no tone
+    expected = (
+        -0.5 * (torch.log_softmax(class_logits[0], 0)[0] + torch.log_softmax(class_logits[1], 0)[0])
+        - torch.log_softmax(tone_logits[1], 0)[2]
+    )
+    assert torch.allclose(auxiliary_loss([class_logits, tone_logits], targets), expected)
+    nothing_asked = auxiliary_loss([class_logits, tone_logits], torch.full((2, 2), -1))
+    assert nothing_asked.item() == 0.0  # finite, not NaN

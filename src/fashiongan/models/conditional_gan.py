@@ -29,6 +29,9 @@ class ConditionalGANConfig:
     d_channels: int = 64
     embed_dim: int = 128  # discriminator feature size for the projection
     spectral_norm: bool = True
+    # Auxiliary classifier heads of D (AC-GAN): one per property, its number of values, e.g.
+    # (10, 3, 3, 2) for class, tone, fit, pattern; () = none.
+    aux_classes: tuple[int, ...] = ()
     text_encoder: str = "bundled"  # which BERT produced text features (saved for inference)
     text_pooling: str = "mean"
 
@@ -118,7 +121,11 @@ class ConditionalGenerator(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """D(image, text) → logit (no sigmoid: BCE uses logits, WGAN-GP and hinge use raw scores)."""
+    """D(image, text) → logit (no sigmoid: BCE uses logits, WGAN-GP and hinge use raw scores).
+
+    With ``aux_classes``, D also names what it sees (class, tone, fit, pattern) from the image
+    alone: ``forward(..., aux=True)`` returns ``(logit, [logits per property])``.
+    """
 
     config_class = ConditionalGANConfig
 
@@ -136,12 +143,18 @@ class ConditionalDiscriminator(nn.Module):
         )
         self.out = norm(nn.Linear(c.embed_dim, 1))
         self.text_proj = norm(nn.Linear(c.text_dim, c.embed_dim))
+        self.aux = nn.Linear(c.embed_dim, sum(c.aux_classes)) if c.aux_classes else None
 
-    def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         h = self.embed(self.features(image))  # (B, embed_dim)
-        return self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(
-            1
-        )  # (B,) projection conditioning
+        score = self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(1)  # (B,) projection
+        if not aux:
+            return score
+        if self.aux is None:
+            raise ValueError("this discriminator has no auxiliary heads (aux_classes is empty)")
+        return score, list(self.aux(h).split(list(self.config.aux_classes), dim=1))
 
 
 @dataclass(frozen=True)

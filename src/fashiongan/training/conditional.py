@@ -28,6 +28,7 @@ from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
 from fashiongan.training.losses import (
     LOSSES,
+    auxiliary_loss,
     discriminator_loss,
     generator_loss,
     gradient_penalty,
@@ -55,10 +56,11 @@ def validate(params: dict[str, Any]) -> None:
         raise ValueError(
             f"conditional.training.diversity_weight must be ≥ 0, got {params['diversity_weight']}"
         )
-    if not 0.0 <= params["image_drop"] <= 1.0:
-        raise ValueError(
-            f"conditional.training.image_drop must be in [0, 1], got {params['image_drop']}"
-        )
+    if params.get("aux_weight", 0) < 0:
+        raise ValueError(f"conditional.training.aux_weight must be ≥ 0, got {params['aux_weight']}")
+    for key in ("image_drop", "attribute_mismatch"):
+        if not 0.0 <= params.get(key, 0.0) <= 1.0:
+            raise ValueError(f"conditional.training.{key} must be in [0, 1], got {params[key]}")
 
 
 def _same_class_sampler(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,6 +72,48 @@ def _same_class_sampler(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     for c, m in enumerate(members):
         table[c, : len(m)] = m
     return table, counts
+
+
+def aux_heads(
+    labels: torch.Tensor, text_attributes: torch.Tensor, item_attributes: torch.Tensor
+) -> tuple[int, ...]:
+    """Sizes of D's auxiliary heads: the number of classes, then of each attribute's values."""
+    seen = torch.maximum(item_attributes.max(0).values, text_attributes.max(0).values)
+    return (int(labels.max()) + 1, *(int(v) + 1 for v in seen))
+
+
+def same_class_contradictions(
+    idx: torch.Tensor,
+    uniform: torch.Tensor,
+    labels: torch.Tensor,
+    class_table: torch.Tensor,
+    class_counts: torch.Tensor,
+    caption_index: torch.Tensor,
+    text_attributes: torch.Tensor,
+    item_attributes: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each item, the caption of a random item of its class, and whether it contradicts it.
+
+    Attribute-level negatives for the matching-aware discriminator: "a dark coat" next to a
+    light coat. Other-class captions alone never make D (and so G) read the tone, fit and
+    pattern words. A caption contradicts an item when it states a value the item does not have;
+    one that states nothing the item lacks ("a coat") is no negative and is not used.
+
+    Args:
+        idx: (B,) item indices; uniform: (B,) in [0, 1), picks the same-class item.
+        class_table, class_counts: from :func:`_same_class_sampler`.
+        caption_index: (N,) each item's text row; text_attributes: (U, 3) stated tone, fit,
+            pattern per text (-1 = not stated); item_attributes: (N, 3) the items' own values.
+
+    Returns:
+        The chosen caption rows (B,) and the mask (B,) of those that contradict their item.
+    """
+    classes = labels[idx]
+    other = class_table[classes, (uniform * class_counts[classes]).long()]
+    rows = caption_index[other]
+    stated = text_attributes[rows]  # (B, 3)
+    contradicts = ((stated >= 0) & (stated != item_attributes[idx])).any(1)
+    return rows, contradicts
 
 
 def train_conditional_gan(
@@ -85,6 +129,9 @@ def train_conditional_gan(
         images: (N, C, H, W) in [-1, 1]; labels: (N,) int64 class ids.
         conditioning: ``text_embeddings`` (U, D) and, per item, ``caption_index``,
             ``reference_index``, ``modification_index`` (N,); ``sample_text`` (R, D) for grids.
+            With ``attribute_mismatch`` or ``aux_weight`` > 0 also ``text_attributes`` (U, 3),
+            the tone / fit / pattern each text states (-1 = not stated), and
+            ``item_attributes`` (N, 3).
         params: the ``conditional.training`` parameters.
         sample_captions: row labels for the per-epoch sample grid.
 
@@ -96,11 +143,24 @@ def train_conditional_gan(
     rng = seed_everything(params["seed"])
     device = distributed.setup(pick_device(params.get("device", "auto")))
     table = conditioning["text_embeddings"].float().to(device)
+    attribute_mismatch = float(params.get("attribute_mismatch", 0.0))
+    aux_weight = float(params.get("aux_weight", 0.0))
+    text_attributes = item_attributes = None
+    if attribute_mismatch > 0 or aux_weight > 0:
+        missing = {"text_attributes", "item_attributes"} - set(conditioning)
+        if missing:
+            raise ValueError(
+                f"conditional.training.attribute_mismatch and aux_weight need {sorted(missing)} "
+                "in the conditioning (rerun encode_conditioning), or set both to 0"
+            )
+        text_attributes = conditioning["text_attributes"].long().to(device)
+        item_attributes = conditioning["item_attributes"].long().to(device)
     config = ConditionalGANConfig(
         **{k: v for k, v in params["model"].items()},
         image_size=images.shape[-1],
         channels=images.shape[1],
         text_dim=table.shape[1],
+        aux_classes=aux_heads(labels, text_attributes, item_attributes) if aux_weight else (),
     )
     generator = ConditionalGenerator(config).to(device)
     discriminator = ConditionalDiscriminator(config).to(device)
@@ -160,12 +220,29 @@ def train_conditional_gan(
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=rng).to(device)
 
+    def mismatched_captions(idx: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Captions that do not describe the batch's items (B, D), for the matching-aware D.
+
+        Another item's caption (so mostly another class); with ``attribute_mismatch``, that
+        share of the batch gets a same-class caption that contradicts the item instead.
+        """
+        rolled = text.roll(1, dims=0)
+        if attribute_mismatch == 0:
+            return rolled
+        uniform = torch.rand(len(idx), generator=rng).to(device)
+        rows, contradicts = same_class_contradictions(
+            idx, uniform, labels, class_table, class_counts, caption_index,
+            text_attributes, item_attributes,
+        )  # fmt: skip
+        chosen = (torch.rand(len(idx), generator=rng) < attribute_mismatch).to(device)
+        return torch.where((chosen & contradicts)[:, None], table[rows], rolled)
+
     def train_step(step: int) -> dict[str, float]:
         # Every draw is of the global batch (B); each rank keeps its slice (b = B / ranks).
         distributed.seed_step(params["seed"], step)  # no-op in one process
         idx = batch_indices(step)
         all_text = table[caption_index[idx]]  # (B, D)
-        mismatched_text = shard(all_text.roll(1, dims=0))  # someone else's caption: (b, D)
+        mismatched_text = shard(mismatched_captions(idx, all_text))  # someone else's: (b, D)
         idx, target_text = shard(idx), shard(all_text)
         real = images[idx]  # (b, C, H, W)
         has_image = shard(
@@ -173,6 +250,13 @@ def train_conditional_gan(
         )  # composed query?
         reference = images[reference_index[idx]]
         query_text = torch.where(has_image[:, None], table[modification_index[idx]], target_text)
+        if aux_weight:  # real: what the items are; asked: what the query asks for (-1: nothing)
+            real_truth = torch.cat([labels[idx, None], item_attributes[idx]], 1)
+            stated = text_attributes[caption_index[idx]]  # a composed query fixes every attribute
+            asked = torch.cat(
+                [labels[idx, None], torch.where(has_image[:, None], item_attributes[idx], stated)],
+                1,
+            )
         negative = images[shard(torch.randint(0, n, (batch,), generator=rng).to(device))]
         positive = images[
             class_table[
@@ -191,9 +275,15 @@ def train_conditional_gan(
                 scores = d(
                     torch.cat([real, real, fake.detach()]),
                     torch.cat([target_text, mismatched_text, target_text]),
+                    **({"aux": True} if aux_weight else {}),
                 )
+                if aux_weight:  # D learns to name what real items are: class, tone, fit, pattern
+                    scores, aux_logits = scores
+                    d_aux = auxiliary_loss([a[: len(real)] for a in aux_logits], real_truth)
                 d_real, d_mismatch, d_fake = scores.float().chunk(3)
                 d_loss = discriminator_loss(kind, d_real, d_fake, d_mismatch, params["real_label"])
+                if aux_weight:
+                    d_loss = d_loss + aux_weight * d_aux
             if kind == "wgan-gp":
                 alpha = shard(torch.rand(batch, generator=rng).to(device))
                 d_loss = d_loss + params["gp_lambda"] * gradient_penalty(
@@ -216,11 +306,18 @@ def train_conditional_gan(
         opt_e.step()
 
         with autocast():  # generator: fool D, land near the target in embedding space, stay diverse
-            g_adv = generator_loss(kind, d(fake, target_text).float())
+            if aux_weight:  # …and be named by D as what was asked for
+                g_scores, fake_aux = d(fake, target_text, aux=True)
+                g_aux = auxiliary_loss(fake_aux, asked)
+            else:
+                g_scores = d(fake, target_text)
+            g_adv = generator_loss(kind, g_scores.float())
             g_triplet = triplet_loss(
                 e(fake).float(), real_emb.detach(), negative_emb.detach(), margin
             )
             g_loss = g_adv + params["triplet_weight"] * g_triplet
+            if aux_weight:
+                g_loss = g_loss + aux_weight * g_aux
             g_diversity = torch.zeros(())
             # Mode seeking (Mao et al. 2019) on half a batch.
             if params.get("diversity_weight", 0) > 0:
@@ -234,7 +331,9 @@ def train_conditional_gan(
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        aux_metrics = {"d_aux_loss": d_aux.item(), "g_aux_loss": g_aux.item()} if aux_weight else {}
         return {
+            **aux_metrics,
             "d_loss": d_loss.item(),
             "g_loss": g_loss.item(),
             "g_adv_loss": g_adv.item(),

@@ -70,3 +70,18 @@ def triplet_loss(
 ) -> torch.Tensor:
     """max(0, ‖a−p‖² − ‖a−n‖² + margin) on unit embeddings (B, D)."""
     return F.triplet_margin_loss(anchor, positive, negative, margin=margin, p=2)
+
+
+def auxiliary_loss(logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """AC-GAN term (Odena et al. 2017): summed cross-entropy over the properties D names.
+
+    Args:
+        logits: one (B, K_i) tensor per property (class, tone, fit, pattern).
+        targets: (B, len(logits)) values; -1 where a value is not asked for (no loss there).
+    """
+    total = logits[0].new_zeros(())
+    for i, head in enumerate(logits):
+        asked = targets[:, i] >= 0
+        if asked.any():  # cross_entropy over no rows would be NaN
+            total = total + F.cross_entropy(head.float()[asked], targets[asked, i])
+    return total

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fashiongan.datasets import TorchModelDataset
+from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.conditional_gan import ConditionalGenerator, ImageEmbedder
 from fashiongan.models.mlp_gan import MLPGenerator
 from tests.conftest import make_kedro_project, run_pipeline
@@ -82,7 +82,19 @@ def test_conditional_outputs_and_mlflow(trained):
     composed = pd.read_parquet(trained / "data/04_feature/composed_queries.parquet")
     assert len(composed) == (captions["split"] == "train").sum()
     history = pd.read_csv(trained / "data/08_reporting/conditional/training_history.csv")
-    assert {"d_loss", "g_adv_loss", "g_triplet_loss", "e_loss"} <= set(history.columns)
+    assert {"d_loss", "g_adv_loss", "g_triplet_loss", "e_loss", "d_aux_loss"} <= set(
+        history.columns
+    )
+    discriminator = TorchModelDataset(
+        filepath=str(trained / "models/conditional/discriminator.safetensors")
+    ).load()
+    assert len(discriminator.config.aux_classes) == 4  # class, tone, fit, pattern
+    conditioning = TensorDictDataset(
+        filepath=str(trained / "data/05_model_input/conditional_conditioning.safetensors")
+    ).load()
+    stated, truth = conditioning["text_attributes"], conditioning["item_attributes"]
+    assert stated.shape == (len(conditioning["text_embeddings"]), 3) and (stated >= 0).any()
+    assert truth.shape == (len(composed), 3) and truth.min() >= 0
     assert (trained / "reports/figures/conditional/conditional_samples.png").stat().st_size > 1000
     client, run = _run(trained, "train_gan")
     assert {"conditional/d_loss", "conditional/g_triplet_loss"} <= set(run.data.metrics)

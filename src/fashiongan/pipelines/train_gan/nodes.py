@@ -21,7 +21,7 @@ from fashiongan.models.conditional_gan import (
 )
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from fashiongan.plotting import image_grid, loss_curves
-from fashiongan.text.captions import modification_text
+from fashiongan.text.captions import ATTRIBUTES, modification_text, parse_caption
 from fashiongan.text.features import caption_dataset
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
@@ -153,7 +153,9 @@ def encode_conditioning(
 
     Returns:
         ``text_embeddings`` (U, D) and per training item ``caption_index``, ``reference_index``,
-        ``modification_index`` (N,), plus ``sample_text`` (R, D) for the per-epoch grids.
+        ``modification_index`` (N,), plus ``sample_text`` (R, D) for the per-epoch grids;
+        ``text_attributes`` (U, 3), the tone / fit / pattern each text states (-1: not stated),
+        and the items' own ``item_attributes`` (N, 3), for attribute-level mismatched captions.
     """
     from fashiongan.text.encoder import TextEncoder
 
@@ -163,11 +165,16 @@ def encode_conditioning(
         raise ValueError("captions and composed queries disagree on the training items")
     texts = train["caption"].tolist() + composed["modification"].tolist() + list(sample_captions)
     settings = {k: v for k, v in encoder.items() if k != "batch_size"}
-    _, embeddings, index = TextEncoder(**settings).encode_unique(
+    unique, embeddings, index = TextEncoder(**settings).encode_unique(
         texts, batch_size=encoder.get("batch_size", 256)
     )
+    stated = [parse_caption(text) for text in unique]
     n = len(train)
     return {
+        "text_attributes": torch.tensor(
+            [[-1 if s[a] is None else s[a] for a in ATTRIBUTES] for s in stated], dtype=torch.long
+        ),
+        "item_attributes": torch.as_tensor(train[list(ATTRIBUTES)].to_numpy(), dtype=torch.long),
         "text_embeddings": embeddings,
         "caption_index": index[:n],
         "reference_index": torch.as_tensor(
