@@ -45,3 +45,13 @@ def test_encode_conditioning_states_what_each_text_asks(monkeypatch):
         [-1, -1, -1],  # "a coat" states no attribute
     ]
     assert out["item_attributes"].tolist() == [[0, 2, 1], [2, 1, 0]]  # train items 0, 1
+
+
+def test_encode_conditioning_without_attribute_columns(monkeypatch):
+    """FashionIQ's tables have no tone / fit / pattern: no attribute tensors, no error."""
+    monkeypatch.setattr("fashiongan.text.encoder.TextEncoder", StandInEncoder)
+    captions = pd.DataFrame({"split": ["train"], "index": [0], "caption": ["a red dress"]})
+    composed = pd.DataFrame({"index": [0], "reference_index": [0], "modification": ["is red"]})
+    out = encode_conditioning(captions, composed, [], {})
+    assert "text_attributes" not in out and "item_attributes" not in out
+    assert out["caption_index"].tolist() == [0]

@@ -153,9 +153,10 @@ def encode_conditioning(
 
     Returns:
         ``text_embeddings`` (U, D) and per training item ``caption_index``, ``reference_index``,
-        ``modification_index`` (N,), plus ``sample_text`` (R, D) for the per-epoch grids;
-        ``text_attributes`` (U, 3), the tone / fit / pattern each text states (-1: not stated),
-        and the items' own ``item_attributes`` (N, 3), for attribute-level mismatched captions.
+        ``modification_index`` (N,), plus ``sample_text`` (R, D) for the per-epoch grids. When
+        the captions carry the grammar's tone / fit / pattern columns, also ``text_attributes``
+        (U, 3), what each text states (-1: not stated), and the items' own ``item_attributes``
+        (N, 3), for ``aux_weight`` and ``attribute_mismatch``.
     """
     from fashiongan.text.encoder import TextEncoder
 
@@ -168,13 +169,21 @@ def encode_conditioning(
     unique, embeddings, index = TextEncoder(**settings).encode_unique(
         texts, batch_size=encoder.get("batch_size", 256)
     )
-    stated = [parse_caption(text) for text in unique]
     n = len(train)
+    attributes = {}
+    if set(ATTRIBUTES) <= set(train.columns):  # the caption grammar's items (not FashionIQ's)
+        stated = [parse_caption(text) for text in unique]
+        attributes = {
+            "text_attributes": torch.tensor(
+                [[-1 if s[a] is None else s[a] for a in ATTRIBUTES] for s in stated],
+                dtype=torch.long,
+            ),
+            "item_attributes": torch.as_tensor(
+                train[list(ATTRIBUTES)].to_numpy(), dtype=torch.long
+            ),
+        }
     return {
-        "text_attributes": torch.tensor(
-            [[-1 if s[a] is None else s[a] for a in ATTRIBUTES] for s in stated], dtype=torch.long
-        ),
-        "item_attributes": torch.as_tensor(train[list(ATTRIBUTES)].to_numpy(), dtype=torch.long),
+        **attributes,
         "text_embeddings": embeddings,
         "caption_index": index[:n],
         "reference_index": torch.as_tensor(
