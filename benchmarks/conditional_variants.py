@@ -1,0 +1,130 @@
+"""Short screening runs of conditional-GAN variants, scored as the evaluation pipeline scores.
+
+Each variant trains from scratch for a few epochs on the real training split (the cached
+conditioning of ``kedro run --pipelines=train_gan --namespaces=conditional``), then draws one
+image for each of N test captions and reports: evaluator-feature FID against those test items,
+the evaluator's class accuracy on what was asked (macro, and per class), the caption grammar's
+tone / fit / pattern accuracy where a caption asks for them, and the mean L1 distance between two
+images of the same caption under different noise (0 = the noise is ignored). One seed each: a
+screening, not a verdict; differences of a few hundredths are within run-to-run noise.
+
+    python benchmarks/conditional_variants.py --epochs 2 \\
+        'diversity_1={"diversity_weight": 1.0}' 'diversity_025={"diversity_weight": 0.25}'
+
+Needs data/05_model_input (make data), the conditioning (the conditional pipeline's first three
+nodes) and models/evaluator (make evaluator). Results accumulate in
+benchmarks/results/conditional_variants.json (a variant run again replaces its entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from _common import RESULTS, machine
+from fashiongan.datasets.safetensors import load_module
+from fashiongan.metrics import conditional_accuracy, frechet_distance
+from fashiongan.pipelines.evaluation.nodes import (
+    attribute_accuracy,
+    catalog_captions,
+    encode_texts,
+    requested_attributes,
+)
+from fashiongan.training.conditional import train_conditional_gan
+
+PARAMETERS = Path("conf/base/parameters_train_gan.yml")
+MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
+CONDITIONING = Path("data/05_model_input/conditional_conditioning.safetensors")
+CAPTIONS = Path("data/04_feature/fashion_mnist_captions.parquet")
+ATTRIBUTES = Path("data/04_feature/fashion_mnist_attributes.safetensors")
+EVALUATOR = Path("models/evaluator/evaluator.safetensors")
+
+
+def generate(generator, text: torch.Tensor, seed: int, batch: int = 500) -> torch.Tensor:
+    z = torch.randn(
+        len(text), generator.config.noise_dim, generator=torch.Generator().manual_seed(seed)
+    )
+    with torch.no_grad():
+        return torch.cat(
+            [generator(z[i : i + batch], text[i : i + batch]) for i in range(0, len(text), batch)]
+        )
+
+
+def score(generator, data: dict, n: int) -> dict:
+    evaluator = load_module(EVALUATOR).eval()
+    index = torch.randperm(len(data["test_labels"]), generator=torch.Generator().manual_seed(0))[:n]
+    index = index.sort().values
+    captions = catalog_captions(pd.read_parquet(CAPTIONS))
+    texts = captions.loc[index.tolist(), "caption"].astype(str).tolist()
+    text = encode_texts(generator.config, texts)
+    images, other_noise = generate(generator, text, 0), generate(generator, text, 1)
+    labels = data["test_labels"].long()[index]
+    real_feats, _ = evaluator.predict(data["test_images"][index])
+    fake_feats, predicted = evaluator.predict(images)
+    accuracy = conditional_accuracy(predicted, labels, evaluator.config.n_classes)
+    attributes = attribute_accuracy(
+        images, labels, requested_attributes(texts), load_file(str(ATTRIBUTES))
+    )
+    return {
+        "n": n,
+        "fid_evaluator": frechet_distance(real_feats, fake_feats),
+        "class_accuracy": accuracy["mean"],
+        "class_accuracy_per_class": accuracy["per_class"],
+        "tone": attributes["tone"],
+        "fit": attributes["fit"],
+        "pattern": attributes["pattern"],
+        "noise_l1": float((images - other_noise).abs().mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variants", nargs="+", help="name={json overrides of conditional.training}")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--n", type=int, default=3000, help="test captions scored")
+    args = parser.parse_args()
+    base = yaml.safe_load(PARAMETERS.read_text())["conditional"]
+    data, conditioning = load_file(str(MODEL_INPUT)), load_file(str(CONDITIONING))
+    path = RESULTS / "conditional_variants.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}
+    for spec in args.variants:
+        name, _, overrides = spec.partition("=")
+        overrides = json.loads(overrides or "{}")
+        params = {
+            **base["training"],
+            "epochs": args.epochs,
+            "checkpoint_dir": None,
+            "device": "cpu",
+            **overrides,
+        }
+        params["model"] = {**base["training"]["model"], "text_encoder": "bundled"}
+        started = time.perf_counter()
+        generator, _, _, history = train_conditional_gan(
+            data["train_images"],
+            data["train_labels"],
+            conditioning,
+            params,
+            base["sample_captions"],
+        )
+        entry = {
+            "overrides": overrides,
+            "epochs": args.epochs,
+            "train_s": round(time.perf_counter() - started, 1),
+            **score(generator, data, args.n),
+            "final_window": history[-1],
+        }
+        results["variants"][name] = entry
+        print(name, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
+        RESULTS.mkdir(exist_ok=True)
+        path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
