@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +36,7 @@ from fashiongan.pipelines.evaluation.nodes import (
     encode_texts,
     requested_attributes,
 )
-from fashiongan.training.conditional import train_conditional_gan
+from fashiongan.pipelines.train_gan.nodes import train_conditional
 
 PARAMETERS = Path("conf/base/parameters_train_gan.yml")
 MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
@@ -97,28 +96,22 @@ def main() -> None:
     for spec in args.variants:
         name, _, overrides = spec.partition("=")
         overrides = json.loads(overrides or "{}")
-        params = {
+        training = {
             **base["training"],
             "epochs": args.epochs,
             "checkpoint_dir": None,
             "device": "cpu",
             **overrides,
         }
-        params["model"] = {**base["training"]["model"], "text_encoder": "bundled"}
-        started = time.perf_counter()
-        generator, _, _, history = train_conditional_gan(
-            data["train_images"],
-            data["train_labels"],
-            conditioning,
-            params,
-            base["sample_captions"],
+        generator, _, _, history, summary = train_conditional(
+            data, conditioning, training, base["text_encoder"], base["sample_captions"]
         )
         entry = {
             "overrides": overrides,
             "epochs": args.epochs,
-            "train_s": round(time.perf_counter() - started, 1),
+            "train_s": summary["wall_time_s"],
             **score(generator, data, args.n),
-            "final_window": history[-1],
+            "final_window": history.iloc[-1].to_dict(),
         }
         results["variants"][name] = entry
         print(name, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))

@@ -36,7 +36,7 @@ from fashiongan.models.conditional_gan import (
     ImageEmbedder,
 )
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
-from fashiongan.text.captions import ATTRIBUTES, caption, parse_caption
+from fashiongan.text.captions import caption, stated_attributes
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.losses import discriminator_loss, generator_loss, triplet_loss
@@ -202,16 +202,13 @@ def conditional_project(
     from fashiongan.text.encoder import TextEncoder
 
     unique, embeddings, index = TextEncoder(device="cpu").encode_unique(captions)  # once, cached
-    stated = [parse_caption(text) for text in unique]
     conditioning = {
         "text_embeddings": embeddings,
         "caption_index": index,
         "reference_index": torch.randint(0, len(images), (len(images),)),
         "modification_index": index.roll(1),
         "sample_text": embeddings[:1],
-        "text_attributes": torch.tensor(
-            [[-1 if s[a] is None else s[a] for a in ATTRIBUTES] for s in stated]
-        ),
+        "text_attributes": stated_attributes(unique),
     }
     batch = params["batch_size"]
 

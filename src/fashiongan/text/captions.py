@@ -344,3 +344,12 @@ def parse_caption(text: str) -> dict[str, int | None]:
                 found[name] = value
                 break
     return found
+
+
+def stated_attributes(texts: Sequence[str]) -> torch.Tensor:
+    """(N, 3) tone, fit, pattern each text asks for (:func:`parse_caption`); -1 = not stated."""
+    parsed = [parse_caption(text) for text in texts]
+    return torch.tensor(
+        [[-1 if p[name] is None else p[name] for name in ATTRIBUTES] for p in parsed],
+        dtype=torch.long,
+    ).view(len(parsed), len(ATTRIBUTES))

@@ -275,7 +275,7 @@ def train_conditional_gan(
                 scores = d(
                     torch.cat([real, real, fake.detach()]),
                     torch.cat([target_text, mismatched_text, target_text]),
-                    **({"aux": True} if aux_weight else {}),
+                    aux=bool(aux_weight),
                 )
                 if aux_weight:  # D learns to name what real items are: class, tone, fit, pattern
                     scores, aux_logits = scores

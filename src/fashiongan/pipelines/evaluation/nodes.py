@@ -35,7 +35,7 @@ from fashiongan.metrics import (
 from fashiongan.models.conditional_gan import ConditionalDiscriminator, ConditionalGenerator
 from fashiongan.models.evaluator import EvaluatorCNN
 from fashiongan.text.attributes import assign
-from fashiongan.text.captions import ATTRIBUTES, parse_caption
+from fashiongan.text.captions import ATTRIBUTES, stated_attributes
 from fashiongan.training.losses import discriminator_loss, generator_loss
 from fashiongan.training.runtime import pick_device
 
@@ -106,11 +106,8 @@ def sample_subset(n_items: int, n: int | None, seed: int) -> torch.Tensor:
 
 def requested_attributes(texts: list[str]) -> dict[str, torch.Tensor]:
     """The tone / fit / pattern each caption asks for (-1 where it does not mention one)."""
-    parsed = [parse_caption(text) for text in texts]
-    return {
-        name: torch.tensor([-1 if p[name] is None else p[name] for p in parsed], dtype=torch.long)
-        for name in ATTRIBUTES
-    }
+    stated = stated_attributes(texts)
+    return {name: stated[:, i] for i, name in enumerate(ATTRIBUTES)}
 
 
 def encode_texts(config: Any, texts: list[str], batch_size: int = 256) -> torch.Tensor:

@@ -21,7 +21,7 @@ from fashiongan.models.conditional_gan import (
 )
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from fashiongan.plotting import image_grid, loss_curves
-from fashiongan.text.captions import ATTRIBUTES, modification_text, parse_caption
+from fashiongan.text.captions import ATTRIBUTES, modification_text, stated_attributes
 from fashiongan.text.features import caption_dataset
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
@@ -172,12 +172,8 @@ def encode_conditioning(
     n = len(train)
     attributes = {}
     if set(ATTRIBUTES) <= set(train.columns):  # the caption grammar's items (not FashionIQ's)
-        stated = [parse_caption(text) for text in unique]
         attributes = {
-            "text_attributes": torch.tensor(
-                [[-1 if s[a] is None else s[a] for a in ATTRIBUTES] for s in stated],
-                dtype=torch.long,
-            ),
+            "text_attributes": stated_attributes(unique),
             "item_attributes": torch.as_tensor(
                 train[list(ATTRIBUTES)].to_numpy(), dtype=torch.long
             ),
