@@ -159,7 +159,9 @@ TINY_PARAMETERS: dict = {
     },
     "conditional": {
         "sample_captions": ["a dark ankle boot", "light trousers"],
-        "text_encoder": {"device": "cpu"},
+        # BERT's last layer tuned with the GAN: evaluation and search then load it from the
+        # folder saved beside the generator.
+        "text_encoder": {"device": "cpu", "trainable_top_layers": 1},
         "training": {
             "epochs": 2,
             "batch_size": 32,

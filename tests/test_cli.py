@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,38 @@ def test_bad_input_is_one_line_and_exit_code_2(models, tmp_path, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_generator_uses_the_text_encoder_saved_beside_it(tmp_path):
+    """Training saves its (tuned) BERT next to the generator; generate must encode with it."""
+    from fashiongan.generation import generate, load_generator, text_encoder
+    from fashiongan.text.encoder import TextEncoder
+
+    folder = tmp_path / "models" / "conditional"
+    torch.manual_seed(0)
+    config = ConditionalGANConfig(
+        g_channels=4, text_channels=2, noise_channels=2, noise_dim=4, text_encoder="./text_encoder"
+    )
+    save_module(ConditionalGenerator(config), folder / "generator.safetensors")
+    out = tmp_path / "boots.npz"
+    args = ("--model", str(folder / "generator.safetensors"), "--text", "a dark ankle boot")
+    result = invoke(*args, "--n", "2", "--out", str(out))
+    assert result.exit_code == 2 and "text_encoder" in result.output  # not saved yet
+    assert len(result.output.strip().splitlines()) == 1
+
+    encoder = TextEncoder(device="cpu")
+    with torch.no_grad():  # stands for the tuning: queries must go through this layer
+        weight = encoder.model.encoder.layer[-1].output.dense.weight
+        weight.add_(0.2 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+    encoder.save(folder / "text_encoder")
+    assert invoke(*args, "--n", "2", "--out", str(out)).exit_code == 0
+    generator = load_generator(folder / "generator.safetensors")
+    tuned = generate(generator, 2, 0, "a dark ankle boot")
+    assert text_encoder(generator.config.text_encoder, "mean").model_name_or_path == str(
+        folder / "text_encoder"
+    )
+    expected = ((tuned.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+    assert np.abs(np.load(out)["images"].astype(int) - expected.astype(int)).max() <= 1
+    bundled = ConditionalGenerator(dataclasses.replace(config, text_encoder="bundled"))
+    bundled.load_state_dict(generator.state_dict())
+    assert not torch.allclose(generate(bundled, 2, 0, "a dark ankle boot"), tuned)

@@ -25,10 +25,27 @@ def load_generator(path: str | Path) -> torch.nn.Module:
 
 @functools.lru_cache(maxsize=4)
 def text_encoder(model_name_or_path: str, pooling: str):
-    """The BERT encoder a conditional generator was trained with (cached per process)."""
-    from fashiongan.text.encoder import TextEncoder
+    """The BERT encoder a conditional generator was trained with (cached per process).
+
+    A folder saved beside the generator by training (``TextEncoder.save``) loads with the
+    settings it was trained with; anything else is a base model name or path.
+    """
+    from fashiongan.text.encoder import SETTINGS_FILE, TextEncoder
 
     source = None if model_name_or_path in ("bundled", "", None) else model_name_or_path
+    if source and str(source).startswith("./"):
+        raise GenerationError(
+            f"the model names its text encoder {source!r}, relative to the model file: load the "
+            "model from its file (load_generator or the catalog) so that the path resolves"
+        )
+    if source and (Path(source) / SETTINGS_FILE).is_file():
+        encoder = TextEncoder.from_saved(source, device="cpu")
+        if encoder.pooling != pooling:
+            raise GenerationError(
+                f"{source} pools with {encoder.pooling!r} but the model was trained with "
+                f"{pooling!r}: the model and its text encoder do not belong together"
+            )
+        return encoder
     return TextEncoder(source, pooling=pooling, device="cpu")
 
 

@@ -65,3 +65,26 @@ def test_failed_save_keeps_previous_artifact(tmp_path: Path, monkeypatch):
     monkeypatch.undo()
     assert torch.equal(dataset.load()["a"], torch.zeros(2))
     assert [p.name for p in tmp_path.iterdir()] == ["x.safetensors"]
+
+
+def test_paths_beside_the_model_resolve_against_its_folder(tmp_path: Path):
+    """A generator naming ``./text_encoder`` finds the encoder saved next to it, wherever it is."""
+    from fashiongan.models.conditional_gan import (
+        BESIDE_MODEL_TEXT_ENCODER,
+        ConditionalGANConfig,
+        ConditionalGenerator,
+    )
+
+    small = {"g_channels": 4, "text_channels": 2, "noise_channels": 2, "noise_dim": 4}
+    beside = ConditionalGenerator(
+        ConditionalGANConfig(**small, text_encoder=BESIDE_MODEL_TEXT_ENCODER)
+    )
+    TorchModelDataset(filepath=str(tmp_path / "a" / "generator.safetensors")).save(beside)
+    (tmp_path / "a").rename(tmp_path / "moved")
+    loaded = TorchModelDataset(filepath=str(tmp_path / "moved" / "generator.safetensors")).load()
+    assert loaded.config.text_encoder == str(tmp_path / "moved" / "text_encoder")
+    named = ConditionalGenerator(ConditionalGANConfig(**small, text_encoder="bert-base-uncased"))
+    TorchModelDataset(filepath=str(tmp_path / "b.safetensors")).save(named)
+    assert TorchModelDataset(
+        filepath=str(tmp_path / "b.safetensors")
+    ).load().config.text_encoder == ("bert-base-uncased")

@@ -105,3 +105,51 @@ def test_missing_model_says_what_to_do(tmp_path, monkeypatch):
         TextEncoder("some-org/bert-that-is-not-cached")
     with pytest.raises(ValueError, match="pooling"):
         TextEncoder(pooling="max")
+
+
+TEXTS = ["a bag", "looking for a light patterned dress with a slim fit", "the same but darker"]
+
+
+@pytest.mark.parametrize("k,pooling", [(0, "mean"), (1, "mean"), (2, "cls"), (6, "mean")])
+def test_top_layers_on_the_cache_equal_the_whole_model(text_encoder, k, pooling):
+    """What training runs each step (top k layers on the cached states) is what inference runs."""
+    encoder = TextEncoder(text_encoder.model_name_or_path, pooling=pooling, device="cpu")
+    encoder.set_trainable_top_layers(k)
+    hidden, mask = encoder.hidden_below_top(TEXTS, batch_size=2)
+    assert hidden.shape == (3, mask.shape[1], 384) and mask.sum(1).min() >= 3
+    alone = torch.cat([encoder.encode([t]) for t in TEXTS])  # no padding at all
+    torch.testing.assert_close(encoder.top(hidden, mask), alone, atol=1e-5, rtol=0)
+    short = slice(0, int(mask[0].sum()))  # training trims the padding a batch shares
+    torch.testing.assert_close(
+        encoder.top(hidden[:1, short], mask[:1, short]), alone[:1], atol=1e-5, rtol=0
+    )
+    assert len(encoder.top_layers) == k
+
+
+def test_gradients_reach_the_top_layers_only(text_encoder):
+    encoder = TextEncoder(text_encoder.model_name_or_path, device="cpu", trainable_top_layers=2)
+    hidden, mask = encoder.hidden_below_top(TEXTS)
+    encoder.top(hidden, mask).sum().backward()
+    layers = encoder.model.encoder.layer
+    assert all(p.grad is not None for layer in layers[-2:] for p in layer.parameters())
+    assert all(p.grad is None for layer in layers[:-2] for p in layer.parameters())
+    assert not hidden.requires_grad  # the cache is a constant
+
+
+def test_save_then_from_saved_encodes_the_same(text_encoder, tmp_path):
+    from transformers import AutoModel
+
+    encoder = TextEncoder(text_encoder.model_name_or_path, pooling="cls", device="cpu")
+    encoder.set_trainable_top_layers(1)
+    untuned = encoder.encode(TEXTS)
+    with torch.no_grad():  # as if tuned: the copy must keep this change
+        weight = encoder.model.encoder.layer[-1].output.dense.weight
+        weight.add_(0.1 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))
+    encoder.save(tmp_path / "enc")
+    loaded = TextEncoder.from_saved(tmp_path / "enc")
+    assert loaded.pooling == "cls" and loaded.trainable_top_layers == 0
+    torch.testing.assert_close(loaded.encode(TEXTS), encoder.encode(TEXTS), atol=1e-6, rtol=0)
+    assert (loaded.encode(TEXTS) - untuned).abs().max() > 1e-3
+    assert AutoModel.from_pretrained(tmp_path / "enc").config.model_type == "bert"
+    with pytest.raises(TextModelNotFoundError, match="fashiongan_text_encoder.json"):
+        TextEncoder.from_saved(text_encoder.model_name_or_path)

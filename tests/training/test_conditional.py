@@ -200,3 +200,120 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
     assert plain.aux is None and "d_aux_loss" not in plain_history[-1]
     with pytest.raises(ValueError, match="no auxiliary heads"):
         plain(images[:2], conditioning["text_embeddings"][:2], aux=True)
+
+
+TEXTS = [
+    "a dark ankle boot",
+    "light trousers",
+    "a wide patterned pullover",
+    "a slim dress, plain",
+    "looking for a handbag",
+    "the same but darker",
+    "as a dress instead",
+    "wider, with a pattern",
+    "white sneakers",
+    "a plain t-shirt",
+]
+
+
+@pytest.fixture(scope="module")
+def bert():
+    """The bundled MiniLM with its last layer trainable, and the conditioning it caches."""
+    from fashiongan.text.encoder import TextEncoder
+
+    encoder = TextEncoder(device="cpu", trainable_top_layers=1)
+    hidden, mask = encoder.hidden_below_top(TEXTS)
+    return encoder, {
+        "text_embeddings": encoder.encode(TEXTS),
+        "text_hidden": hidden,
+        "text_mask": mask,
+    }
+
+
+@pytest.fixture
+def tuned_data(data, bert):
+    """The tiny data with real texts; a fresh copy of the encoder (training tunes it in place)."""
+    images, labels, conditioning = data
+    encoder, cached = bert
+    conditioning = {**conditioning, **cached, "sample_index": torch.tensor([0, 1])}
+    conditioning["sample_text"] = cached["text_embeddings"][:2]
+    return images, labels, conditioning, copy.deepcopy(encoder)
+
+
+def test_top_layer_fine_tuning_trains_that_layer_only(tuned_data, bert):
+    images, labels, conditioning, encoder = tuned_data
+    params = dict(PARAMS, epochs=1, text_lr=1e-3)
+    train_conditional_gan(images, labels, conditioning, params, None, encoder)
+    before, after = bert[0].model.encoder.layer, encoder.model.encoder.layer
+    assert not torch.equal(before[-1].output.dense.weight, after[-1].output.dense.weight)
+    for frozen in range(len(before) - 1):
+        assert torch.equal(before[frozen].output.dense.weight, after[frozen].output.dense.weight)
+    assert torch.equal(
+        bert[0].model.embeddings.word_embeddings.weight,
+        encoder.model.embeddings.word_embeddings.weight,
+    )
+    assert encoder.device.type == "cpu"
+    # The tuned layer now gives other features than the cache it started from.
+    tuned = encoder.encode(TEXTS)
+    assert (tuned - conditioning["text_embeddings"]).abs().max() > 1e-4
+
+
+def test_a_frozen_encoder_trains_exactly_like_cached_features(data, bert):
+    from fashiongan.text.encoder import TextEncoder
+
+    images, labels, conditioning = data
+    frozen = TextEncoder(device="cpu")  # trainable_top_layers=0: features come from the cache
+    _, _, _, history = train_conditional_gan(images, labels, conditioning, PARAMS, None, frozen)
+    _, _, _, reference = train_conditional_gan(images, labels, conditioning, PARAMS)
+    assert history == reference
+
+
+def test_fine_tuning_resumes_exactly(tuned_data, tmp_path, monkeypatch):
+    images, labels, conditioning, encoder = tuned_data
+    params = dict(PARAMS, text_lr=1e-3, diversity_weight=0.25)
+    full_encoder = copy.deepcopy(encoder)
+    g_full, _, _, history = train_conditional_gan(
+        images, labels, conditioning, params, None, full_encoder
+    )
+
+    class Killed(BaseException):
+        pass
+
+    def die_at_step_9(step, **losses):
+        if step == 9:
+            raise Killed
+
+    checkpoints = dict(params, checkpoint_dir=str(tmp_path / "ckpt"))
+    monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
+    with pytest.raises(Killed):
+        train_conditional_gan(
+            images, labels, conditioning, checkpoints, None, copy.deepcopy(encoder)
+        )
+    monkeypatch.undo()
+    resumed_encoder = copy.deepcopy(encoder)  # as loaded again after the restart: untuned
+    g_resumed, _, _, resumed_history = train_conditional_gan(
+        images, labels, conditioning, checkpoints, None, resumed_encoder
+    )
+    assert resumed_history == history
+    for a, b in zip(
+        full_encoder.top_layers.state_dict().values(),
+        resumed_encoder.top_layers.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    for a, b in zip(g_full.state_dict().values(), g_resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fine_tuning_needs_the_cached_hidden_states(data, bert):
+    images, labels, conditioning = data
+    with pytest.raises(ValueError, match="text_hidden.*rerun encode_conditioning"):
+        train_conditional_gan(images, labels, conditioning, PARAMS, None, copy.deepcopy(bert[0]))
+    with pytest.raises(ValueError, match="text_lr must be > 0"):
+        train_conditional_gan(images, labels, conditioning, dict(PARAMS, text_lr=0.0))
+
+
+def test_fine_tuning_needs_its_learning_rate(tuned_data):
+    images, labels, conditioning, encoder = tuned_data
+    with pytest.raises(ValueError, match="text_lr .* is needed"):
+        train_conditional_gan(images, labels, conditioning, PARAMS, None, encoder)

@@ -117,10 +117,24 @@ def load_module(path: Path) -> torch.nn.Module:
     module_name, _, class_name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     config_cls = cls.config_class
-    config = config_cls(**_tuples(json.loads(metadata["config"])))
+    config = _beside(config_cls(**_tuples(json.loads(metadata["config"]))), path.parent)
     module = cls(config)
     module.load_state_dict(state)
     return module.eval()
+
+
+def _beside(config: Any, folder: Path) -> Any:
+    """Resolve config paths saved relative to the model file ("./text_encoder") against its folder.
+
+    A model and what travels with it (the text encoder trained beside the GAN) then load
+    together wherever the project is cloned or the ``models/`` folder is copied.
+    """
+    changes = {
+        name: str(folder / value[2:])
+        for name in getattr(config, "paths_beside_model", ())
+        if isinstance(value := getattr(config, name), str) and value.startswith("./")
+    }
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:

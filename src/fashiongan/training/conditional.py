@@ -6,12 +6,17 @@ text that turns the reference into the target. The discriminator always judges t
 against the *target's* caption, so both kinds of query must land on the described item. An
 embedding net, trained with triplet loss on real items and on generated anchors, makes the
 generated image usable as a catalog query; the generator gets the same triplet term.
+
+With a text encoder whose top layers are trainable, those layers run every step on the cached
+output of the frozen ones and learn from the discriminator's matching-aware loss (which caption
+fits which image) and from the generator's use of the query; the discriminator's view of the
+caption is held fixed in the generator's step, so G cannot win by rewriting the caption.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -37,6 +42,9 @@ from fashiongan.training.losses import (
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_figure
 
+if TYPE_CHECKING:
+    from fashiongan.text.encoder import TextEncoder
+
 _NOT_SHAPING = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
 
 
@@ -58,6 +66,8 @@ def validate(params: dict[str, Any]) -> None:
         )
     if params.get("aux_weight", 0) < 0:
         raise ValueError(f"conditional.training.aux_weight must be ≥ 0, got {params['aux_weight']}")
+    if params.get("text_lr", 1.0) <= 0:
+        raise ValueError(f"conditional.training.text_lr must be > 0, got {params['text_lr']}")
     for key in ("image_drop", "attribute_mismatch"):
         if not 0.0 <= params.get(key, 0.0) <= 1.0:
             raise ValueError(f"conditional.training.{key} must be in [0, 1], got {params[key]}")
@@ -122,8 +132,9 @@ def train_conditional_gan(
     conditioning: dict[str, torch.Tensor],
     params: dict[str, Any],
     sample_captions: list[str] | None = None,
+    text_encoder: TextEncoder | None = None,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder, list[dict[str, float]]]:
-    """Train G, D and the embedder.
+    """Train G, D and the embedder (and the text encoder's top layers, when some are trainable).
 
     Args:
         images: (N, C, H, W) in [-1, 1]; labels: (N,) int64 class ids.
@@ -134,6 +145,12 @@ def train_conditional_gan(
             ``item_attributes`` (N, 3).
         params: the ``conditional.training`` parameters.
         sample_captions: row labels for the per-epoch sample grid.
+        text_encoder: the encoder behind ``text_embeddings``; when it has trainable top layers
+            they are trained in place (learning rate ``text_lr``) on the conditioning's
+            ``text_hidden`` (U, T, H) and ``text_mask`` (U, T) from
+            :meth:`~fashiongan.text.encoder.TextEncoder.hidden_below_top`, the sample grid uses
+            ``sample_index`` (R,), and the encoder ends on the CPU. None or frozen: the cached
+            ``text_embeddings`` are the features.
 
     Under torchrun, ``batch_size`` stays the global batch: every rank draws the whole batch
     (indices, noise, query kinds, negatives) from the same streams and trains on its slice; DDP
@@ -155,6 +172,31 @@ def train_conditional_gan(
             )
         text_attributes = conditioning["text_attributes"].long().to(device)
         item_attributes = conditioning["item_attributes"].long().to(device)
+    tuning = text_encoder is not None and text_encoder.trainable_top_layers > 0
+    if tuning:
+        missing = {"text_hidden", "text_mask", "sample_index"} - set(conditioning)
+        if missing:
+            raise ValueError(
+                f"fine-tuning the text encoder's top layers needs {sorted(missing)} in the "
+                "conditioning: rerun encode_conditioning with the same text_encoder parameters"
+            )
+        if distributed.world() > 1:
+            raise ValueError(
+                "fine-tuning the text encoder's top layers is not supported under torchrun: "
+                "set conditional.text_encoder.trainable_top_layers to 0"
+            )
+        if "text_lr" not in params:
+            raise ValueError(
+                "conditional.training.text_lr (the learning rate of the tuned text layers) is "
+                "needed when text_encoder.trainable_top_layers > 0"
+            )
+        text_hidden = conditioning["text_hidden"].float().to(device)  # (U, T, H)
+        text_mask = conditioning["text_mask"].long().to(device)  # (U, T)
+        if len(text_hidden) != len(table):
+            raise ValueError(
+                f"text_hidden has {len(text_hidden)} texts but text_embeddings {len(table)}"
+            )
+        text_layers = text_encoder.to_device(device).top_layers
     config = ConditionalGANConfig(
         **{k: v for k, v in params["model"].items()},
         image_size=images.shape[-1],
@@ -176,11 +218,12 @@ def train_conditional_gan(
         discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"])
     )
     opt_e = torch.optim.Adam(embedder.parameters(), lr=params["e_lr"])
-    state = TrainingState(
-        {"G": generator, "D": discriminator, "E": embedder},
-        {"G": opt_g, "D": opt_d, "E": opt_e},
-        rng,
-    )
+    modules = {"G": generator, "D": discriminator, "E": embedder}
+    optimizers = {"G": opt_g, "D": opt_d, "E": opt_e}
+    if tuning:  # checkpointed with the rest: a resumed run continues the tuned layers too
+        modules["T"] = text_layers
+        optimizers["T"] = opt_t = torch.optim.Adam(text_layers.parameters(), lr=params["text_lr"])
+    state = TrainingState(modules, optimizers, rng)
 
     images, labels = images.to(device), labels.to(device)
     caption_index = conditioning["caption_index"].to(device)
@@ -220,36 +263,49 @@ def train_conditional_gan(
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=rng).to(device)
 
-    def mismatched_captions(idx: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Captions that do not describe the batch's items (B, D), for the matching-aware D.
+    def text_features(rows: torch.Tensor) -> torch.Tensor:
+        """(R,) text rows → (R, D): the cached features, or the tuned top layers' output."""
+        if not tuning:
+            return table[rows]
+        unique, inverse = torch.unique(rows, return_inverse=True)
+        length = int(text_mask[unique].sum(1).max())  # right-padded: drop shared padding
+        return text_encoder.top(text_hidden[unique, :length], text_mask[unique, :length])[inverse]
+
+    def mismatched_captions(idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Rows of captions that do not describe the batch's items (B,), for the matching-aware D.
 
         Another item's caption (so mostly another class); with ``attribute_mismatch``, that
         share of the batch gets a same-class caption that contradicts the item instead.
         """
-        rolled = text.roll(1, dims=0)
+        rolled = rows.roll(1, dims=0)
         if attribute_mismatch == 0:
             return rolled
         uniform = torch.rand(len(idx), generator=rng).to(device)
-        rows, contradicts = same_class_contradictions(
+        same_class, contradicts = same_class_contradictions(
             idx, uniform, labels, class_table, class_counts, caption_index,
             text_attributes, item_attributes,
         )  # fmt: skip
         chosen = (torch.rand(len(idx), generator=rng) < attribute_mismatch).to(device)
-        return torch.where((chosen & contradicts)[:, None], table[rows], rolled)
+        return torch.where(chosen & contradicts, same_class, rolled)
 
     def train_step(step: int) -> dict[str, float]:
         # Every draw is of the global batch (B); each rank keeps its slice (b = B / ranks).
         distributed.seed_step(params["seed"], step)  # no-op in one process
         idx = batch_indices(step)
-        all_text = table[caption_index[idx]]  # (B, D)
-        mismatched_text = shard(mismatched_captions(idx, all_text))  # someone else's: (b, D)
-        idx, target_text = shard(idx), shard(all_text)
+        all_rows = caption_index[idx]  # (B,) text rows
+        mismatched_rows = shard(mismatched_captions(idx, all_rows))  # someone else's: (b,)
+        idx, target_rows = shard(idx), shard(all_rows)
         real = images[idx]  # (b, C, H, W)
         has_image = shard(
             (torch.rand(batch, generator=rng) >= params["image_drop"]).to(device)
         )  # composed query?
         reference = images[reference_index[idx]]
-        query_text = torch.where(has_image[:, None], table[modification_index[idx]], target_text)
+        query_rows = torch.where(has_image, modification_index[idx], target_rows)
+        with autocast():  # one pass of the text layers (if tuned) for all three: (b, D) each
+            text = text_features(torch.cat([target_rows, mismatched_rows, query_rows]))
+        if tuning:  # D and G take a leaf copy; its summed gradient runs the text layers back once
+            tuned_text, text = text, text.detach().requires_grad_()
+        target_text, mismatched_text, query_text = text.chunk(3)
         if aux_weight:  # real: what the items are; asked: what the query asks for (-1: nothing)
             real_truth = torch.cat([labels[idx, None], item_attributes[idx]], 1)
             stated = text_attributes[caption_index[idx]]  # a composed query fixes every attribute
@@ -306,11 +362,12 @@ def train_conditional_gan(
         opt_e.step()
 
         with autocast():  # generator: fool D, land near the target in embedding space, stay diverse
+            caption = target_text.detach()  # D's view of the caption: not G's to rewrite
             if aux_weight:  # …and be named by D as what was asked for
-                g_scores, fake_aux = d(fake, target_text, aux=True)
+                g_scores, fake_aux = d(fake, caption, aux=True)
                 g_aux = auxiliary_loss(fake_aux, asked)
             else:
-                g_scores = d(fake, target_text)
+                g_scores = d(fake, caption)
             g_adv = generator_loss(kind, g_scores.float())
             g_triplet = triplet_loss(
                 e(fake).float(), real_emb.detach(), negative_emb.detach(), margin
@@ -331,6 +388,10 @@ def train_conditional_gan(
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
+        if tuning:  # D's and G's gradients on the text features, through the text layers once
+            opt_t.zero_grad(set_to_none=True)
+            tuned_text.backward(text.grad)
+            opt_t.step()
         aux_metrics = {"d_aux_loss": d_aux.item(), "g_aux_loss": g_aux.item()} if aux_weight else {}
         return {
             **aux_metrics,
@@ -347,9 +408,10 @@ def train_conditional_gan(
             return
         generator.eval()
         with torch.no_grad():
-            rows, cols = len(sample_text), len(sample_noise)
+            text = text_features(conditioning["sample_index"].to(device)) if tuning else sample_text
+            rows, cols = len(text), len(sample_noise)
             grid = generator(
-                sample_noise.repeat(rows, 1).to(device), sample_text.repeat_interleave(cols, 0)
+                sample_noise.repeat(rows, 1).to(device), text.repeat_interleave(cols, 0)
             )
         generator.train()
         figure = image_grid(
@@ -374,4 +436,6 @@ def train_conditional_gan(
         description=f"conditional GAN ({kind})",
         metric_prefix=params.get("mlflow_prefix", ""),
     )
+    if tuning:
+        text_encoder.to_device("cpu")
     return generator.cpu().eval(), discriminator.cpu().eval(), embedder.cpu().eval(), state.history

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from fashiongan.pipelines.fashioniq.nodes import make_training_items
@@ -89,3 +90,12 @@ def test_one_training_step_at_64x64_rgb(ingested):
         out = generator(torch.randn(2, 8), table[:2], pictures[:2])
     assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
     assert embedder(out).shape == (2, 8)
+
+
+def test_fine_tuning_bert_is_refused_for_fashioniq():
+    """Its evaluation encodes queries with the frozen BERT, so a tuned one would not match."""
+
+    from fashiongan.pipelines.fashioniq.nodes import train_fashioniq_gan
+
+    with pytest.raises(ValueError, match="trainable_top_layers must be 0"):
+        train_fashioniq_gan({}, None, {}, {}, {"trainable_top_layers": 1}, [])

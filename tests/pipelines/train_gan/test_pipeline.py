@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fashiongan.datasets import TensorDictDataset, TorchModelDataset
+from fashiongan.datasets import TensorDictDataset, TextEncoderDataset, TorchModelDataset
 from fashiongan.models.conditional_gan import ConditionalGenerator, ImageEmbedder
 from fashiongan.models.mlp_gan import MLPGenerator
+from fashiongan.text.encoder import TextEncoder
 from tests.conftest import make_kedro_project, run_pipeline
 
 
@@ -73,7 +74,21 @@ def test_conditional_outputs_and_mlflow(trained):
         filepath=str(trained / "models/conditional/embedder.safetensors")
     ).load()
     assert isinstance(generator, ConditionalGenerator) and isinstance(embedder, ImageEmbedder)
-    assert generator.config.text_encoder == "bundled" and generator.config.text_dim == 384
+    assert generator.config.text_dim == 384
+    # The generator names the encoder it was trained with: the folder saved beside it, whose
+    # tuned last layer differs from the bundled MiniLM's and whose other layers do not.
+    folder = trained / "models/conditional/text_encoder"
+    assert generator.config.text_encoder == str(folder)
+    tuned = TextEncoderDataset(filepath=str(folder)).load()
+    bundled = TextEncoder(device="cpu")
+    assert tuned.pooling == "mean" and tuned.trainable_top_layers == 0  # loads frozen
+    layers = tuned.model.encoder.layer
+    assert not torch.equal(
+        layers[-1].output.dense.weight, bundled.model.encoder.layer[-1].output.dense.weight
+    )
+    assert torch.equal(
+        layers[0].output.dense.weight, bundled.model.encoder.layer[0].output.dense.weight
+    )
     captions = pd.read_parquet(trained / "data/04_feature/fashion_mnist_captions.parquet")
     assert (
         set(captions["split"]) == {"train", "validation", "test"}
@@ -95,6 +110,8 @@ def test_conditional_outputs_and_mlflow(trained):
     stated, truth = conditioning["text_attributes"], conditioning["item_attributes"]
     assert stated.shape == (len(conditioning["text_embeddings"]), 3) and (stated >= 0).any()
     assert truth.shape == (len(composed), 3) and truth.min() >= 0
+    hidden, mask = conditioning["text_hidden"], conditioning["text_mask"]
+    assert hidden.shape[:2] == mask.shape and len(hidden) == len(stated)
     assert (trained / "reports/figures/conditional/conditional_samples.png").stat().st_size > 1000
     client, run = _run(trained, "train_gan")
     assert {"conditional/d_loss", "conditional/g_triplet_loss"} <= set(run.data.metrics)

@@ -24,13 +24,16 @@ from matplotlib.figure import Figure
 
 from fashiongan.metrics import extract_features
 from fashiongan.models.conditional_gan import (
-    ConditionalDiscriminator,
     ConditionalGenerator,
     ImageEmbedder,
 )
 from fashiongan.pipelines.fashioniq.protocol import fashioniq_recall, rank_gallery
 from fashiongan.pipelines.fashioniq_processing.nodes import FashionIQDataMissingError
-from fashiongan.pipelines.train_gan.nodes import train_conditional
+from fashiongan.pipelines.train_gan.nodes import (
+    TrainedConditional,
+    text_encoder_from_params,
+    train_conditional,
+)
 from fashiongan.plotting import image_grid, loss_curves
 from fashiongan.training.runtime import pick_device
 from fashiongan.training.tracking import log_metrics
@@ -118,14 +121,20 @@ def train_fashioniq_gan(
     training: dict[str, Any],
     encoder: dict[str, Any],
     sample_captions: list[str],
-) -> tuple[
-    ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder, pd.DataFrame, dict[str, float]
-]:
+) -> TrainedConditional:
     """Gather the items' pictures and labels (category ids) and run ``train_conditional``.
 
     The items' identity joins the parameters, so a checkpoint of other data (more pictures
     gathered since) is not resumed: the trainer's fingerprint hashes its parameters only.
+    The text encoder stays frozen here: the evaluation's text-only baseline and its queries
+    use the frozen BERT features.
     """
+    if encoder.get("trainable_top_layers", 0):
+        raise ValueError(
+            "fashioniq.text_encoder.trainable_top_layers must be 0: fine-tuning BERT is wired "
+            "for the Fashion-MNIST conditional GAN only (its FashionIQ evaluation encodes "
+            "queries with the frozen encoder)"
+        )
     items = training_items.sort_values("index")
     digest = pd.util.hash_pandas_object(
         items[["image_row", "reference_index", "label", "caption"]], index=False
@@ -153,11 +162,8 @@ def encode_queries(
     pairs: pd.DataFrame, evaluation: dict[str, Any], encoder: dict[str, Any]
 ) -> dict[str, torch.Tensor]:
     """BERT embeddings of the evaluation split's joined captions, one row per query pair."""
-    from fashiongan.text.encoder import TextEncoder
-
     texts = _queries(pairs, evaluation["split"])["caption"].tolist()
-    settings = {k: v for k, v in encoder.items() if k != "batch_size"}
-    _, embeddings, index = TextEncoder(**settings).encode_unique(
+    _, embeddings, index = text_encoder_from_params(encoder).encode_unique(
         texts, batch_size=encoder.get("batch_size", 256)
     )
     return {"text": embeddings[index]}  # (Q, D)

@@ -18,8 +18,7 @@ from fashiongan.pipelines.fashioniq.nodes import (
 )
 from fashiongan.pipelines.fashioniq_processing import create_pipeline as create_processing
 from fashiongan.pipelines.train_gan.nodes import encode_conditioning
-
-_TRAINED = ["generator", "discriminator", "embedder", "training_history", "training_metrics"]
+from fashiongan.pipelines.train_gan.pipeline import TRAINED_CONDITIONAL
 
 
 def create_training_pipeline() -> Pipeline:
@@ -51,7 +50,7 @@ def create_training_pipeline() -> Pipeline:
                 "params:text_encoder",
                 "params:sample_captions",
             ],
-            outputs=_TRAINED,
+            outputs=TRAINED_CONDITIONAL,
             name="train_fashioniq_gan",
         ),
     ]

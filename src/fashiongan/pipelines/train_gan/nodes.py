@@ -15,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from fashiongan.models.conditional_gan import (
+    BESIDE_MODEL_TEXT_ENCODER,
     ConditionalDiscriminator,
     ConditionalGenerator,
     ImageEmbedder,
@@ -22,10 +23,21 @@ from fashiongan.models.conditional_gan import (
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from fashiongan.plotting import image_grid, loss_curves
 from fashiongan.text.captions import ATTRIBUTES, modification_text, stated_attributes
+from fashiongan.text.encoder import TextEncoder
 from fashiongan.text.features import caption_dataset
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.tracking import log_metrics
+
+#: What conditional training returns: G, D, the embedder, the text encoder, history, summary.
+TrainedConditional = tuple[
+    ConditionalGenerator,
+    ConditionalDiscriminator,
+    ImageEmbedder,
+    TextEncoder,
+    pd.DataFrame,
+    dict[str, float],
+]
 
 
 def train_baseline_gan(
@@ -143,6 +155,11 @@ def pair_composed_queries(captions: pd.DataFrame, composed: dict[str, Any]) -> p
     return pd.DataFrame(rows, columns=["index", "reference_index", "modification"])
 
 
+def text_encoder_from_params(encoder: dict[str, Any]) -> TextEncoder:
+    """The configured BERT (``text_encoder`` parameters, less ``batch_size``)."""
+    return TextEncoder(**{k: v for k, v in encoder.items() if k != "batch_size"})
+
+
 def encode_conditioning(
     captions: pd.DataFrame,
     composed: pd.DataFrame,
@@ -153,26 +170,29 @@ def encode_conditioning(
 
     Returns:
         ``text_embeddings`` (U, D) and per training item ``caption_index``, ``reference_index``,
-        ``modification_index`` (N,), plus ``sample_text`` (R, D) for the per-epoch grids. When
-        the captions carry the grammar's tone / fit / pattern columns, also ``text_attributes``
-        (U, 3), what each text states (-1: not stated), and the items' own ``item_attributes``
-        (N, 3), for ``aux_weight`` and ``attribute_mismatch``.
+        ``modification_index`` (N,), plus ``sample_text`` (R, D) and ``sample_index`` (R,) for
+        the per-epoch grids. When the captions carry the grammar's tone / fit / pattern columns,
+        also ``text_attributes`` (U, 3), what each text states (-1: not stated), and the items'
+        own ``item_attributes`` (N, 3), for ``aux_weight`` and ``attribute_mismatch``. With
+        ``trainable_top_layers`` k > 0, also ``text_hidden`` (U, T, H) and ``text_mask`` (U, T):
+        each text as the frozen layers leave it, so training runs only the top k layers.
     """
-    from fashiongan.text.encoder import TextEncoder
-
     train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
     composed = composed.sort_values("index")
     if not (train["index"].to_numpy() == composed["index"].to_numpy()).all():
         raise ValueError("captions and composed queries disagree on the training items")
     texts = train["caption"].tolist() + composed["modification"].tolist() + list(sample_captions)
-    settings = {k: v for k, v in encoder.items() if k != "batch_size"}
-    unique, embeddings, index = TextEncoder(**settings).encode_unique(
-        texts, batch_size=encoder.get("batch_size", 256)
-    )
+    text_encoder = text_encoder_from_params(encoder)
+    batch_size = encoder.get("batch_size", 256)
+    unique, embeddings, index = text_encoder.encode_unique(texts, batch_size=batch_size)
     n = len(train)
-    attributes = {}
+    if text_encoder.trainable_top_layers:
+        hidden, mask = text_encoder.hidden_below_top(unique, batch_size=batch_size)
+        attributes = {"text_hidden": hidden, "text_mask": mask}
+    else:
+        attributes = {}
     if set(ATTRIBUTES) <= set(train.columns):  # the caption grammar's items (not FashionIQ's)
-        attributes = {
+        attributes |= {
             "text_attributes": stated_attributes(unique),
             "item_attributes": torch.as_tensor(
                 train[list(ATTRIBUTES)].to_numpy(), dtype=torch.long
@@ -187,6 +207,7 @@ def encode_conditioning(
         ),
         "modification_index": index[n : 2 * n],
         "sample_text": embeddings[index[2 * n :]],
+        "sample_index": index[2 * n :],
     }
 
 
@@ -196,20 +217,27 @@ def train_conditional(
     training: dict[str, Any],
     encoder: dict[str, Any],
     sample_captions: list[str],
-) -> tuple[
-    ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder, pd.DataFrame, dict[str, float]
-]:
+) -> TrainedConditional:
     """Train the conditional GAN and its retrieval embedder on the training split.
 
-    The text encoder's identity is stored in the generator's config, so inference (CLI, search,
-    evaluation) encodes queries with the same BERT and pooling.
+    Also returns the text encoder, its top ``trainable_top_layers`` tuned (or as loaded, when
+    0). The catalog saves it beside the generator, whose config names it ``./text_encoder``,
+    so inference (CLI, search, evaluation) encodes queries with the very layers and pooling
+    the GAN was trained with.
     """
+    text_encoder = text_encoder_from_params(encoder)
     params = {
         **training,
+        "text_encoder": {  # what shapes the run, for the checkpoint fingerprint
+            "base": encoder.get("model_name_or_path") or "bundled",
+            "trainable_top_layers": text_encoder.trainable_top_layers,
+            "max_length": text_encoder.max_length,
+            "normalize": text_encoder.normalize,
+        },
         "model": {
             **training["model"],
-            "text_encoder": encoder.get("model_name_or_path") or "bundled",
-            "text_pooling": encoder.get("pooling", "mean"),
+            "text_encoder": BESIDE_MODEL_TEXT_ENCODER,
+            "text_pooling": text_encoder.pooling,
         },
     }
     started = time.perf_counter()
@@ -219,26 +247,28 @@ def train_conditional(
         conditioning,
         params,
         sample_captions,
+        text_encoder,
     )
     frame = pd.DataFrame(history)
     wall_time = time.perf_counter() - started
     summary = summarise_training(frame, wall_time, training.get("mlflow_prefix", ""))
-    return generator, discriminator, embedder, frame, summary
+    return generator, discriminator, embedder, text_encoder, frame, summary
 
 
 def plot_conditional(
     generator: ConditionalGenerator,
+    text_encoder: TextEncoder,
     history: pd.DataFrame,
-    conditioning: dict[str, torch.Tensor],
     sample_captions: list[str],
     figures: dict[str, Any],
 ) -> tuple[dict[str, Figure], dict[str, Figure]]:
-    """One row per sample caption (same noise across rows) and the loss curves."""
+    """One row per sample caption (same noise across rows), encoded by the trained text
+    encoder, and the loss curves."""
     cols = figures["ncols"]
     noise = torch.randn(
         cols, generator.config.noise_dim, generator=torch.Generator().manual_seed(figures["seed"])
     )
-    text = conditioning["sample_text"]
+    text = text_encoder.encode(list(sample_captions))
     with torch.no_grad():
         samples = generator.eval()(noise.repeat(len(text), 1), text.repeat_interleave(cols, 0))
     plots = {

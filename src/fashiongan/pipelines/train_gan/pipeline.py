@@ -14,6 +14,15 @@ from fashiongan.pipelines.train_gan.nodes import (
 
 #: Data products other pipelines (evaluation, search) read: not prefixed by a namespace.
 SHARED = {"fashion_mnist_model_input", "fashion_mnist_attributes", "fashion_mnist_captions"}
+#: The outputs of conditional training (also FashionIQ's), in the node's return order.
+TRAINED_CONDITIONAL = [
+    "generator",
+    "discriminator",
+    "embedder",
+    "text_encoder",
+    "training_history",
+    "training_metrics",
+]
 
 
 def create_baseline_pipeline() -> Pipeline:
@@ -72,21 +81,15 @@ def create_conditional_pipeline() -> Pipeline:
                 "params:text_encoder",
                 "params:sample_captions",
             ],
-            outputs=[
-                "generator",
-                "discriminator",
-                "embedder",
-                "training_history",
-                "training_metrics",
-            ],
+            outputs=TRAINED_CONDITIONAL,
             name="train_conditional_gan",
         ),
         Node(
             func=plot_conditional,
             inputs=[
                 "generator",
+                "text_encoder",
                 "training_history",
-                "conditioning",
                 "params:sample_captions",
                 "params:figures",
             ],
