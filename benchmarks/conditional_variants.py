@@ -9,7 +9,15 @@ images of the same caption under different noise (0 = the noise is ignored). One
 screening, not a verdict; differences of a few hundredths are within run-to-run noise.
 
     python benchmarks/conditional_variants.py --epochs 2 \\
-        'diversity_1={"diversity_weight": 1.0}' 'diversity_025={"diversity_weight": 0.25}'
+        'diversity_1={"diversity_weight": 1.0}' 'diversity_025={"diversity_weight": 0.25}' \\
+        'tuned_1={"text_encoder": {"trainable_top_layers": 1}}'
+
+``--saved models/conditional NAME`` scores the model a pipeline run saved there (generator and
+the text encoder beside it) instead of training one, so full runs compare on the same footing.
+
+Overrides are of ``conditional.training``, except a ``text_encoder`` entry, which overrides
+``conditional.text_encoder`` (a tuned encoder gets its conditioning cache recomputed here, and
+the test captions are encoded with the tuned encoder).
 
 Needs data/05_model_input (make data), the conditioning (the conditional pipeline's first three
 nodes) and models/evaluator (make evaluator). Results accumulate in
@@ -28,20 +36,21 @@ import yaml
 from safetensors.torch import load_file
 
 from _common import RESULTS, machine
+from fashiongan.datasets import TextEncoderDataset
 from fashiongan.datasets.safetensors import load_module
 from fashiongan.metrics import conditional_accuracy, frechet_distance
 from fashiongan.pipelines.evaluation.nodes import (
     attribute_accuracy,
     catalog_captions,
-    encode_texts,
     requested_attributes,
 )
-from fashiongan.pipelines.train_gan.nodes import train_conditional
+from fashiongan.pipelines.train_gan.nodes import encode_conditioning, train_conditional
 
 PARAMETERS = Path("conf/base/parameters_train_gan.yml")
 MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
 CONDITIONING = Path("data/05_model_input/conditional_conditioning.safetensors")
 CAPTIONS = Path("data/04_feature/fashion_mnist_captions.parquet")
+COMPOSED = Path("data/04_feature/composed_queries.parquet")
 ATTRIBUTES = Path("data/04_feature/fashion_mnist_attributes.safetensors")
 EVALUATOR = Path("models/evaluator/evaluator.safetensors")
 
@@ -56,13 +65,14 @@ def generate(generator, text: torch.Tensor, seed: int, batch: int = 500) -> torc
         )
 
 
-def score(generator, data: dict, n: int) -> dict:
+def score(generator, text_encoder, data: dict, n: int) -> dict:
     evaluator = load_module(EVALUATOR).eval()
     index = torch.randperm(len(data["test_labels"]), generator=torch.Generator().manual_seed(0))[:n]
     index = index.sort().values
     captions = catalog_captions(pd.read_parquet(CAPTIONS))
     texts = captions.loc[index.tolist(), "caption"].astype(str).tolist()
-    text = encode_texts(generator.config, texts)
+    _, embeddings, rows = text_encoder.encode_unique(texts)
+    text = embeddings[rows]  # the encoder the generator was trained with (tuned or not)
     images, other_noise = generate(generator, text, 0), generate(generator, text, 1)
     labels = data["test_labels"].long()[index]
     real_feats, _ = evaluator.predict(data["test_images"][index])
@@ -88,29 +98,55 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", help="name={json overrides of conditional.training}")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--n", type=int, default=3000, help="test captions scored")
+    parser.add_argument("--saved", type=Path, help="score the model saved in this folder")
     args = parser.parse_args()
     base = yaml.safe_load(PARAMETERS.read_text())["conditional"]
     data, conditioning = load_file(str(MODEL_INPUT)), load_file(str(CONDITIONING))
     path = RESULTS / "conditional_variants.json"
     results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}
+    if args.saved:
+        (name,) = args.variants
+        entry = {
+            "saved": str(args.saved),
+            "epochs": args.epochs,
+            **score(
+                load_module(args.saved / "generator.safetensors"),
+                TextEncoderDataset(filepath=str(args.saved / "text_encoder")).load(),
+                data,
+                args.n,
+            ),
+        }
+        results["variants"][name] = entry
+        print(name, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
+        path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+        return
     for spec in args.variants:
         name, _, overrides = spec.partition("=")
         overrides = json.loads(overrides or "{}")
+        encoder = {**base["text_encoder"], **overrides.get("text_encoder", {})}
+        variant_conditioning = conditioning
+        if encoder.get("trainable_top_layers", 0):  # tuning needs the frozen layers' states
+            variant_conditioning = encode_conditioning(
+                pd.read_parquet(CAPTIONS),
+                pd.read_parquet(COMPOSED),
+                base["sample_captions"],
+                encoder,
+            )
         training = {
             **base["training"],
             "epochs": args.epochs,
             "checkpoint_dir": None,
             "device": "cpu",
-            **overrides,
+            **{k: v for k, v in overrides.items() if k != "text_encoder"},
         }
-        generator, _, _, history, summary = train_conditional(
-            data, conditioning, training, base["text_encoder"], base["sample_captions"]
+        generator, _, _, text_encoder, history, summary = train_conditional(
+            data, variant_conditioning, training, encoder, base["sample_captions"]
         )
         entry = {
             "overrides": overrides,
             "epochs": args.epochs,
             "train_s": summary["wall_time_s"],
-            **score(generator, data, args.n),
+            **score(generator, text_encoder, data, args.n),
             "final_window": history.iloc[-1].to_dict(),
         }
         results["variants"][name] = entry
