@@ -210,7 +210,12 @@ def conditional_project(
     tuning = {}
     if top_layers:  # what the frozen layers make of each caption, once
         hidden, mask = encoder.hidden_below_top(unique)
-        tuning = {"text_hidden": hidden, "text_mask": mask, "sample_index": index[:1]}
+        tuning = {
+            "text_hidden": hidden,
+            "text_mask": mask,
+            "text_hidden_top_layers": torch.tensor(top_layers),
+            "sample_index": index[:1],
+        }
     conditioning = {
         "text_embeddings": embeddings,
         "caption_index": index,

@@ -23,14 +23,23 @@ def load_generator(path: str | Path) -> torch.nn.Module:
     return load_module(path)
 
 
-@functools.lru_cache(maxsize=4)
 def text_encoder(model_name_or_path: str, pooling: str):
     """The BERT encoder a conditional generator was trained with (cached per process).
 
     A folder saved beside the generator by training (``TextEncoder.save``) loads with the
-    settings it was trained with; anything else is a base model name or path.
+    settings it was trained with; anything else is a base model name or path. A folder saved
+    again (a new training run) is loaded again.
     """
-    from fashiongan.text.encoder import SETTINGS_FILE, TextEncoder
+    from fashiongan.text.encoder import SETTINGS_FILE
+
+    settings = Path(str(model_name_or_path)) / SETTINGS_FILE
+    stamp = settings.stat().st_mtime_ns if settings.is_file() else None
+    return _text_encoder(model_name_or_path, pooling, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _text_encoder(model_name_or_path: str, pooling: str, stamp: int | None):
+    from fashiongan.text.encoder import TextEncoder
 
     source = None if model_name_or_path in ("bundled", "", None) else model_name_or_path
     if source and str(source).startswith("./"):
@@ -38,7 +47,7 @@ def text_encoder(model_name_or_path: str, pooling: str):
             f"the model names its text encoder {source!r}, relative to the model file: load the "
             "model from its file (load_generator or the catalog) so that the path resolves"
         )
-    if source and (Path(source) / SETTINGS_FILE).is_file():
+    if stamp is not None:
         encoder = TextEncoder.from_saved(source, device="cpu")
         if encoder.pooling != pooling:
             raise GenerationError(

@@ -19,6 +19,7 @@ def encoder():
 def test_roundtrip_keeps_weights_and_pooling(encoder, tmp_path: Path):
     dataset = TextEncoderDataset(filepath=str(tmp_path / "models" / "text_encoder"))
     assert not dataset.exists()
+    (tmp_path / "models" / ".text_encoder.killed").mkdir(parents=True)  # an interrupted save
     dataset.save(encoder)
     assert dataset.exists()
     loaded = dataset.load()
@@ -55,3 +56,19 @@ def test_missing_or_foreign_folder_is_a_clear_error(tmp_path: Path):
     (tmp_path / "other").mkdir()
     with pytest.raises(DatasetError, match="not a readable text encoder"):
         TextEncoderDataset(filepath=str(tmp_path / "other")).load()
+
+
+def test_inference_reloads_an_encoder_saved_again(encoder, tmp_path: Path):
+    """A new training run rewrites the folder: a long-running process must not keep the old one."""
+    import os
+
+    from fashiongan.generation import text_encoder
+
+    dataset = TextEncoderDataset(filepath=str(tmp_path / "text_encoder"))
+    dataset.save(encoder)
+    first = text_encoder(str(tmp_path / "text_encoder"), "cls")
+    assert text_encoder(str(tmp_path / "text_encoder"), "cls") is first  # cached
+    dataset.save(encoder)
+    settings = tmp_path / "text_encoder" / "fashiongan_text_encoder.json"
+    os.utime(settings, ns=(settings.stat().st_atime_ns, settings.stat().st_mtime_ns + 10**9))
+    assert text_encoder(str(tmp_path / "text_encoder"), "cls") is not first

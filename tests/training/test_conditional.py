@@ -227,6 +227,7 @@ def bert():
         "text_embeddings": encoder.encode(TEXTS),
         "text_hidden": hidden,
         "text_mask": mask,
+        "text_hidden_top_layers": torch.tensor(1),
     }
 
 
@@ -311,6 +312,17 @@ def test_fine_tuning_needs_the_cached_hidden_states(data, bert):
         train_conditional_gan(images, labels, conditioning, PARAMS, None, copy.deepcopy(bert[0]))
     with pytest.raises(ValueError, match="text_lr must be > 0"):
         train_conditional_gan(images, labels, conditioning, dict(PARAMS, text_lr=0.0))
+
+
+def test_a_cache_made_for_another_k_is_refused(tuned_data):
+    """Layer 5's output cached for k = 1 must not feed layers 4 and 5 (k = 2): it would run
+    layer 5 twice, with no shape error to say so."""
+    images, labels, conditioning, encoder = tuned_data
+    encoder.set_trainable_top_layers(2)
+    with pytest.raises(ValueError, match="top 2 layers .* cached below 1"):
+        train_conditional_gan(
+            images, labels, conditioning, dict(PARAMS, text_lr=1e-3), None, encoder
+        )
 
 
 def test_fine_tuning_needs_its_learning_rate(tuned_data):

@@ -130,7 +130,7 @@ def _beside(config: Any, folder: Path) -> Any:
     together wherever the project is cloned or the ``models/`` folder is copied.
     """
     changes = {
-        name: str(folder / value[2:])
+        name: str(folder.resolve() / value[2:])
         for name in getattr(config, "paths_beside_model", ())
         if isinstance(value := getattr(config, name), str) and value.startswith("./")
     }

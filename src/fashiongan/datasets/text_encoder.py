@@ -7,6 +7,7 @@ inference encodes queries with the very layers the GAN was trained with.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -15,12 +16,25 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+log = logging.getLogger(__name__)
+
+
+def _read_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()  # once, at import: os.umask is process-wide
+
 
 class TextEncoderDataset(AbstractDataset[Any, Any]):
-    """A :class:`~fashiongan.text.encoder.TextEncoder` saved as a folder, replaced atomically.
+    """A :class:`~fashiongan.text.encoder.TextEncoder` saved as a folder.
 
-    The new folder is written beside the old one and swapped in by renames, so a crash or a
-    full disk while saving leaves the previous encoder in place.
+    The new folder is written completely beside the old one, then swapped in by two renames:
+    a crash, a kill or a full disk while writing leaves the previous encoder in place (only
+    between the two renames is there no folder). Leftovers of an interrupted save
+    (``.<name>.*`` beside it) are removed by the next save.
 
     Example catalog entry::
 
@@ -56,32 +70,28 @@ class TextEncoderDataset(AbstractDataset[Any, Any]):
         target = Path(self._filepath)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            for stale in target.parent.glob(f".{target.name}.*"):  # an earlier save was killed
+                shutil.rmtree(stale, ignore_errors=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         except OSError as err:
             raise DatasetError(f"could not write {target}: {err}") from err
-        old = None
+        old = target.with_name(f"{staging.name}.old")
         try:
             data.save(staging)
+            staging.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700 and safetensors 0600
+            for file in staging.iterdir():
+                file.chmod(0o666 & ~_UMASK)
             if target.exists():
-                old = target.with_name(f".{target.name}.old-{staging.name}")
                 target.rename(old)
             staging.rename(target)
         except BaseException as err:
-            if old is not None and not target.exists():
-                old.rename(target)  # put the previous encoder back
+            if old.exists() and not target.exists():
+                try:
+                    old.rename(target)  # put the previous encoder back
+                except OSError as restore_err:
+                    log.error("could not restore %s from %s: %s", target, old, restore_err)
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(err, OSError):
                 raise DatasetError(f"could not write {target}: {err}") from err
             raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        umask = _umask()  # mkdtemp makes 0700 and safetensors 0600: use the usual modes
-        target.chmod(0o777 & ~umask)
-        for file in target.iterdir():
-            file.chmod(0o666 & ~umask)
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+        shutil.rmtree(old, ignore_errors=True)

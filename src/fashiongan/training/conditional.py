@@ -8,9 +8,11 @@ embedding net, trained with triplet loss on real items and on generated anchors,
 generated image usable as a catalog query; the generator gets the same triplet term.
 
 With a text encoder whose top layers are trainable, those layers run every step on the cached
-output of the frozen ones and learn from the discriminator's matching-aware loss (which caption
-fits which image) and from the generator's use of the query; the discriminator's view of the
-caption is held fixed in the generator's step, so G cannot win by rewriting the caption.
+output of the frozen ones and learn from every discriminator loss that reads the caption (real
+vs fake, the matching-aware wrong captions, the gradient penalty; summed over the ``n_critic``
+steps) and from the generator's use of the query; the discriminator's view of the caption is
+held fixed in the generator's step, so G cannot win by rewriting the caption. Dropout stays off
+in those layers: a caption's features depend on the weights only, and resuming stays exact.
 """
 
 from __future__ import annotations
@@ -174,11 +176,16 @@ def train_conditional_gan(
         item_attributes = conditioning["item_attributes"].long().to(device)
     tuning = text_encoder is not None and text_encoder.trainable_top_layers > 0
     if tuning:
-        missing = {"text_hidden", "text_mask", "sample_index"} - set(conditioning)
-        if missing:
+        missing = {"text_hidden", "text_mask", "text_hidden_top_layers", "sample_index"}
+        missing -= set(conditioning)
+        cached_k = conditioning.get("text_hidden_top_layers")
+        if missing or int(cached_k) != text_encoder.trainable_top_layers:
             raise ValueError(
-                f"fine-tuning the text encoder's top layers needs {sorted(missing)} in the "
-                "conditioning: rerun encode_conditioning with the same text_encoder parameters"
+                "fine-tuning the text encoder's top "
+                f"{text_encoder.trainable_top_layers} layers needs the conditioning cached below "
+                "them ("
+                + (f"missing {sorted(missing)}" if missing else f"it was cached below {cached_k}")
+                + "): rerun encode_conditioning with the same text_encoder parameters"
             )
         if distributed.world() > 1:
             raise ValueError(

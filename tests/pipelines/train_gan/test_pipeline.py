@@ -111,6 +111,7 @@ def test_conditional_outputs_and_mlflow(trained):
     assert stated.shape == (len(conditioning["text_embeddings"]), 3) and (stated >= 0).any()
     assert truth.shape == (len(composed), 3) and truth.min() >= 0
     hidden, mask = conditioning["text_hidden"], conditioning["text_mask"]
+    assert int(conditioning["text_hidden_top_layers"]) == 1
     assert hidden.shape[:2] == mask.shape and len(hidden) == len(stated)
     assert (trained / "reports/figures/conditional/conditional_samples.png").stat().st_size > 1000
     client, run = _run(trained, "train_gan")

@@ -175,7 +175,8 @@ def encode_conditioning(
         also ``text_attributes`` (U, 3), what each text states (-1: not stated), and the items'
         own ``item_attributes`` (N, 3), for ``aux_weight`` and ``attribute_mismatch``. With
         ``trainable_top_layers`` k > 0, also ``text_hidden`` (U, T, H) and ``text_mask`` (U, T):
-        each text as the frozen layers leave it, so training runs only the top k layers.
+        each text as the frozen layers leave it, so training runs only the top k layers
+        (``text_hidden_top_layers`` records k).
     """
     train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
     composed = composed.sort_values("index")
@@ -188,7 +189,12 @@ def encode_conditioning(
     n = len(train)
     if text_encoder.trainable_top_layers:
         hidden, mask = text_encoder.hidden_below_top(unique, batch_size=batch_size)
-        attributes = {"text_hidden": hidden, "text_mask": mask}
+        attributes = {
+            "text_hidden": hidden,
+            "text_mask": mask,
+            # below how many top layers: a cache for another k must not be reused
+            "text_hidden_top_layers": torch.tensor(text_encoder.trainable_top_layers),
+        }
     else:
         attributes = {}
     if set(ATTRIBUTES) <= set(train.columns):  # the caption grammar's items (not FashionIQ's)
@@ -225,7 +231,7 @@ def train_conditional(
     so inference (CLI, search, evaluation) encodes queries with the very layers and pooling
     the GAN was trained with.
     """
-    text_encoder = text_encoder_from_params(encoder)
+    text_encoder = text_encoder_from_params({**encoder, "device": "cpu"})  # tuning moves it
     params = {
         **training,
         "text_encoder": {  # what shapes the run, for the checkpoint fingerprint
