@@ -68,7 +68,7 @@ def validate(params: dict[str, Any]) -> None:
         )
     if params.get("aux_weight", 0) < 0:
         raise ValueError(f"conditional.training.aux_weight must be ≥ 0, got {params['aux_weight']}")
-    if params.get("text_lr", 1.0) <= 0:
+    if "text_lr" in params and params["text_lr"] <= 0:
         raise ValueError(f"conditional.training.text_lr must be > 0, got {params['text_lr']}")
     for key in ("image_drop", "attribute_mismatch"):
         if not 0.0 <= params.get(key, 0.0) <= 1.0:
@@ -176,16 +176,20 @@ def train_conditional_gan(
         item_attributes = conditioning["item_attributes"].long().to(device)
     tuning = text_encoder is not None and text_encoder.trainable_top_layers > 0
     if tuning:
+        k = text_encoder.trainable_top_layers
+        rerun = "rerun encode_conditioning with the same text_encoder parameters"
         missing = {"text_hidden", "text_mask", "text_hidden_top_layers", "sample_index"}
         missing -= set(conditioning)
-        cached_k = conditioning.get("text_hidden_top_layers")
-        if missing or int(cached_k) != text_encoder.trainable_top_layers:
+        if missing:
             raise ValueError(
-                "fine-tuning the text encoder's top "
-                f"{text_encoder.trainable_top_layers} layers needs the conditioning cached below "
-                "them ("
-                + (f"missing {sorted(missing)}" if missing else f"it was cached below {cached_k}")
-                + "): rerun encode_conditioning with the same text_encoder parameters"
+                f"fine-tuning the text encoder's top layers needs {sorted(missing)} in the "
+                f"conditioning: {rerun}"
+            )
+        cached_k = int(conditioning["text_hidden_top_layers"])
+        if cached_k != k:  # another k's cache would run a layer twice, or skip one
+            raise ValueError(
+                f"fine-tuning the text encoder's top {k} layers needs the conditioning cached "
+                f"below them, but it was cached below {cached_k}: {rerun}"
             )
         if distributed.world() > 1:
             raise ValueError(

@@ -187,25 +187,24 @@ def encode_conditioning(
     batch_size = encoder.get("batch_size", 256)
     unique, embeddings, index = text_encoder.encode_unique(texts, batch_size=batch_size)
     n = len(train)
+    extras: dict[str, torch.Tensor] = {}
     if text_encoder.trainable_top_layers:
         hidden, mask = text_encoder.hidden_below_top(unique, batch_size=batch_size)
-        attributes = {
+        extras = {
             "text_hidden": hidden,
             "text_mask": mask,
             # below how many top layers: a cache for another k must not be reused
             "text_hidden_top_layers": torch.tensor(text_encoder.trainable_top_layers),
         }
-    else:
-        attributes = {}
     if set(ATTRIBUTES) <= set(train.columns):  # the caption grammar's items (not FashionIQ's)
-        attributes |= {
+        extras |= {
             "text_attributes": stated_attributes(unique),
             "item_attributes": torch.as_tensor(
                 train[list(ATTRIBUTES)].to_numpy(), dtype=torch.long
             ),
         }
     return {
-        **attributes,
+        **extras,
         "text_embeddings": embeddings,
         "caption_index": index[:n],
         "reference_index": torch.as_tensor(
