@@ -74,10 +74,31 @@ def generate(
     click.echo(f"wrote {n} images to {out}")
 
 
+class _OneLineErrors(click.Command):
+    """Kedro's ``run``, with parameter errors printed as one line (exit 2) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from fashiongan.config import ConfigError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as err:
+            raise UserError(f"bad parameter: {err}") from None
+
+
+def _kedro_run() -> click.Command:
+    from kedro.framework.cli.project import run
+
+    return _OneLineErrors(
+        name="run", params=run.params, callback=run.callback, help=run.help, short_help=run.short_help
+    )
+
+
 def _register_commands() -> None:
     from fashiongan.search.cli import search
 
     cli.add_command(search)
+    cli.add_command(_kedro_run())
 
 
 _register_commands()

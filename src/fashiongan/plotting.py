@@ -13,11 +13,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Map images in [-1, 1] (B, C, H, W) to uint8 [0, 255] (B, H, W, C)."""
-    scaled = ((images.detach().cpu().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return scaled.permute(0, 2, 3, 1)
+from fashiongan.pixels import to_uint8  # noqa: E402
 
 
 def image_grid(

@@ -1,10 +1,15 @@
 """Kedro project settings.
 
-kedro-mlflow registers its hook through its plugin entry point, so no hook is listed here.
-Telemetry is switched off by the `.telemetry` file in the project root (``consent: false``).
+kedro-mlflow registers its hook through its plugin entry point; ``ConfigHook`` checks every
+parameter block before any work starts. Telemetry is switched off by the
+`.telemetry` file in the project root (``consent: false``).
 """
 
 from kedro.config import OmegaConfigLoader
+
+from fashiongan.hooks import ConfigHook
+
+HOOKS = (ConfigHook(),)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

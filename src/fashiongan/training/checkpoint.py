@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
@@ -28,11 +29,15 @@ logger = logging.getLogger(__name__)
 _PATTERN = "ckpt-*.safetensors"
 
 
-def params_fingerprint(params: dict[str, Any], ignore: set[str], **extra: Any) -> str:
+def params_fingerprint(params: BaseModel, ignore: set[str], **extra: Any) -> str:
     """Hash of the parameters that shape a run: ``ignore`` lists those that only change how long
     it runs or how it logs (so more epochs continue a run), ``extra`` adds facts such as data size.
+
+    The hash is of the block's JSON form, the same as its YAML dict's, so checkpoints written
+    before parameters were typed still resume.
     """
-    shaping = {k: v for k, v in params.items() if k not in ignore} | extra
+    values = params.model_dump(mode="json")
+    shaping = {k: v for k, v in values.items() if k not in ignore} | extra
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]

@@ -1,0 +1,570 @@
+"""Typed parameter blocks: every block of ``conf/base/parameters_*.yml`` as a frozen model.
+
+Defaults live only in the YAML files, so every field here is required: a key missing from the
+configuration is an error, not a silent fallback. Unknown keys are refused with the closest valid
+name, wrong types and out-of-range values with the full dotted key. ``ConfigHook`` checks the
+blocks a run reads before the first node runs and hands nodes these objects instead of dicts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Count = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+Rate = Annotated[float, Field(gt=0)]
+Weight = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Betas = tuple[Probability, Probability]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
+Threads = Count | None
+Seed = NonNegative
+
+
+class Block(BaseModel):
+    """A parameter block: frozen, no unknown keys, no defaults (they live in YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, unknown, of the wrong type or out of range; the message is one line."""
+
+
+# --- data_processing ------------------------------------------------------------------------
+
+
+class FashionMNISTParams(Block):
+    seed: Seed
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)]
+    class_names: Annotated[tuple[str, ...], Field(min_length=2)]
+
+
+# --- train_gan: baseline ----------------------------------------------------------------------
+
+
+class MLPModel(Block):
+    noise_dim: Count
+    generator_hidden: Annotated[tuple[Count, ...], Field(min_length=1)]
+    discriminator_hidden: Annotated[tuple[Count, ...], Field(min_length=1)]
+    dropout: Probability
+    leaky_slope: Weight
+    image_size: Count
+    channels: Count
+
+
+class BaselineTraining(Block):
+    seed: Seed
+    device: Device
+    iterations: Count
+    batch_size: Count
+    d_lr: Rate
+    g_lr: Rate
+    d_betas: Betas
+    g_betas: Betas
+    log_every: Count
+    sample_every: NonNegative
+    checkpoint_every: Count
+    checkpoint_dir: str | None
+    mlflow_prefix: str
+    resume: bool
+    model: MLPModel
+
+
+class Figures(Block):
+    seed: Seed
+    n_samples: Count
+    ncols: Count
+    prefix: str
+    title: str
+
+
+class BaselineParams(Block):
+    training: BaselineTraining
+    figures: Figures
+
+
+# --- train_gan: conditional (also FashionIQ's training) ----------------------------------------
+
+
+class CaptionAttributes(Block):
+    per_item: Count
+    drop_prob: Probability
+    phrasings_per_key: Count
+
+
+class Captions(Block):
+    seed: Seed
+    attributes: CaptionAttributes
+
+
+class Composed(Block):
+    seed: Seed
+    same_class_prob: Probability
+    variants: Count
+
+
+class TextEncoderParams(Block):
+    model_name_or_path: str | None
+    pooling: Literal["mean", "cls"]
+    max_length: Count
+    device: Device
+    batch_size: Count
+    trainable_top_layers: NonNegative
+
+
+class ConditionalModel(Block):
+    stages: Count
+    noise_dim: Count
+    text_channels: Count
+    noise_channels: Count
+    g_channels: Count
+    d_channels: Count
+    embed_dim: Count
+    spectral_norm: bool
+
+
+class EmbeddingParams(Block):
+    width: Count
+    dim: Count
+
+
+class ConditionalTraining(Block):
+    seed: Seed
+    device: Device
+    amp: bool
+    epochs: Count
+    batch_size: Count
+    loss: Literal["bce", "wgan-gp", "hinge"]
+    real_label: Probability
+    gp_lambda: Weight
+    n_critic: Count
+    g_lr: Rate
+    d_lr: Rate
+    g_betas: Betas
+    d_betas: Betas
+    e_lr: Rate
+    text_lr: Rate
+    triplet_margin: Weight
+    triplet_weight: Weight
+    diversity_weight: Weight
+    aux_weight: Weight
+    attribute_mismatch: Probability
+    image_drop: Probability
+    log_every: Count
+    sample_columns: Count
+    checkpoint_dir: str | None
+    mlflow_prefix: str
+    resume: bool
+    model: ConditionalModel
+    embedding: EmbeddingParams
+
+
+class GridFigures(Block):
+    seed: Seed
+    ncols: Count
+    prefix: str
+    title: str
+
+
+class ConditionalParams(Block):
+    captions: Captions
+    composed: Composed
+    text_encoder: TextEncoderParams
+    sample_captions: Annotated[tuple[str, ...], Field(min_length=1)]
+    training: ConditionalTraining
+    figures: GridFigures
+
+
+# --- train_evaluator --------------------------------------------------------------------------
+
+
+class EvaluatorModel(Block):
+    in_channels: Count
+    image_size: Count
+    n_classes: Count
+    channels: Annotated[tuple[Count, ...], Field(min_length=1)]
+    convs_per_block: Annotated[tuple[Count, ...], Field(min_length=1)]
+    feature_dim: Count
+    block_dropout: Probability
+    dropout: Probability
+
+
+class EvaluatorTraining(Block):
+    seed: Seed
+    device: Device
+    num_threads: Threads
+    epochs: Count
+    batch_size: Count
+    lr: Rate
+    warmup_fraction: Probability
+    weight_decay: Weight
+    label_smoothing: Probability
+    hflip: bool
+    eval_batch_size: Count
+    model: EvaluatorModel
+
+
+class EvaluatorParams(Block):
+    training: EvaluatorTraining
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+class InceptionParams(Block):
+    enabled: bool
+    path: str | None
+    verify: bool
+    n_samples: Count
+    batch_size: Count
+
+
+class RetrievalParams(Block):
+    seed: Seed
+    n_queries: Count
+    n_images: Count
+    same_class_prob: Probability
+    ks: Annotated[tuple[Count, ...], Field(min_length=1)]
+    map_k: Count
+    n_examples: NonNegative
+
+
+class EvaluationFigures(Block):
+    seed: Seed
+    per_class: Count
+    n_noise: Count
+    interpolation_steps: Annotated[int, Field(ge=2)]
+    interpolation_rows: Count
+    noise_captions: Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class EvaluationParams(Block):
+    seed: Seed
+    device: Device
+    num_threads: Threads
+    batch_size: Count
+    models: tuple[str, ...] | None
+    n_samples: Count | None
+    kid_subset_size: Count
+    kid_subsets: Count
+    prdc_k: Count
+    discriminator_loss: dict[str, Literal["bce", "wgan-gp", "hinge"]]
+    inception: InceptionParams
+    retrieval: RetrievalParams
+    figures: EvaluationFigures
+
+
+# --- autoencoders -----------------------------------------------------------------------------
+
+
+class AutoencoderModel(Block):
+    latent_dim: Count
+    channels_hidden: Annotated[tuple[Count, ...], Field(min_length=1)]
+    image_size: Count
+    channels: Count
+
+
+class AutoencoderTraining(Block):
+    seed: Seed
+    device: Device
+    epochs: Count
+    batch_size: Count
+    lr: Rate
+    checkpoint_every_epochs: Count
+    checkpoint_dir: str | None
+    resume: bool
+    model: AutoencoderModel
+
+
+class Corruption(Block):
+    gaussian: Weight
+    masking: Probability
+
+
+class DenoisingTraining(AutoencoderTraining):
+    noise: Corruption
+
+
+class VAETraining(AutoencoderTraining):
+    beta: Weight
+
+
+class AutoencoderEvaluation(Block):
+    seed: Seed
+    batch_size: Count
+    psnr_cap_db: Rate
+
+
+class AutoencoderFigures(Block):
+    seed: Seed
+    n_samples: Count
+    ncols: Count
+    projection_points: Count
+
+
+class AutoencodersParams(Block):
+    vanilla: AutoencoderTraining
+    denoising: DenoisingTraining
+    vae: VAETraining
+    evaluation: AutoencoderEvaluation
+    figures: AutoencoderFigures
+    report_figures_dir: str
+
+
+# --- classifier -------------------------------------------------------------------------------
+
+
+class TitleNoise(Block):
+    misleading: Probability
+    drop_class_word: Probability
+    shared_word: Probability
+    attribute_drop: Probability
+    brand: Probability
+    filler: Probability
+
+
+class Titles(Block):
+    seed: Seed
+    noise: TitleNoise
+
+
+class TitleText(Block):
+    min_count: Count
+    max_len: Count
+
+
+class ClassifierModel(Block):
+    image_branch: Literal["small_cnn"]
+    channels: Count
+    cnn_channels: Annotated[tuple[Count, ...], Field(min_length=1)]
+    embedding_dim: Count
+    lstm_hidden: Count
+    fusion_hidden: Count
+    dropout: Probability
+    n_classes: Count
+
+
+class ClassifierTraining(Block):
+    seed: Seed
+    device: Device
+    epochs: Count
+    batch_size: Count
+    lr: Rate
+    checkpoint_every_epochs: Count
+    checkpoint_dir: str | None
+    resume: bool
+    model: ClassifierModel
+
+
+class ClassifierReport(Block):
+    examples_per_kind: NonNegative
+    figures_dir: str
+
+
+class ClassifierParams(Block):
+    titles: Titles
+    text: TitleText
+    training: ClassifierTraining
+    report: ClassifierReport
+
+
+# --- FashionIQ --------------------------------------------------------------------------------
+
+
+class FashionIQData(Block):
+    root: str
+    images_dir: str
+    categories: Annotated[tuple[str, ...], Field(min_length=1)]
+    splits: Annotated[tuple[str, ...], Field(min_length=1)]
+    gallery_splits: Annotated[tuple[str, ...], Field(min_length=1)]
+    caption_joiner: str
+    image_size: Count
+    channels: Literal[1, 3]
+    dtype: Literal["float16", "float32"]
+    workers: Count
+
+
+class TrainingItems(Block):
+    identity_caption: str
+
+
+class FashionIQEvaluation(Block):
+    split: str
+    ks: Annotated[tuple[Count, ...], Field(min_length=1)]
+    n_samples: Count
+    fusion_weight: Probability
+    text_ridge: Weight
+    seed: Seed
+    batch_size: Count
+    device: Device
+    mlflow_prefix: str
+    n_examples: NonNegative
+    example_columns: Count
+
+
+class FashionIQParams(Block):
+    data: FashionIQData
+    training_items: TrainingItems
+    text_encoder: TextEncoderParams
+    sample_captions: Annotated[tuple[str, ...], Field(min_length=1)]
+    training: ConditionalTraining
+    evaluation: FashionIQEvaluation
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+class SearchSource(Block):
+    kind: Literal["fashion_mnist", "folder"]
+    limit: Count | None
+    images_dir: str
+    csv: str
+
+
+class IndexParams(Block):
+    kind: Literal["auto", "flat", "ivf", "hnsw"]
+    exact_max: Count
+    large_kind: Literal["ivf", "hnsw"]
+    nlist: Count | None
+    nprobe: Count
+    hnsw_m: Count
+    ef_search: Count
+
+
+class SearchEvaluation(Block):
+    seed: Seed
+    k: Count
+    n_queries: Count
+    n_images: Count
+    threads: Threads
+    examples: tuple[str, ...]
+
+
+class SearchIndexParams(Block):
+    source: SearchSource
+    embed_batch_size: Count
+    index: IndexParams
+    evaluation: SearchEvaluation
+
+
+class SearchDatasets(Block):
+    embedder: str
+    index: str
+    catalog: str
+    thumbnails: str
+
+
+class SearchQuery(Block):
+    k: Count
+    n_images: Count
+    seed: Seed
+    max_text_chars: Count
+    use_intent_caption: bool
+    class_threshold: Probability
+    attribute_threshold: Probability
+
+
+class SearchAppParams(Block):
+    host: str
+    port: Annotated[int, Field(ge=0, le=65535)]
+    models: dict[str, str]
+    datasets: SearchDatasets
+    query: SearchQuery
+    threads: Threads
+    upload_max_mb: Rate
+
+
+#: Every top-level block of the parameter files and its model.
+BLOCKS: dict[str, type[Block]] = {
+    "fashion_mnist": FashionMNISTParams,
+    "baseline": BaselineParams,
+    "conditional": ConditionalParams,
+    "evaluator": EvaluatorParams,
+    "evaluation": EvaluationParams,
+    "autoencoders": AutoencodersParams,
+    "classifier": ClassifierParams,
+    "fashioniq": FashionIQParams,
+    "search_index": SearchIndexParams,
+    "search_app": SearchAppParams,
+}
+
+
+def _closest(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean `{match[0]}`?" if match else f"; valid keys: {', '.join(choices)}"
+
+
+def _fields_at(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the block that ``path`` (below ``model``) points into."""
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(block: str, model: type[Block], error: dict[str, Any]) -> str:
+    """One phrase for one pydantic error, naming the full dotted key."""
+    loc = tuple(part for part in error["loc"] if not str(part).startswith(("function-", "tuple[")))
+    key = ".".join([block, *map(str, loc)])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key" + _closest(str(loc[-1]), _fields_at(model, loc[:-1]))
+    if error["type"] == "missing":
+        return f"{key}: missing (every key is set in conf/base/parameters_*.yml)"
+    return f"{key}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
+
+
+def parse_block(name: str, values: Any) -> Block:
+    """Build the typed block ``name`` from its YAML values.
+
+    Raises:
+        ConfigError: one line naming every bad key (unknown, missing, wrong type, out of range).
+    """
+    if name not in BLOCKS:
+        raise ConfigError(f"{name}: unknown parameter block" + _closest(name, list(BLOCKS)))
+    model = BLOCKS[name]
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        problems = [_describe(name, model, e) for e in err.errors()]
+        raise ConfigError("; ".join(problems)) from None
+
+
+def parse_parameters(params: dict[str, Any], blocks: set[str] | None = None) -> dict[str, Block]:
+    """Check the top-level keys, then build the ``blocks`` asked for (default: all present)."""
+    for name in params:
+        if name not in BLOCKS:
+            raise ConfigError(f"{name}: unknown parameter block" + _closest(name, list(BLOCKS)))
+    wanted = set(params) if blocks is None else blocks
+    missing = sorted(wanted - set(params))
+    if missing:
+        raise ConfigError(f"{missing[0]}: missing parameter block (conf/base/parameters_*.yml)")
+    return {name: parse_block(name, params[name]) for name in sorted(wanted)}
+
+
+def load_parameters(conf_source: str | Path = "conf", env: str = "base") -> dict[str, Block]:
+    """Every block of ``<conf_source>/<env>/parameters_*.yml``, typed (for scripts and tests)."""
+    params: dict[str, Any] = {}
+    for path in sorted(Path(conf_source, env).glob("parameters*.yml")):
+        params.update(yaml.safe_load(path.read_text()) or {})
+    return parse_parameters(params)
+
+
+def overridden(block: Block, **changes: Any) -> Block:
+    """A copy of ``block`` with ``changes`` (dotted keys as ``a__b``), validated again."""
+    values = block.model_dump()
+    for key, value in changes.items():
+        *parents, leaf = key.split("__")
+        target = values
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    return type(block).model_validate(values)
