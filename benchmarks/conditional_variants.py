@@ -38,7 +38,7 @@ from safetensors.torch import load_file
 from _common import RESULTS, machine
 from fashiongan.datasets import TextEncoderDataset
 from fashiongan.datasets.safetensors import load_module
-from fashiongan.metrics import conditional_accuracy, frechet_distance
+from fashiongan.evaluation.metrics import conditional_accuracy, frechet_distance
 from fashiongan.pipelines.evaluation.nodes import (
     attribute_accuracy,
     catalog_captions,

@@ -4,7 +4,7 @@ import torch
 
 import fashiongan.text.encoder as encoder_module
 from fashiongan.datasets import TensorDictDataset
-from fashiongan.text.attributes import assign
+from fashiongan.attributes import assign
 from fashiongan.text.captions import parse_caption
 from fashiongan.text.features import CAPTION_COLUMNS, caption_dataset, embed_captions
 from tests.text.conftest import random_items

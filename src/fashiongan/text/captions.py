@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from fashiongan.text.attributes import FITS, PATTERNS, TONES
+from fashiongan.attributes import FITS, PATTERNS, TONES
 
 ATTRIBUTES = ("tone", "fit", "pattern")
 

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from fashiongan.text.attributes import DEFAULT_MASK_THRESHOLD, assign, fit_thresholds
+from fashiongan.attributes import DEFAULT_MASK_THRESHOLD, assign, fit_thresholds
 from fashiongan.text.captions import build_captions
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def caption_dataset(
     Returns:
         ``attributes``: a ``dict[str, Tensor]`` for ``TensorDictDataset`` with ``{split}_tone``,
         ``{split}_fit``, ``{split}_pattern`` (N,) int64 and the cut points of
-        :func:`~fashiongan.text.attributes.fit_thresholds` (``tone_cuts``, ``fit_cuts``,
+        :func:`~fashiongan.attributes.fit_thresholds` (``tone_cuts``, ``fit_cuts``,
         ``pattern_cuts``, ``mask_threshold``), so ``assign(generated, labels, attributes)``
         works on the loaded file; ``captions``: a DataFrame with columns ``split``, ``index``
         (row in that split), ``label``, ``tone``, ``fit``, ``pattern``, ``caption``

@@ -9,7 +9,7 @@ import torch
 from tests.pipelines.evaluation.conftest import TINY_EVALUATION
 
 from fashiongan.datasets import TensorDictDataset, TorchModelDataset
-from fashiongan.metrics import default_inception_path
+from fashiongan.evaluation.metrics import default_inception_path
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig
 from fashiongan.pipelines.evaluation.datasets import OptionalPartitionedDataset
 from fashiongan.pipelines.evaluation.nodes import (

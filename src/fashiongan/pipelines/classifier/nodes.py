@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from fashiongan.models.classifier import MODALITIES, ClassifierConfig, ProductClassifier
-from fashiongan.text.attributes import assign, fit_thresholds
+from fashiongan.attributes import assign, fit_thresholds
 from fashiongan.text.titles import (
     NOISE_KINDS,
     build_titles,

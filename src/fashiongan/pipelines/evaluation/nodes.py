@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from fashiongan.generation import text_encoder
-from fashiongan.metrics import (
+from fashiongan.evaluation.metrics import (
     binary_classification_report,
     class_confusion,
     conditional_accuracy,
@@ -34,7 +34,7 @@ from fashiongan.metrics import (
 )
 from fashiongan.models.conditional_gan import ConditionalDiscriminator, ConditionalGenerator
 from fashiongan.models.evaluator import EvaluatorCNN
-from fashiongan.text.attributes import assign
+from fashiongan.attributes import assign
 from fashiongan.text.captions import ATTRIBUTES, stated_attributes
 from fashiongan.training.losses import discriminator_loss, generator_loss
 from fashiongan.training.runtime import pick_device

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from fashiongan.metrics import mean_average_precision, recall_at_k
+from fashiongan.evaluation.metrics import mean_average_precision, recall_at_k
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.pipelines.evaluation.nodes import (
     batched,

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from fashiongan.metrics import extract_features
+from fashiongan.evaluation.metrics import extract_features
 from fashiongan.models.conditional_gan import (
     ConditionalGenerator,
     ImageEmbedder,
 )
-from fashiongan.pipelines.fashioniq.protocol import fashioniq_recall, rank_gallery
+from fashiongan.evaluation.fashioniq import fashioniq_recall, rank_gallery
 from fashiongan.pipelines.fashioniq_processing.nodes import FashionIQDataMissingError
 from fashiongan.pipelines.train_gan.nodes import (
     TrainedConditional,

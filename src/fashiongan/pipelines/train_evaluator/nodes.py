@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from fashiongan.metrics import class_confusion
+from fashiongan.evaluation.metrics import class_confusion
 from fashiongan.models.evaluator import EvaluatorCNN, EvaluatorConfig
 from fashiongan.training.runtime import check_finite, pick_device, seed_everything
 from fashiongan.training.tracking import log_metrics

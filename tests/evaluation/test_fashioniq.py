@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fashiongan.pipelines.fashioniq.protocol import fashioniq_recall, rank_gallery
+from fashiongan.evaluation.fashioniq import fashioniq_recall, rank_gallery
 
 
 def scores_placing(ranks: list[int], gallery: int) -> tuple[torch.Tensor, list[str], list[str]]:

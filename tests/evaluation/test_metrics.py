@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from fashiongan import metrics
-from fashiongan.metrics import (
+from fashiongan.evaluation import metrics
+from fashiongan.evaluation.metrics import (
     binary_classification_report,
     class_confusion,
     conditional_accuracy,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from fashiongan.metrics import recall_at_k
+from fashiongan.evaluation.metrics import recall_at_k
 
 
 def rank_gallery(

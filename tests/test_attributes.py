@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fashiongan.datasets import TensorDictDataset
-from fashiongan.text.attributes import (
+from fashiongan.attributes import (
     FITS,
     PATTERNS,
     TONES,

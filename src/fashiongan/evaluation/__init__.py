@@ -1,0 +1,4 @@
+"""Evaluation as a library (no Kedro): metrics, sampling, discriminator scoring and protocols.
+
+The evaluation and FashionIQ pipelines call these; benchmarks and notebooks can too.
+"""
