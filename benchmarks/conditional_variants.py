@@ -15,12 +15,14 @@ screening, not a verdict; differences of a few hundredths are within run-to-run 
 ``--saved models/conditional NAME`` scores the model a pipeline run saved there (generator and
 the text encoder beside it) instead of training one, so full runs compare on the same footing.
 
-Overrides are of ``conditional.training``, except a ``text_encoder`` entry, which overrides
+Overrides are of ``conditional.training`` (nested keys merge into their block:
+``{"model": {"g_channels": 16}}``), except a ``text_encoder`` entry, which overrides
 ``conditional.text_encoder`` (a tuned encoder gets its conditioning cache recomputed here, and
 the test captions are encoded with the tuned encoder).
 
-Needs data/05_model_input (make data), the conditioning (the conditional pipeline's first three
-nodes) and models/evaluator (make evaluator). Results accumulate in
+Needs data/05_model_input and the captions (make data: ``data_processing`` then ``captions``),
+the conditioning (the conditional pipeline's ``encode_conditioning`` node) and models/evaluator
+(make evaluator). Results accumulate in
 benchmarks/results/conditional_variants.json (a variant run again replaces its entry).
 """
 
@@ -32,27 +34,34 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from _common import RESULTS, machine
+from _common import RESULTS, machine, parameters
+from fashiongan.config import overridden
 from fashiongan.datasets import TextEncoderDataset
 from fashiongan.datasets.safetensors import load_module
 from fashiongan.evaluation.metrics import conditional_accuracy, frechet_distance
-from fashiongan.pipelines.evaluation.nodes import (
-    attribute_accuracy,
-    catalog_captions,
-    requested_attributes,
-)
+from fashiongan.evaluation.sampling import catalog_captions, requested_attributes
+from fashiongan.evaluation.scoring import attribute_accuracy
 from fashiongan.pipelines.train_gan.nodes import encode_conditioning, train_conditional
 
-PARAMETERS = Path("conf/base/parameters_train_gan.yml")
 MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
 CONDITIONING = Path("data/05_model_input/conditional_conditioning.safetensors")
 CAPTIONS = Path("data/04_feature/fashion_mnist_captions.parquet")
 COMPOSED = Path("data/04_feature/composed_queries.parquet")
 ATTRIBUTES = Path("data/04_feature/fashion_mnist_attributes.safetensors")
 EVALUATOR = Path("models/evaluator/evaluator.safetensors")
+
+
+def dotted(overrides: dict, prefix: str = "") -> dict:
+    """Nested JSON overrides as :func:`~fashiongan.config.overridden`'s ``a__b`` keys."""
+    flat = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            flat |= dotted(value, f"{prefix}{key}__")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def generate(generator, text: torch.Tensor, seed: int, batch: int = 500) -> torch.Tensor:
@@ -100,7 +109,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="test captions scored")
     parser.add_argument("--saved", type=Path, help="score the model saved in this folder")
     args = parser.parse_args()
-    base = yaml.safe_load(PARAMETERS.read_text())["conditional"]
+    base = parameters("conditional")
     data, conditioning = load_file(str(MODEL_INPUT)), load_file(str(CONDITIONING))
     path = RESULTS / "conditional_variants.json"
     results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}
@@ -123,24 +132,26 @@ def main() -> None:
     for spec in args.variants:
         name, _, overrides = spec.partition("=")
         overrides = json.loads(overrides or "{}")
-        encoder = {**base["text_encoder"], **overrides.get("text_encoder", {})}
+        encoder = overridden(base.text_encoder, **dotted(overrides.get("text_encoder", {})))
         variant_conditioning = conditioning
-        if encoder.get("trainable_top_layers", 0):  # tuning needs the frozen layers' states
+        if encoder.trainable_top_layers:  # tuning needs the frozen layers' states
             variant_conditioning = encode_conditioning(
                 pd.read_parquet(CAPTIONS),
                 pd.read_parquet(COMPOSED),
-                base["sample_captions"],
+                base.sample_captions,
                 encoder,
             )
-        training = {
-            **base["training"],
-            "epochs": args.epochs,
-            "checkpoint_dir": None,
-            "device": "cpu",
-            **{k: v for k, v in overrides.items() if k != "text_encoder"},
-        }
+        training = overridden(
+            base.training,
+            **{
+                "epochs": args.epochs,
+                "checkpoint_dir": None,
+                "device": "cpu",
+                **dotted({k: v for k, v in overrides.items() if k != "text_encoder"}),
+            },
+        )
         generator, _, _, text_encoder, history, summary = train_conditional(
-            data, variant_conditioning, training, encoder, base["sample_captions"]
+            data, variant_conditioning, training, encoder, base.sample_captions
         )
         entry = {
             "overrides": overrides,

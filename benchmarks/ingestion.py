@@ -21,7 +21,7 @@ from fashiongan.pipelines.data_processing.nodes import (
     split_train_validation,
 )
 
-CLASSES = [str(i) for i in range(10)]
+CLASSES = tuple(str(i) for i in range(10))
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from _common import save
+from _common import parameters, save
+from fashiongan.config import BaselineTraining, ConditionalTraining, overridden
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
     ConditionalGANConfig,
@@ -56,37 +57,28 @@ def load_images(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(n, 1, 28, 28) * 2 - 1, torch.arange(n) % 10
 
 
-def conditional_params(batch: int) -> dict:
-    import yaml
-
-    params = yaml.safe_load(Path("conf/base/parameters_train_gan.yml").read_text())["conditional"][
-        "training"
-    ]
-    return {
-        **params,
-        "device": "cpu",
-        "checkpoint_dir": None,
-        "batch_size": batch,
-        "epochs": 1,
-        "log_every": 10**9,
-    }
+def conditional_params(batch: int) -> ConditionalTraining:
+    """``conditional.training`` from conf/base, on the CPU, one epoch, no checkpoints or logs."""
+    return overridden(
+        parameters("conditional").training,
+        device="cpu",
+        checkpoint_dir=None,
+        batch_size=batch,
+        epochs=1,
+        log_every=10**9,
+    )
 
 
-def baseline_params(batch: int, steps: int) -> dict:
-    import yaml
-
-    params = yaml.safe_load(Path("conf/base/parameters_train_gan.yml").read_text())["baseline"][
-        "training"
-    ]
-    return {
-        **params,
-        "device": "cpu",
-        "checkpoint_dir": None,
-        "batch_size": batch,
-        "iterations": steps,
-        "log_every": 10**9,
-        "sample_every": 0,
-    }
+def baseline_params(batch: int) -> BaselineTraining:
+    """``baseline.training`` from conf/base, on the CPU, no checkpoints, logs or samples."""
+    return overridden(
+        parameters("baseline").training,
+        device="cpu",
+        checkpoint_dir=None,
+        batch_size=batch,
+        log_every=10**9,
+        sample_every=0,
+    )
 
 
 def per_step(run, steps: int) -> float:
@@ -134,20 +126,18 @@ def baseline_reference(images: torch.Tensor, batch: int):
 
 
 def conditional_reference(
-    images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: dict
+    images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: ConditionalTraining
 ):
     from fashiongan.text.encoder import TextEncoder
 
     encoder = TextEncoder(device="cpu")
-    config = ConditionalGANConfig(**params["model"], text_dim=encoder.dim)
+    config = ConditionalGANConfig(**params.model.model_dump(), text_dim=encoder.dim)
     generator, discriminator = ConditionalGenerator(config), ConditionalDiscriminator(config)
-    embedder = ImageEmbedder(EmbeddingConfig(**params["embedding"]))
-    opt_g = torch.optim.Adam(generator.parameters(), params["g_lr"], betas=tuple(params["g_betas"]))
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), params["d_lr"], betas=tuple(params["d_betas"])
-    )
-    opt_e = torch.optim.Adam(embedder.parameters(), params["e_lr"])
-    batch, kind, margin = params["batch_size"], params["loss"], params["triplet_margin"]
+    embedder = ImageEmbedder(EmbeddingConfig(**params.embedding.model_dump()))
+    opt_g = torch.optim.Adam(generator.parameters(), params.g_lr, betas=params.g_betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), params.d_lr, betas=params.d_betas)
+    opt_e = torch.optim.Adam(embedder.parameters(), params.e_lr)
+    batch, kind, margin = params.batch_size, params.loss, params.triplet_margin
     index = torch.arange(len(images))
     loader = DataLoader(
         TensorDataset(images, labels, index), batch_size=batch, shuffle=True, drop_last=True
@@ -200,7 +190,7 @@ def conditional_project(
     labels: torch.Tensor,
     captions: list[str],
     item_attributes: torch.Tensor,
-    params: dict,
+    params: ConditionalTraining,
     top_layers: int = 0,
 ):
     from fashiongan.text.encoder import TextEncoder
@@ -225,7 +215,7 @@ def conditional_project(
         "text_attributes": stated_attributes(unique),
         **tuning,
     }
-    batch = params["batch_size"]
+    batch = params.batch_size
 
     def run(steps: int) -> None:
         n = steps * batch
@@ -275,9 +265,12 @@ def main() -> None:
 
     baseline_batch = 32
     images, labels = load_images(4 * args.steps * 64)
+    baseline_training = baseline_params(baseline_batch)
     baseline = measure(
         {
-            "project": lambda steps: train_mlp_gan(images, baseline_params(baseline_batch, steps)),
+            "project": lambda steps: train_mlp_gan(
+                images, overridden(baseline_training, iterations=steps)
+            ),
             "reference": baseline_reference(images, baseline_batch),
         },
         args.steps,
@@ -304,7 +297,7 @@ def main() -> None:
         },
         args.steps,
         args.repeats,
-        params["batch_size"],
+        params.batch_size,
     )
     save(
         "train_throughput",
@@ -314,8 +307,8 @@ def main() -> None:
             "real_data": MODEL_INPUT.is_file(),
             "baseline": {"batch_size": baseline_batch, **baseline},
             "conditional": {
-                "batch_size": params["batch_size"],
-                "loss": params["loss"],
+                "batch_size": params.batch_size,
+                "loss": params.loss,
                 **conditional,
             },
         },

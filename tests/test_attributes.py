@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from fashiongan.datasets import TensorDictDataset
 from fashiongan.attributes import (
     FITS,
     PATTERNS,
@@ -14,6 +13,7 @@ from fashiongan.attributes import (
     measure,
     to_unit,
 )
+from fashiongan.datasets import TensorDictDataset
 from tests.text.conftest import as_model_input, draw_box, random_items
 
 

@@ -150,3 +150,46 @@ def test_multi_frame_gif_uses_the_first_frame():
     frames = [Image.new("L", (28, 28), value) for value in (0, 255)]
     data = _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:])
     assert load_image(data, 28, 1).max() == -1.0
+
+
+# --- one grid layout: tile (the app) and image_grid (figures) -----------------------------------
+def _ramp(n: int, channels: int = 1) -> torch.Tensor:
+    """n images of 3×2 pixels in [-1, 1], image i all of the uint8 value 10·i."""
+    from fashiongan.pixels import from_uint8
+
+    values = from_uint8(torch.arange(n, dtype=torch.uint8) * 10)
+    return values.view(n, 1, 1, 1).expand(n, channels, 3, 2).clone()
+
+
+def test_tile_lays_images_row_by_row_on_white():
+    from fashiongan.images import tile
+
+    canvas = tile(_ramp(5), ncols=3, pad=1)  # 2 rows of 3 (the last row has 2)
+    assert canvas.shape == (2 * (3 + 1) + 1, 3 * (2 + 1) + 1, 1) and canvas.dtype == np.uint8
+    for i in range(5):
+        top, left = 1 + (i // 3) * 4, 1 + (i % 3) * 3
+        assert (canvas[top : top + 3, left : left + 2] == 10 * i).all()
+    assert (canvas[0] == 255).all() and (canvas[:, 0] == 255).all()  # the white border
+    assert (canvas[5:8, 7:9] == 255).all()  # the empty sixth cell
+    assert tile(_ramp(2), ncols=8).shape[1] == 2 * (2 + 2) + 2  # never wider than the images
+
+
+def test_to_picture_enlarges_with_hard_edges_in_l_or_rgb():
+    from fashiongan.images import tile, to_picture
+
+    grey = to_picture(tile(_ramp(2), ncols=2), scale=4)
+    assert grey.mode == "L" and grey.size == (4 * 10, 4 * 7)
+    assert np.asarray(grey)[8:20, 8:16].tolist() == [[0] * 8] * 12  # one source pixel → 4×4
+    colour = to_picture(tile(_ramp(3, channels=3), ncols=3), scale=1)
+    assert colour.mode == "RGB" and colour.size == (14, 7)
+
+
+def test_image_grid_draws_the_tile_in_one_panel_with_row_labels():
+    from fashiongan.plotting import image_grid
+
+    figure = image_grid(_ramp(6), ncols=3, row_labels=["first", "second"], title="two rows")
+    (axes,) = figure.axes
+    assert axes.get_images()[0].get_array().shape == (2 * (3 + 4) + 4, 3 * (2 + 4) + 4)
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["first", "second"]
+    assert axes.get_yticks().tolist() == [4 + 1.5, 4 + 7 + 1.5]  # the middle of each row
+    assert figure._suptitle.get_text() == "two rows"

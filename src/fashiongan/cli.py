@@ -48,7 +48,8 @@ def generate(
     from fashiongan.generation import GenerationError, load_generator
     from fashiongan.generation import generate as sample
     from fashiongan.images import ImageInputError, load_image
-    from fashiongan.plotting import image_grid, to_uint8
+    from fashiongan.pixels import to_uint8
+    from fashiongan.plotting import image_grid
 
     try:
         if out.suffix not in (".png", ".npz"):
@@ -90,7 +91,11 @@ def _kedro_run() -> click.Command:
     from kedro.framework.cli.project import run
 
     return _OneLineErrors(
-        name="run", params=run.params, callback=run.callback, help=run.help, short_help=run.short_help
+        name="run",
+        params=run.params,
+        callback=run.callback,
+        help=run.help,
+        short_help=run.short_help,
     )
 
 

@@ -207,6 +207,9 @@ class EvaluatorTraining(Block):
     label_smoothing: Probability
     hflip: bool
     eval_batch_size: Count
+    checkpoint_every_epochs: Count
+    checkpoint_dir: str | None
+    resume: bool
     model: EvaluatorModel
 
 

@@ -1,4 +1,5 @@
-"""Reading user-supplied images safely: any file a shopper uploads or a CLI user names."""
+"""Pictures in and out: reading user-supplied images safely (any file a shopper uploads or a CLI
+user names), and laying model images out as one picture (the app, the figures)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fashiongan.pixels import to_uint8
 
 #: Refuse files larger than this before decoding (bytes) and images with more pixels than this.
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -91,3 +94,27 @@ def load_image(
 ) -> torch.Tensor:
     """:func:`open_image` then :func:`to_model_input`."""
     return to_model_input(open_image(source), image_size, channels)
+
+
+def tile(images: torch.Tensor, ncols: int, pad: int = 2) -> np.ndarray:
+    """(n, C, H, W) in [-1, 1] → one uint8 (rows·(H+pad)+pad, cols·(W+pad)+pad, C) picture.
+
+    Row by row, ``ncols`` per row (fewer when there are fewer images), on white with ``pad``
+    pixels between and around the images. The one grid layout of the project: the app shows it
+    enlarged, :func:`fashiongan.plotting.image_grid` draws it in a figure.
+    """
+    pixels = to_uint8(images).numpy()  # (n, H, W, C)
+    n, h, w, c = pixels.shape
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
+    for i, picture in enumerate(pixels):
+        top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
+        canvas[top : top + h, left : left + w] = picture
+    return canvas
+
+
+def to_picture(pixels: np.ndarray, scale: int = 1) -> Image.Image:
+    """uint8 (H, W, C) with C = 1 or 3 → a PIL picture (L or RGB), enlarged ×scale, hard edges."""
+    picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)

@@ -1,9 +1,11 @@
-"""Figures shared by pipelines: image grids and loss curves (pure: they return a Figure)."""
+"""Figures shared by pipelines: image grids, loss curves and confusion matrices (pure: they
+return a Figure)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import matplotlib
 
@@ -13,7 +15,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from fashiongan.pixels import to_uint8  # noqa: E402
+from fashiongan.images import tile  # noqa: E402
 
 
 def image_grid(
@@ -21,27 +23,29 @@ def image_grid(
     ncols: int = 8,
     row_labels: Sequence[str] | None = None,
     title: str | None = None,
+    pad: int = 4,
 ) -> Figure:
-    """A grid of images in [-1, 1]; ``row_labels`` writes a caption left of each row."""
-    pixels = to_uint8(images)
-    nrows = math.ceil(len(pixels) / ncols)
+    """A figure of images in [-1, 1] laid out by :func:`fashiongan.images.tile` (one panel).
+
+    ``row_labels`` writes a caption left of each row; ``pad`` pixels of white separate images.
+    """
+    pixels = tile(images, ncols, pad)  # (rows·(H+pad)+pad, cols·(W+pad)+pad, C)
+    ncols = min(ncols, len(images))
+    nrows = math.ceil(len(images) / ncols)
     label_width = 3.0 if row_labels else 0.0
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * 0.9 + label_width, nrows * 0.9 + 0.4), squeeze=False
+    fig, ax = plt.subplots(figsize=(ncols * 0.9 + label_width, nrows * 0.9 + 0.4))
+    ax.imshow(
+        pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=255
     )
-    for index, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        if index < len(pixels):
-            image = pixels[index]
-            ax.imshow(
-                image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255
-            )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     if row_labels:
-        for row, label in enumerate(row_labels[:nrows]):
-            axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        height = images.shape[-2]
+        centers = [pad + row * (height + pad) + height / 2 for row in range(nrows)]
+        ax.set_yticks(centers[: len(row_labels)], list(row_labels[:nrows]), fontsize=8)
+        ax.tick_params(axis="y", length=0)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -64,5 +68,45 @@ def loss_curves(history: pd.DataFrame, title: str = "Training") -> Figure:
             axes[0, 1].plot(history["step"], history[column], label=column)
         axes[0, 1].set(xlabel="iteration", title=f"{title}: discriminator")
         axes[0, 1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(
+    matrix: torch.Tensor | Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    title: str,
+    *,
+    xlabel: str = "predicted",
+    ylabel: str = "true",
+    cells: Literal["counts", "shares"] = "counts",
+) -> Figure:
+    """A confusion matrix coloured by the share of each row (rows = true or requested class).
+
+    Args:
+        matrix: (n, n) counts, row = true class, column = predicted class.
+        class_names: the n tick labels.
+        title: above the matrix.
+        xlabel, ylabel: axis names (e.g. "evaluator's class" / "requested class").
+        cells: write the ``counts`` (non-zero cells) or the row ``shares`` (those ≥ 0.005)
+            into the cells.
+    """
+    counts = torch.as_tensor(matrix).double()
+    rates = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(0.75 * n + 2.5, 0.75 * n + 1.5))
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for row in range(n):
+        for col in range(n):
+            shown = counts[row, col] > 0 if cells == "counts" else rates[row, col] >= 0.005
+            if not shown:
+                continue
+            text = f"{int(counts[row, col])}" if cells == "counts" else f"{rates[row, col]:.2f}"
+            color = "white" if rates[row, col] > 0.5 else "black"
+            ax.text(col, row, text, ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
     fig.tight_layout()
     return fig

@@ -26,61 +26,30 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from fashiongan.config import load_parameters, overridden
 from fashiongan.training import distributed, loop
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
 
-BASELINE = {
-    "seed": 3,
-    "device": "cpu",
-    "iterations": 12,
-    "batch_size": 8,  # global batch: 4 per rank with 2 processes
-    "d_lr": 2e-4,
-    "g_lr": 1e-4,
-    "d_betas": [0.5, 0.999],
-    "g_betas": [0.5, 0.999],
-    "log_every": 2,
-    "sample_every": 0,
-    "checkpoint_every": 4,
-    "checkpoint_dir": None,
-    "model": {
-        "noise_dim": 16,
-        "generator_hidden": [16, 32, 32],
-        "discriminator_hidden": [32, 16],
-        "dropout": 0.0,  # masks are per-rank draws: with dropout, 2 ranks ≠ 1 process exactly
-    },
-}
-CONDITIONAL = {
-    "seed": 5,
-    "device": "cpu",
-    "epochs": 3,
-    "batch_size": 16,
-    "loss": "hinge",
-    "n_critic": 1,
-    "real_label": 0.9,
-    "gp_lambda": 10.0,
-    "image_drop": 0.5,
-    "g_lr": 1e-4,
-    "d_lr": 4e-4,
-    "e_lr": 1e-3,
-    "g_betas": [0.0, 0.9],
-    "d_betas": [0.0, 0.9],
-    "triplet_margin": 0.2,
-    "triplet_weight": 1.0,
-    "diversity_weight": 0.5,
-    "log_every": 2,
-    "sample_columns": 2,
-    "checkpoint_dir": None,
-    "model": {
-        "g_channels": 4,
-        "d_channels": 4,
-        "text_channels": 2,
-        "noise_channels": 2,
-        "embed_dim": 8,
-        "noise_dim": 4,
-    },
-    "embedding": {"width": 4, "dim": 8},
-}
+_BLOCKS = load_parameters(Path(__file__).resolve().parents[2] / "conf")
+BASELINE = overridden(
+    _BLOCKS["baseline"].training,
+    seed=3, device="cpu", iterations=12,
+    batch_size=8,  # global batch: 4 per rank with 2 processes
+    d_lr=2e-4, g_lr=1e-4, d_betas=(0.5, 0.999), g_betas=(0.5, 0.999), log_every=2,
+    sample_every=0, checkpoint_every=4, checkpoint_dir=None, model__noise_dim=16,
+    model__generator_hidden=(16, 32, 32), model__discriminator_hidden=(32, 16),
+    model__dropout=0.0,  # masks are per-rank draws: with dropout, 2 ranks ≠ 1 process exactly
+)  # fmt: skip
+CONDITIONAL = overridden(
+    _BLOCKS["conditional"].training,
+    seed=5, device="cpu", epochs=3, batch_size=16, loss="hinge", n_critic=1, real_label=0.9,
+    gp_lambda=10.0, image_drop=0.5, g_lr=1e-4, d_lr=4e-4, e_lr=1e-3, g_betas=(0.0, 0.9),
+    d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=0.5,
+    aux_weight=0.0, attribute_mismatch=0.0, log_every=2, sample_columns=2, checkpoint_dir=None,
+    model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
+    model__embed_dim=8, model__noise_dim=4, embedding__width=4, embedding__dim=8,
+)  # fmt: skip
 
 
 def tiny_data() -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -135,14 +104,14 @@ def _ddp(out: Path, saved: list[str]) -> None:
     images, labels, conditioning = tiny_data()
     checkpoints = out / "checkpoints"
     g_full, d_full, history = train_mlp_gan(images, BASELINE)
-    train_mlp_gan(images, dict(BASELINE, iterations=8, checkpoint_dir=str(checkpoints)))
+    train_mlp_gan(images, overridden(BASELINE, iterations=8, checkpoint_dir=str(checkpoints)))
     distributed.barrier()
     if distributed.is_main_process():  # a torn write: resume must fall back to step 4 everywhere
         latest = sorted(checkpoints.glob("*/ckpt-*.safetensors"))[-1]
         latest.write_bytes(latest.read_bytes()[:100])
     distributed.barrier()
     g_resumed, _, resumed_history = train_mlp_gan(
-        images, dict(BASELINE, checkpoint_dir=str(checkpoints))
+        images, overridden(BASELINE, checkpoint_dir=str(checkpoints))
     )
     g_cond, d_cond, e_cond, cond_history = train_conditional_gan(
         images, labels, conditioning, CONDITIONAL
@@ -176,7 +145,7 @@ def train(out: Path, checkpoints: Path, slow: float) -> None:
         loop.check_finite = announce_and_wait
     out.mkdir(parents=True, exist_ok=True)
     images, labels, conditioning = tiny_data()
-    params = dict(CONDITIONAL, epochs=4, checkpoint_dir=str(checkpoints))
+    params = overridden(CONDITIONAL, epochs=4, checkpoint_dir=str(checkpoints))
     g, d, e, history = train_conditional_gan(images, labels, conditioning, params)
     save_file(weights("", g, d, e), str(out / "weights.safetensors"))
     (out / "history.json").write_text(json.dumps(history))

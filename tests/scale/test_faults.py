@@ -23,6 +23,7 @@ import torch
 from kedro.io import DatasetError
 from safetensors.torch import load_file
 
+from fashiongan.config import overridden
 from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
 from fashiongan.training.baseline import train_mlp_gan
@@ -106,20 +107,18 @@ def fill(folder: Path, leave: int) -> None:
 
 
 def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tiny_fs: Path):
-    params = dict(BASELINE, iterations=4, checkpoint_dir=str(tiny_fs / "ckpt"))
+    params = overridden(BASELINE, iterations=4, checkpoint_dir=str(tiny_fs / "ckpt"))
     train_mlp_gan(torch.zeros(16, 1, 28, 28), params)
     (folder,) = (tiny_fs / "ckpt").iterdir()
     previous = folder / "ckpt-000000004.safetensors"
     before = previous.read_bytes()
     fill(tiny_fs, leave=4096)
     with pytest.raises(OSError, match=r"could not write .*ckpt-000000008.safetensors") as err:
-        train_mlp_gan(torch.zeros(16, 1, 28, 28), dict(params, iterations=8))
+        train_mlp_gan(torch.zeros(16, 1, 28, 28), overridden(params, iterations=8))
     assert err.value.errno == errno.ENOSPC
     assert previous.read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == [previous.name], "no temp file left"
-    config = MLPGANConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in BASELINE["model"].items()}
-    )
+    config = MLPGANConfig(**BASELINE.model.model_dump())
     state = TrainingState({"G": MLPGenerator(config)}, {}, torch.Generator())
     load_checkpoint(previous, state, folder.name)  # still a complete checkpoint
     assert state.step == 4

@@ -180,10 +180,10 @@ def test_team_env_logs_to_the_postgres_backed_server(mlflow_server, tmp_path, mo
     history = client.get_metric_history(run.info.run_id, "baseline/d_loss")
     assert [m.step for m in history] == [5, 10, 15, 20]
 
-    figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
-    assert "figures/baseline_samples.png" in figures
+    figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures/baseline")]
+    assert "figures/baseline/baseline_samples.png" in figures
     local = client.download_artifacts(
-        run.info.run_id, "figures/baseline_samples.png", str(tmp_path)
+        run.info.run_id, "figures/baseline/baseline_samples.png", str(tmp_path)
     )
     assert Path(local).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stored = list(mlflow_server["artifacts"].rglob("baseline_samples.png"))

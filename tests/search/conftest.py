@@ -1,4 +1,5 @@
-"""Tiny untrained models and a tiny catalog for the search tests (no trained weights needed)."""
+"""Tiny untrained models, planted models and a tiny catalog for the search tests (no trained
+weights needed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fashiongan.datasets.safetensors import save_module
 from fashiongan.models.conditional_gan import (
@@ -17,6 +19,7 @@ from fashiongan.models.conditional_gan import (
     ImageEmbedder,
 )
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+from fashiongan.pixels import from_uint8
 from fashiongan.text.captions import CLASS_SYNONYMS
 from tests.conftest import draw_items
 
@@ -35,14 +38,60 @@ CLASS_NAMES = [
 ]
 
 
+TINY_GENERATOR = ConditionalGANConfig(
+    g_channels=8, d_channels=8, text_channels=4, noise_channels=4, embed_dim=16
+)
+
+
+class PlantedGenerator(ConditionalGenerator):
+    """A stand-in for a well-trained conditional GAN: draws the asked-for class.
+
+    The class is the one whose plain caption ("a sneaker") has the text features nearest the
+    query's; its picture is drawn like the catalog's (:func:`tests.conftest.draw_items`), with
+    another seed, so no query image is a catalog item.
+    """
+
+    def __init__(self, config: ConditionalGANConfig, class_features: torch.Tensor) -> None:
+        super().__init__(config)
+        self.register_buffer("class_features", F.normalize(class_features, dim=1))
+        self.shift = 0  # draw class (asked + shift) % 10: a generator that gets it wrong
+
+    def forward(self, z, text, reference=None):  # (B, noise) (B, text_dim) → (B, 1, 28, 28)
+        labels = (F.normalize(text, dim=1) @ self.class_features.T).argmax(1)
+        drawn = draw_items(((labels + self.shift) % 10).numpy(), seed=11)
+        return from_uint8(torch.from_numpy(drawn).unsqueeze(1))
+
+
+class PrototypeEmbedder(ImageEmbedder):
+    """A stand-in for a trained embedder: each class one tight cluster.
+
+    The vector is a softmax over how near the picture is to each class's mean drawing (50
+    drawings per class, another seed than the catalog's and the generator's), unit length.
+    """
+
+    def __init__(self, config: EmbeddingConfig | None = None) -> None:
+        super().__init__(EmbeddingConfig(width=1, dim=10))
+        drawn = torch.from_numpy(draw_items(np.repeat(np.arange(10), 50), seed=99))
+        self.register_buffer("prototypes", from_uint8(drawn).view(10, 50, -1).mean(1))
+
+    def forward(self, images):  # (B, 1, 28, 28) in [-1, 1] → (B, 10)
+        distances = torch.cdist(images.flatten(1), self.prototypes)  # (B, 10)
+        return F.normalize(torch.softmax(-distances / 0.4, dim=1), dim=1)
+
+
+def planted_models() -> tuple[PlantedGenerator, PrototypeEmbedder]:
+    """The planted generator (class captions encoded by the bundled text encoder) and embedder."""
+    from fashiongan.generation import text_encoder
+
+    captions = [f"a {CLASS_SYNONYMS[label][0]}" for label in range(10)]
+    features = text_encoder("bundled", TINY_GENERATOR.text_pooling).encode(captions)
+    return PlantedGenerator(TINY_GENERATOR, features).eval(), PrototypeEmbedder().eval()
+
+
 def tiny_models(folder: Path) -> dict[str, Path]:
     """Write a tiny conditional generator, embedder and MLP generator; return their paths."""
     torch.manual_seed(0)
-    generator = ConditionalGenerator(
-        ConditionalGANConfig(
-            g_channels=8, d_channels=8, text_channels=4, noise_channels=4, embed_dim=16
-        )
-    )
+    generator = ConditionalGenerator(TINY_GENERATOR)
     embedder = ImageEmbedder(EmbeddingConfig(width=4, dim=8))
     baseline = MLPGenerator(
         MLPGANConfig(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
@@ -88,12 +137,31 @@ def service(model_paths):
     table, pixels = tiny_items()
     embedder = load_module(model_paths["embedder"])
     with torch.no_grad():
-        vectors = embedder(pixels.float() / 127.5 - 1.0).numpy()
+        vectors = embedder(from_uint8(pixels)).numpy()
     return SearchService(
         {
             "conditional": load_module(model_paths["generator"]),
             "baseline": load_module(model_paths["baseline"]),
         },
+        embedder,
+        build_index(vectors),
+        Catalog(table, pixels),
+        SearchSettings(k=5, n_images=2),
+    )
+
+
+@pytest.fixture(scope="session")
+def planted_service():
+    """A SearchService over the tiny catalog whose generator draws the asked class."""
+    from fashiongan.search.index import build_index
+    from fashiongan.search.service import Catalog, SearchService, SearchSettings
+
+    table, pixels = tiny_items()
+    generator, embedder = planted_models()
+    with torch.no_grad():
+        vectors = embedder(from_uint8(pixels)).numpy()
+    return SearchService(
+        {"planted": generator},
         embedder,
         build_index(vectors),
         Catalog(table, pixels),
@@ -113,10 +181,11 @@ def _one_torch_thread():
 def write_index_files(project: Path) -> None:
     """The search_index outputs of a tiny catalog, written where conf/base's catalog expects them
     (the nodes are called directly: no Kedro session)."""
+    from fashiongan.config import load_parameters
     from fashiongan.datasets import TensorDictDataset
+    from fashiongan.datasets.faiss_index import write_index
     from fashiongan.datasets.safetensors import load_module
     from fashiongan.pipelines.search_index.nodes import build_search_index, embed_catalog
-    from fashiongan.search.index import write_index
 
     paths = tiny_models(project / "models")
     table, pixels = tiny_items()
@@ -125,7 +194,7 @@ def write_index_files(project: Path) -> None:
     table.to_parquet(out / "catalog.parquet")
     TensorDictDataset(filepath=str(out / "thumbnails.safetensors")).save({"images": pixels})
     vectors = embed_catalog({"images": pixels}, load_module(paths["embedder"]), 32)
-    index, _ = build_search_index(vectors, {})
+    index, _ = build_search_index(vectors, load_parameters(project / "conf")["search_index"].index)
     write_index(index, out / "index.faiss")
 
 

@@ -50,10 +50,10 @@ def app_url(request):
     if SCREENSHOT:
         from fashiongan.search.service import load_service
 
-        service, settings = load_service("conf")
+        service, _ = load_service("conf")
     else:
-        service, settings = request.getfixturevalue("service"), {}
-    demo = build_app(service, settings)
+        service = request.getfixturevalue("service")
+    demo = build_app(service)
     port = _free_port()
     launch(demo, port=port, block=False)  # default host: 127.0.0.1
     assert demo.server_name == "127.0.0.1"

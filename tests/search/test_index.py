@@ -1,13 +1,7 @@
 import numpy as np
 import pytest
 
-from fashiongan.search.index import (
-    FaissIndexDataset,
-    IndexSettings,
-    build_index,
-    describe,
-    search,
-)
+from fashiongan.search.index import IndexSettings, build_index, describe, search
 
 
 def _unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -55,7 +49,6 @@ def test_k_larger_than_the_catalog_returns_every_item():
         (lambda: search(build_index(_unit(3)), _unit(1, dim=4), 1), "dim 4"),
         (lambda: search(build_index(_unit(3)), _unit(1), 0), "k must be"),
         (lambda: IndexSettings(kind="lsh"), "index kind"),
-        (lambda: IndexSettings.from_dict({"nprobes": 3}), "unknown index settings"),
     ],
 )
 def test_bad_input_is_a_clear_error(call, message):
@@ -63,28 +56,12 @@ def test_bad_input_is_a_clear_error(call, message):
         call()
 
 
-def test_dataset_round_trip_keeps_results_and_settings(tmp_path):
-    vectors = _unit(500, dim=8)
-    index = build_index(vectors, IndexSettings(kind="ivf", nlist=10, nprobe=3))
-    dataset = FaissIndexDataset(filepath=str(tmp_path / "sub" / "index.faiss"))
-    assert not dataset.exists()
-    dataset.save(index)
-    loaded = dataset.load()
-    assert (
-        describe(loaded)
-        == describe(index)
-        == {"ntotal": 500, "dim": 8, "kind": "ivf", "nlist": 10, "nprobe": 3}
-    )
-    np.testing.assert_array_equal(
-        search(loaded, vectors[:4], 5)[1], search(index, vectors[:4], 5)[1]
-    )
+def test_index_parameters_refuse_a_misspelt_key_with_the_closest_name():
+    from fashiongan.config import ConfigError, load_parameters, parse_block
 
-
-def test_missing_or_corrupt_file_says_what_to_do(tmp_path):
-    from kedro.io import DatasetError
-
-    with pytest.raises(DatasetError, match="kedro run --pipelines=search_index"):
-        FaissIndexDataset(filepath=str(tmp_path / "none.faiss")).load()
-    (tmp_path / "bad.faiss").write_bytes(b"garbage")
-    with pytest.raises(DatasetError, match="not a readable faiss index"):
-        FaissIndexDataset(filepath=str(tmp_path / "bad.faiss")).load()
+    values = load_parameters()["search_index"].model_dump()
+    values["index"]["nprobes"] = 3
+    with pytest.raises(
+        ConfigError, match=r"search_index\.index\.nprobes: unknown key; did you mean `nprobe`"
+    ):
+        parse_block("search_index", values)

@@ -1,46 +1,32 @@
 import copy
+import hashlib
+import json
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from fashiongan.training.conditional import (
-    _same_class_sampler,
-    same_class_contradictions,
-    train_conditional_gan,
-)
+from fashiongan.config import load_parameters, overridden
+from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
+from fashiongan.training.sampling import same_class_contradictions, same_class_table
+from tests.conftest import REPO_ROOT
 
 N, U, D = 64, 10, 12
-PARAMS = {
-    "seed": 5,
-    "device": "cpu",
-    "epochs": 3,
-    "batch_size": 16,
-    "loss": "hinge",
-    "n_critic": 1,
-    "real_label": 0.9,
-    "gp_lambda": 10.0,
-    "image_drop": 0.5,
-    "g_lr": 1e-4,
-    "d_lr": 4e-4,
-    "e_lr": 1e-3,
-    "g_betas": [0.0, 0.9],
-    "d_betas": [0.0, 0.9],
-    "triplet_margin": 0.2,
-    "triplet_weight": 1.0,
-    "diversity_weight": 1.0,
-    "log_every": 3,
-    "sample_columns": 2,
-    "checkpoint_dir": None,
-    "model": {
-        "g_channels": 4,
-        "d_channels": 4,
-        "text_channels": 2,
-        "noise_channels": 2,
-        "embed_dim": 8,
-        "noise_dim": 4,
-    },
-    "embedding": {"width": 4, "dim": 8},
-}
+#: conf/base's block, shrunk: 4 steps an epoch of a 4-channel model.
+PARAMS = overridden(
+    load_parameters(REPO_ROOT / "conf")["conditional"].training,
+    seed=5, device="cpu", epochs=3, batch_size=16, loss="hinge", n_critic=1, real_label=0.9,
+    gp_lambda=10.0, image_drop=0.5, g_lr=1e-4, d_lr=4e-4, e_lr=1e-3, g_betas=(0.0, 0.9),
+    d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=1.0,
+    aux_weight=0.0, attribute_mismatch=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
+    model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
+    model__embed_dim=8, model__noise_dim=4, embedding__width=4, embedding__dim=8,
+)  # fmt: skip
+
+
+def with_(**changes):
+    """PARAMS with ``changes``, validated again."""
+    return overridden(PARAMS, **changes)
 
 
 @pytest.fixture
@@ -60,13 +46,26 @@ def data():
 
 @pytest.mark.parametrize("loss", ["bce", "wgan-gp", "hinge"])
 def test_each_loss_trains_and_changes_weights(data, loss):
-    params = dict(PARAMS, loss=loss, epochs=1, n_critic=2 if loss == "wgan-gp" else 1)
-    torch.manual_seed(params["seed"])
-    generator, discriminator, embedder, history = train_conditional_gan(*data, params)
+    params = with_(loss=loss, epochs=1, n_critic=2 if loss == "wgan-gp" else 1)
+    torch.manual_seed(params.seed)  # as the trainer seeds before building: its initial weights
+    initial = build_models(params, data[0], D, aux_classes=())
+    trained = train_conditional_gan(*data, params)
+    history = trained[3]
     assert len(history) >= 1 and all(
         torch.isfinite(torch.tensor(list(r.values()))).all() for r in history
     )
-    assert generator.config.text_dim == D
+    assert trained[0].config.text_dim == D
+    for before, after in zip(initial, trained[:3], strict=True):
+        unchanged = [
+            name
+            for (name, a), b in zip(before.named_parameters(), after.parameters(), strict=True)
+            if torch.equal(a, b)
+        ]
+        # Hinge (with every score inside its margin, as at the start) and WGAN are linear in
+        # the scores with weights −1 (real), ½ (fake), ½ (wrong caption): D's output bias gets
+        # no gradient from them. BCE's does.
+        frozen_by_the_loss = ["out.bias"] if loss != "bce" and before is initial[1] else []
+        assert unchanged == frozen_by_the_loss, f"{type(after).__name__} did not train {unchanged}"
 
 
 def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypatch):
@@ -82,14 +81,14 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypa
     checkpoints = str(tmp_path / "ckpt")
     monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
     with pytest.raises(Killed):
-        train_conditional_gan(*data, dict(PARAMS, checkpoint_dir=checkpoints))
+        train_conditional_gan(*data, with_(checkpoint_dir=checkpoints))
     monkeypatch.undo()
     assert (
         sorted(p.name for p in (tmp_path / "ckpt").rglob("ckpt-*"))[-1]
         == "ckpt-000000008.safetensors"
     )
     g_resumed, _, e_resumed, resumed_history = train_conditional_gan(
-        *data, dict(PARAMS, checkpoint_dir=checkpoints)
+        *data, with_(checkpoint_dir=checkpoints)
     )
     assert resumed_history == history
     for full, resumed in ((g_full, g_resumed), (e_full, e_resumed)):
@@ -100,24 +99,30 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypa
 @pytest.mark.parametrize(
     "override,message",
     [
-        ({"loss": "lsgan"}, "choose one of"),
-        ({"epochs": 0}, "epochs must be"),
+        ({"loss": "lsgan"}, "loss"),
+        ({"epochs": 0}, "epochs"),
         ({"image_drop": 2}, "image_drop"),
         ({"attribute_mismatch": -0.1}, "attribute_mismatch"),
-        ({"aux_weight": -1}, "aux_weight must be"),
-        ({"aux_weight": 1.0}, "need \\['item_attributes', 'text_attributes'\\]"),
-        ({"attribute_mismatch": 0.5}, "need \\['item_attributes', 'text_attributes'\\]"),
+        ({"aux_weight": -1}, "aux_weight"),
+        ({"text_lr": 0.0}, "text_lr"),
     ],
 )
-def test_bad_config_is_a_clear_error(data, override, message):
+def test_out_of_range_parameters_are_refused_by_the_block(override, message):
+    with pytest.raises(ValidationError, match=message):
+        with_(**override)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ({"aux_weight": 1.0}, "need \\['item_attributes', 'text_attributes'\\]"),
+        ({"attribute_mismatch": 0.5}, "need \\['item_attributes', 'text_attributes'\\]"),
+        ({"batch_size": N + 1}, f"batch_size {N + 1} is larger than the {N} training images"),
+    ],
+)
+def test_what_only_the_data_can_tell_is_a_clear_error(data, override, message):
     with pytest.raises(ValueError, match=message):
-        train_conditional_gan(*data, dict(PARAMS, **override))
-
-
-def test_params_are_not_mutated(data):
-    params = copy.deepcopy(PARAMS)
-    train_conditional_gan(*data, dict(params, epochs=1))
-    assert params == PARAMS
+        train_conditional_gan(*data, with_(**override))
 
 
 def test_same_class_contradictions_by_hand():
@@ -128,7 +133,7 @@ def test_same_class_contradictions_by_hand():
     stated = torch.tensor(
         [[0, -1, -1], [2, -1, -1], [-1, -1, -1], [-1, 1, -1], [-1, -1, -1], [0, -1, -1]]
     )  # text 0 "dark …", 1 "light …", 2 "a coat", 3 "regular …", 4 "a bag", 5 "dark bag"
-    table, counts = _same_class_sampler(labels)
+    table, counts = same_class_table(labels)
     idx = torch.tensor([0, 0, 0, 0, 4, 4])
     uniform = torch.tensor([0.1, 0.3, 0.6, 0.9, 0.1, 0.9])  # class 0: items 0..3; class 1: 4, 5
     rows, contradicts = same_class_contradictions(
@@ -157,18 +162,18 @@ def attributed(data):
 
 def test_attribute_mismatch_trains_and_resumes(attributed, tmp_path):
     images, labels, conditioning = attributed
-    params = dict(PARAMS, attribute_mismatch=0.5, epochs=2, log_every=4)  # 4 steps an epoch
+    params = with_(attribute_mismatch=0.5, epochs=2, log_every=4)  # 4 steps an epoch
     _, discriminator, _, history = train_conditional_gan(images, labels, conditioning, params)
     _, d_off, _, history_off = train_conditional_gan(
-        images, labels, conditioning, dict(params, attribute_mismatch=0.0)
+        images, labels, conditioning, overridden(params, attribute_mismatch=0.0)
     )
     assert history != history_off  # the negatives changed what D saw
     checkpoints = str(tmp_path / "ckpt")
     train_conditional_gan(
-        images, labels, conditioning, dict(params, checkpoint_dir=checkpoints, epochs=1)
+        images, labels, conditioning, overridden(params, checkpoint_dir=checkpoints, epochs=1)
     )
     _, resumed, _, resumed_history = train_conditional_gan(
-        images, labels, conditioning, dict(params, checkpoint_dir=checkpoints)
+        images, labels, conditioning, overridden(params, checkpoint_dir=checkpoints)
     )
     assert resumed_history == history
     for a, b in zip(
@@ -181,7 +186,7 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
     from fashiongan.datasets import TorchModelDataset
 
     images, labels, conditioning = attributed
-    params = dict(PARAMS, aux_weight=1.0, epochs=2)
+    params = with_(aux_weight=1.0, epochs=2)
     generator, discriminator, _, history = train_conditional_gan(
         images, labels, conditioning, params
     )
@@ -195,7 +200,7 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
     dataset.save(discriminator)
     assert dataset.load().config.aux_classes == (4, 3, 3, 3)
     _, plain, _, plain_history = train_conditional_gan(
-        images, labels, conditioning, dict(params, aux_weight=0.0)
+        images, labels, conditioning, overridden(params, aux_weight=0.0)
     )
     assert plain.aux is None and "d_aux_loss" not in plain_history[-1]
     with pytest.raises(ValueError, match="no auxiliary heads"):
@@ -243,7 +248,7 @@ def tuned_data(data, bert):
 
 def test_top_layer_fine_tuning_trains_that_layer_only(tuned_data, bert):
     images, labels, conditioning, encoder = tuned_data
-    params = dict(PARAMS, epochs=1, text_lr=1e-3)
+    params = with_(epochs=1, text_lr=1e-3)
     train_conditional_gan(images, labels, conditioning, params, None, encoder)
     before, after = bert[0].model.encoder.layer, encoder.model.encoder.layer
     assert not torch.equal(before[-1].output.dense.weight, after[-1].output.dense.weight)
@@ -271,7 +276,7 @@ def test_a_frozen_encoder_trains_exactly_like_cached_features(data, bert):
 
 def test_fine_tuning_resumes_exactly(tuned_data, tmp_path, monkeypatch):
     images, labels, conditioning, encoder = tuned_data
-    params = dict(PARAMS, text_lr=1e-3, diversity_weight=0.25)
+    params = with_(text_lr=1e-3, diversity_weight=0.25)
     full_encoder = copy.deepcopy(encoder)
     g_full, _, _, history = train_conditional_gan(
         images, labels, conditioning, params, None, full_encoder
@@ -284,7 +289,7 @@ def test_fine_tuning_resumes_exactly(tuned_data, tmp_path, monkeypatch):
         if step == 9:
             raise Killed
 
-    checkpoints = dict(params, checkpoint_dir=str(tmp_path / "ckpt"))
+    checkpoints = overridden(params, checkpoint_dir=str(tmp_path / "ckpt"))
     monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
     with pytest.raises(Killed):
         train_conditional_gan(
@@ -310,8 +315,6 @@ def test_fine_tuning_needs_the_cached_hidden_states(data, bert):
     images, labels, conditioning = data
     with pytest.raises(ValueError, match="text_hidden.*rerun encode_conditioning"):
         train_conditional_gan(images, labels, conditioning, PARAMS, None, copy.deepcopy(bert[0]))
-    with pytest.raises(ValueError, match="text_lr must be > 0"):
-        train_conditional_gan(images, labels, conditioning, dict(PARAMS, text_lr=0.0))
 
 
 def test_a_cache_made_for_another_k_is_refused(tuned_data):
@@ -320,12 +323,53 @@ def test_a_cache_made_for_another_k_is_refused(tuned_data):
     images, labels, conditioning, encoder = tuned_data
     encoder.set_trainable_top_layers(2)
     with pytest.raises(ValueError, match="top 2 layers .* cached below 1"):
-        train_conditional_gan(
-            images, labels, conditioning, dict(PARAMS, text_lr=1e-3), None, encoder
-        )
+        train_conditional_gan(images, labels, conditioning, with_(text_lr=1e-3), None, encoder)
 
 
-def test_fine_tuning_needs_its_learning_rate(tuned_data):
+def test_fine_tuning_is_refused_under_torchrun(tuned_data, monkeypatch):
+    from fashiongan.training import distributed
+
     images, labels, conditioning, encoder = tuned_data
-    with pytest.raises(ValueError, match="text_lr .* is needed"):
+    monkeypatch.setattr(distributed, "world", lambda: 2)
+    with pytest.raises(ValueError, match="not supported under torchrun"):
         train_conditional_gan(images, labels, conditioning, PARAMS, None, encoder)
+
+
+def test_fine_tuning_needs_its_learning_rate():
+    values = PARAMS.model_dump()
+    del values["text_lr"]
+    with pytest.raises(ValidationError, match="text_lr"):
+        type(PARAMS).model_validate(values)
+
+
+MODEL_EXTRA = {"text_encoder": "./text_encoder", "text_pooling": "cls"}
+FINGERPRINT_EXTRA = {
+    "text_encoder": {"base": "bundled", "trainable_top_layers": 0, "max_length": 64},
+    "data_fingerprint": "64-12345",
+}
+
+
+def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
+    """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
+    values = PARAMS.model_dump(mode="json")
+    as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
+    ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
+    shaping = {k: v for k, v in as_before.items() if k not in ignore}
+    expected = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+    assert fingerprint(PARAMS, MODEL_EXTRA, FINGERPRINT_EXTRA) == expected
+    assert fingerprint(PARAMS) != expected
+    assert fingerprint(PARAMS) == fingerprint(with_(epochs=9, log_every=1, device="cuda"))
+
+
+def test_model_extra_reaches_the_saved_config_and_the_checkpoint_folder(data, tmp_path):
+    checkpoints = tmp_path / "ckpt"
+    generator, discriminator, _, _ = train_conditional_gan(
+        *data, with_(epochs=1, checkpoint_dir=str(checkpoints)),
+        model_extra=MODEL_EXTRA, fingerprint_extra=FINGERPRINT_EXTRA,
+    )  # fmt: skip
+    assert (generator.config.text_encoder, discriminator.config.text_pooling) == (
+        "./text_encoder",
+        "cls",
+    )
+    (folder,) = checkpoints.iterdir()
+    assert folder.name == fingerprint(PARAMS, MODEL_EXTRA, FINGERPRINT_EXTRA)

@@ -1,12 +1,15 @@
-import pytest
 import torch
 
-from fashiongan.training.epochs import fit_epochs
+from fashiongan.config import load_parameters, overridden
+from fashiongan.training.epochs import fingerprint, fit_epochs
+from tests.conftest import REPO_ROOT
 
 DATA = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+BLOCKS = load_parameters(REPO_ROOT / "conf")
 
 
-def _train(epochs: int, checkpoint_dir, seed: int = 0):
+def _train(params, seed: int = 0):
+    """A linear autoencoder on DATA under ``params`` (any typed training block)."""
     torch.manual_seed(seed)
     model = torch.nn.Linear(3, 3)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -22,7 +25,6 @@ def _train(epochs: int, checkpoint_dir, seed: int = 0):
     def validate():
         return {"loss": torch.nn.functional.mse_loss(model(DATA), DATA).item()}
 
-    params = {"epochs": epochs, "batch_size": 16, "lr": 1e-2, "checkpoint_dir": str(checkpoint_dir)}
     history = fit_epochs(
         {"m": model}, {"m": optimizer}, rng, n_train=len(DATA), batch_step=batch_step,
         validate=validate, params=params, name="toy",
@@ -30,13 +32,22 @@ def _train(epochs: int, checkpoint_dir, seed: int = 0):
     return model, history
 
 
+def autoencoder_block(epochs: int, checkpoint_dir):
+    return overridden(
+        BLOCKS["autoencoders"].vanilla,
+        epochs=epochs, batch_size=16, checkpoint_every_epochs=1,
+        checkpoint_dir=str(checkpoint_dir), resume=True,
+    )  # fmt: skip
+
+
 def test_epoch_history_and_resume_equals_an_uninterrupted_run(tmp_path):
-    model, history = _train(3, tmp_path / "straight")
+    model, history = _train(autoencoder_block(3, tmp_path / "straight"))
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert [row["step"] for row in history] == [2, 4, 6]  # 40 // 16 = 2 batches an epoch
     assert {"train_loss", "val_loss", "elapsed_s"} <= set(history[0])
-    _train(1, tmp_path / "resumed")
-    resumed, resumed_history = _train(3, tmp_path / "resumed")
+    assert len(list((tmp_path / "straight").rglob("ckpt-*.safetensors"))) == 2  # newest two
+    _train(autoencoder_block(1, tmp_path / "resumed"))
+    resumed, resumed_history = _train(autoencoder_block(3, tmp_path / "resumed"))
     assert torch.equal(resumed.weight, model.weight)
     drop = {"elapsed_s"}
     assert [{k: v for k, v in r.items() if k not in drop} for r in resumed_history] == [
@@ -44,6 +55,20 @@ def test_epoch_history_and_resume_equals_an_uninterrupted_run(tmp_path):
     ]
 
 
-def test_bad_settings_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match="epochs and batch_size must be >= 1"):
-        _train(0, tmp_path)
+def test_a_block_without_checkpoint_fields_trains_without_checkpoints(tmp_path, monkeypatch):
+    """The evaluator's block has no checkpoint_dir: it trains straight through, writing nothing."""
+    monkeypatch.chdir(tmp_path)
+    params = overridden(BLOCKS["evaluator"].training, epochs=2, batch_size=16)
+    model, history = _train(params)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert list(tmp_path.rglob("*")) == []
+    again, _ = _train(params)
+    assert torch.equal(again.weight, model.weight)
+
+
+def test_fingerprint_ignores_how_long_and_where_but_not_what():
+    block = autoencoder_block(3, "a")
+    same = overridden(block, epochs=9, checkpoint_dir="b", resume=False)
+    assert fingerprint(block, 40) == fingerprint(same, 40)
+    assert fingerprint(block, 40) != fingerprint(overridden(block, lr=0.5), 40)
+    assert fingerprint(block, 40) != fingerprint(block, 41)  # another training set

@@ -57,12 +57,23 @@ def test_gradient_penalty_by_hand():
 
 
 def test_triplet_loss_by_hand():
-    anchor = torch.tensor([[1.0, 0.0]])
-    positive = torch.tensor([[1.0, 0.0]])
-    near_negative = torch.tensor([[0.9, 0.1]])
-    far_negative = torch.tensor([[-1.0, 0.0]])
-    assert triplet_loss(anchor, positive, far_negative, margin=0.2).item() == 0
-    assert triplet_loss(anchor, positive, near_negative, margin=0.2).item() > 0
+    """Plain L2 distances, as torch's triplet_margin_loss with p=2: max(0, d(a,p) − d(a,n) + m).
+
+    d(a,p) = 0.5 and d(a,n) = 1.0 (squared: 0.25 and 1.0), so the two readings part ways.
+    """
+    anchor = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    positive = torch.tensor([[0.3, 0.4], [0.3, 0.4]])
+    negative = torch.tensor([[0.6, 0.8], [0.6, 0.8]])
+    # margin 0.6: plain 0.5 − 1.0 + 0.6 = 0.1 (squared would give max(0, −0.15) = 0)
+    assert triplet_loss(anchor, positive, negative, margin=0.6).item() == pytest.approx(
+        0.1, abs=1e-5
+    )
+    # margin 1.0: plain 0.5 (squared would give 0.25)
+    assert triplet_loss(anchor, positive, negative, margin=1.0).item() == pytest.approx(
+        0.5, abs=1e-5
+    )
+    far_negative = torch.tensor([[3.0, 4.0], [3.0, 4.0]])  # d = 5: the margin is met, no loss
+    assert triplet_loss(anchor, positive, far_negative, margin=1.0).item() == 0
 
 
 def test_auxiliary_loss_by_hand_skips_unasked_values():

@@ -16,12 +16,13 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
 from fashiongan.datasets.atomic import atomic_path
+from fashiongan.datasets.base import FileDataset
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def fetch_debian(folder: Path, names: list[str], package: str = DEBIAN_PACKAGE) 
                 shutil.copyfile(source, tmp)
 
 
-class FashionMNISTRawDataset(AbstractDataset[None, dict[str, bytes]]):
+class FashionMNISTRawDataset(FileDataset[None, dict[str, bytes]]):
     """The four raw idx files as ``{name: decompressed bytes}``, verified by SHA-256.
 
     Args:
@@ -121,24 +122,23 @@ class FashionMNISTRawDataset(AbstractDataset[None, dict[str, bytes]]):
         checksums: dict[str, str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._path = PurePosixPath(path)
+        super().__init__(path, metadata)
         self._fetch = fetch
         self._base_url = base_url
         self._timeout = timeout
         self._checksums = dict(checksums or FASHION_MNIST_SHA256)
-        self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "fetch": self._fetch}
+        return {"path": str(self._filepath), "fetch": self._fetch}
 
     def _exists(self) -> bool:
-        return all((Path(self._path) / f"{n}.gz").is_file() for n in self._checksums)
+        return all((self.path / f"{n}.gz").is_file() for n in self._checksums)
 
     def save(self, data: None) -> None:
         raise DatasetError("FashionMNISTRawDataset is read-only.")
 
     def load(self) -> dict[str, bytes]:
-        folder = Path(self._path)
+        folder = self.path
         missing = [n for n in self._checksums if not (folder / f"{n}.gz").is_file()]
         if missing:
             if not self._fetch:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import torch
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from fashiongan.datasets.atomic import atomic_path
+from fashiongan.datasets.base import FileDataset
 
 _ALLOWED_MODULE_PREFIX = "fashiongan.models."
 
@@ -28,7 +29,7 @@ def _read_metadata(path: Path) -> dict[str, str]:
         return handle.metadata() or {}
 
 
-class TensorDictDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]):
+class TensorDictDataset(FileDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]):
     """A ``dict[str, Tensor]`` in one safetensors file (fast, memory-mapped loading).
 
     Example catalog entry::
@@ -38,18 +39,8 @@ class TensorDictDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch
           filepath: data/05_model_input/fashion_mnist.safetensors
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-    def _exists(self) -> bool:
-        return Path(self._filepath).is_file()
-
     def load(self) -> dict[str, torch.Tensor]:
-        path = Path(self._filepath)
+        path = self.path
         if not path.is_file():
             raise DatasetError(f"{path} does not exist: run the pipeline that produces it first.")
         try:
@@ -63,28 +54,18 @@ class TensorDictDataset(AbstractDataset[dict[str, torch.Tensor], dict[str, torch
             save_file(tensors, str(tmp))
 
 
-class TorchModelDataset(AbstractDataset[torch.nn.Module, torch.nn.Module]):
+class TorchModelDataset(FileDataset[torch.nn.Module, torch.nn.Module]):
     """A torch module: weights as safetensors, its class and config dataclass as metadata.
 
     The module must expose ``config`` (a dataclass) and be constructible as ``cls(config)``.
     Loading rebuilds the module on the CPU in eval mode.
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-    def _exists(self) -> bool:
-        return Path(self._filepath).is_file()
-
     def save(self, module: torch.nn.Module) -> None:
-        save_module(module, Path(self._filepath))
+        save_module(module, self.path)
 
     def load(self) -> torch.nn.Module:
-        return load_module(Path(self._filepath))
+        return load_module(self.path)
 
 
 def save_module(module: torch.nn.Module, path: Path) -> None:

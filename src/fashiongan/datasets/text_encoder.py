@@ -11,10 +11,12 @@ import logging
 import os
 import shutil
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
+
+from fashiongan.datasets.base import FileDataset
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def _read_umask() -> int:
 _UMASK = _read_umask()  # once, at import: os.umask is process-wide
 
 
-class TextEncoderDataset(AbstractDataset[Any, Any]):
+class TextEncoderDataset(FileDataset[Any, Any]):
     """A :class:`~fashiongan.text.encoder.TextEncoder` saved as a folder.
 
     The new folder is written completely beside the old one, then swapped in by two renames:
@@ -43,22 +45,15 @@ class TextEncoderDataset(AbstractDataset[Any, Any]):
           filepath: models/{namespace}/text_encoder
     """
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
     def _exists(self) -> bool:
         from fashiongan.text.encoder import SETTINGS_FILE
 
-        return (Path(self._filepath) / SETTINGS_FILE).is_file()
+        return (self.path / SETTINGS_FILE).is_file()
 
     def load(self) -> Any:
         from fashiongan.text.encoder import TextEncoder, TextModelNotFoundError
 
-        folder = Path(self._filepath)
+        folder = self.path
         if not folder.is_dir():
             raise DatasetError(f"{folder} does not exist: train the conditional GAN first.")
         try:
@@ -67,7 +62,7 @@ class TextEncoderDataset(AbstractDataset[Any, Any]):
             raise DatasetError(f"{folder} is not a readable text encoder: {err}") from err
 
     def save(self, data: Any) -> None:
-        target = Path(self._filepath)
+        target = self.path
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             for stale in target.parent.glob(f".{target.name}.*"):  # an earlier save was killed

@@ -30,11 +30,12 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from fashiongan.compute import batched
+
 # --------------------------------------------------------------------------------------------------
 # Feature extraction
 
 
-@torch.no_grad()
 def extract_features(
     extractor: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -50,11 +51,7 @@ def extract_features(
         raise ValueError(
             f"images must be a non-empty (N, C, H, W) tensor, got {tuple(images.shape)}"
         )
-    chunks = [
-        extractor(images[start : start + batch_size].to(device)).double().cpu()
-        for start in range(0, len(images), batch_size)
-    ]
-    return torch.cat(chunks)
+    return batched(lambda x: extractor(x).double(), images, batch_size=batch_size, device=device)
 
 
 def _check_features(name: str, feats: torch.Tensor, min_rows: int = 2) -> torch.Tensor:

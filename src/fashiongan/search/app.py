@@ -26,11 +26,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import click  # noqa: E402
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fashiongan.plotting import to_uint8  # noqa: E402
+from fashiongan.compute import torch_threads  # noqa: E402
+from fashiongan.images import tile, to_picture  # noqa: E402
 from fashiongan.search.service import (  # noqa: E402
     EXAMPLE_QUERY,
     SearchInputError,
@@ -43,18 +43,9 @@ log = logging.getLogger(__name__)
 EXAMPLES = ["black running trainers", "an oversized striped hoodie", "a purse", "a light dress"]
 
 
-def tile(images: torch.Tensor, ncols: int = 4, scale: int = 4, pad: int = 2) -> Image.Image:
+def picture(images: torch.Tensor | None, ncols: int = 4, scale: int = 4) -> Image.Image | None:
     """(n, C, H, W) in [-1, 1] → one picture, ``ncols`` per row, each enlarged ×scale."""
-    pixels = to_uint8(images).numpy()  # (n, H, W, C)
-    n, h, w, c = pixels.shape
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
-    for i, picture in enumerate(pixels):
-        top, left = pad + (i // ncols) * (h + pad), pad + (i % ncols) * (w + pad)
-        canvas[top : top + h, left : left + w] = picture
-    grid = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
-    return grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+    return None if images is None else to_picture(tile(images, ncols), scale)
 
 
 def gallery_items(service: SearchService, result: SearchResult) -> list[tuple[Image.Image, str]]:
@@ -96,139 +87,169 @@ def _error(err: Exception) -> str:
     return f"⚠️ Something went wrong on our side ({type(err).__name__}); please try again."
 
 
-def build_app(service: SearchService, settings: dict[str, Any] | None = None) -> gr.Blocks:
-    """The Gradio Blocks app over ``service``; ``settings`` = the ``search_app`` parameters."""
-    settings = settings or {}
-    k = int(settings.get("query", {}).get("k", service.settings.k))
+# --- the handlers: plain functions of the service (one per event) ---------------------------------
+def answer_chat(service: SearchService, k: int, message: dict | None, history: list | None):
+    """The Chat tab: the user's turn, the reply, the generated picture, the gallery, keywords."""
+    history = list(history or [])
+    message = message or {}
+    text = (message.get("text") or "").strip()
+    files = message.get("files") or []
+    upload = files[0] if files else None
+    if text:
+        history.append({"role": "user", "content": text})
+    if upload is not None:
+        history.append({"role": "user", "content": {"path": _path(upload)}})
+    try:
+        result = service.search(text or None, _path(upload) if upload else None, k=k)
+    except Exception as err:  # one message on screen, and the app keeps serving
+        history.append({"role": "assistant", "content": _error(err)})
+        return history, None, None, [], ""
+    generated = picture(result.images)
+    history.append({"role": "assistant", "content": describe(result)})
+    if generated is not None:
+        history.append({"role": "assistant", "content": gr.Image(generated, show_label=False)})
+    keywords = ", ".join(f"`{w}`" for w in result.keywords) or "—"
+    return history, None, generated, gallery_items(service, result), f"**Keywords:** {keywords}"
 
-    def chat(message: dict | None, history: list | None):
-        history = list(history or [])
-        message = message or {}
-        text = (message.get("text") or "").strip()
-        files = message.get("files") or []
-        upload = files[0] if files else None
-        if text:
-            history.append({"role": "user", "content": text})
-        if upload is not None:
-            history.append({"role": "user", "content": {"path": _path(upload)}})
-        try:
-            result = service.search(text or None, _path(upload) if upload else None, k=k)
-        except Exception as err:  # one message on screen, and the app keeps serving
-            history.append({"role": "assistant", "content": _error(err)})
-            return history, None, None, [], ""
-        picture = tile(result.images) if result.images is not None else None
-        reply = describe(result)
-        history.append({"role": "assistant", "content": reply})
-        if picture is not None:
-            history.append({"role": "assistant", "content": gr.Image(picture, show_label=False)})
-        keywords = ", ".join(f"`{w}`" for w in result.keywords) or "—"
-        return history, None, picture, gallery_items(service, result), f"**Keywords:** {keywords}"
 
-    def generate_tab(caption: str, reference: str | None, seed: float, n: float, model: str):
+def generate_samples(
+    service: SearchService, caption: str, reference: str | None, seed: float, n: float, model: str
+):
+    """The Generate tab: a grid of samples and the notices, or no grid and the error."""
+    try:
+        images, notices = service.generate(
+            caption, reference, model=model, n_images=int(n), seed=int(seed or 0)
+        )
+    except Exception as err:
+        return None, _error(err)
+    return picture(images, ncols=min(8, int(n))), "\n\n".join(f"_{x}_" for x in notices)
+
+
+def compare_models(
+    service: SearchService, k: int, query: str, reference: str | None, seed: float
+) -> list[Any]:
+    """The Compare tab: (reply, picture, gallery) per model, in ``service.model_names`` order."""
+    outputs: list[Any] = []
+    for name in service.model_names:
         try:
-            images, notices = service.generate(
-                caption, reference, model=model, n_images=int(n), seed=int(seed or 0)
-            )
+            result = service.search(query or None, reference, model=name, k=k, seed=int(seed))
         except Exception as err:
-            return None, _error(err)
-        return tile(images, ncols=min(8, int(n))), "\n\n".join(f"_{x}_" for x in notices)
+            outputs += [_error(err), None, []]
+            continue
+        outputs += [describe(result), picture(result.images), gallery_items(service, result)]
+    return outputs
 
-    def compare_tab(query: str, reference: str | None, seed: float):
-        outputs: list[Any] = []
-        for name in service.model_names:
-            try:
-                result = service.search(query or None, reference, model=name, k=k, seed=int(seed))
-            except Exception as err:
-                outputs += [_error(err), None, []]
-                continue
-            picture = tile(result.images) if result.images is not None else None
-            outputs += [describe(result), picture, gallery_items(service, result)]
-        return outputs
 
-    def search_api(text: str, k: int = 10, seed: int = 0) -> dict:
-        """Text query → the JSON the CLI prints; errors come back as {"error": message}."""
-        try:
-            return service.search(text, k=int(k), seed=int(seed)).to_dict()
-        except SearchInputError as err:
-            return {"error": str(err)}
+def search_json(service: SearchService, text: str, k: int = 10, seed: int = 0) -> dict:
+    """Text query → the JSON the CLI prints; errors come back as {"error": message}."""
+    try:
+        return service.search(text, k=int(k), seed=int(seed)).to_dict()
+    except SearchInputError as err:
+        return {"error": str(err)}
 
+
+# --- the layout: one builder per tab -------------------------------------------------------------
+def build_app(service: SearchService) -> gr.Blocks:
+    """The Gradio Blocks app over ``service`` (its settings give k: ``search_app.query``)."""
+    k = service.settings.k
     with gr.Blocks(title="FashionGAN search") as demo:
         gr.Markdown(
             "## FashionGAN search\nDescribe an item (or upload a picture): a GAN draws it, and "
             "the catalog items that look most like the drawing come back."
         )
-        with gr.Tab("Chat"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat")
-                    box = gr.MultimodalTextbox(
-                        placeholder=f"e.g. '{EXAMPLE_QUERY}', or attach a picture…",
-                        file_count="single",
-                        sources=["upload"],
-                        show_label=False,
-                        elem_id="chat-input",
-                    )
-                    gr.Examples(EXAMPLES, inputs=box, label="Try")
-                with gr.Column(scale=2):
-                    keywords = gr.Markdown("**Keywords:** —", elem_id="keywords")
-                    generated = gr.Image(
-                        label="Generated", type="pil", interactive=False, elem_id="generated"
-                    )
-            gallery = gr.Gallery(
-                label="Matching catalog items", columns=5, height="auto", elem_id="results"
-            )
-            box.submit(
-                chat,
-                [box, chatbot],
-                [chatbot, box, generated, gallery, keywords],
-                api_name="chat",
-            )
-        with gr.Tab("Generate"):
-            with gr.Row():
-                with gr.Column():
-                    caption = gr.Textbox(label="Caption", placeholder=EXAMPLE_QUERY)
-                    reference = gr.Image(
-                        label="Reference picture (optional)", type="filepath", sources=["upload"]
-                    )
-                    with gr.Row():
-                        seed = gr.Number(label="Seed", value=0, precision=0)
-                        count = gr.Slider(1, 16, value=8, step=1, label="Images")
-                    model = gr.Dropdown(
-                        service.model_names, value=service.default_model, label="Model"
-                    )
-                    button = gr.Button("Generate", variant="primary")
-                with gr.Column():
-                    grid = gr.Image(label="Samples", interactive=False, elem_id="samples")
-                    notes = gr.Markdown()
-            button.click(
-                generate_tab,
-                [caption, reference, seed, count, model],
-                [grid, notes],
-                api_name="generate",
-            )
-        with gr.Tab("Compare"):
-            with gr.Row():
-                query = gr.Textbox(label="Query", placeholder=EXAMPLE_QUERY, scale=3)
-                compare_ref = gr.Image(
-                    label="Reference (optional)", type="filepath", sources=["upload"], scale=1
-                )
-                compare_seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
-            compare_button = gr.Button("Compare", variant="primary")
-            outputs = []
-            with gr.Row():
-                for name in service.model_names:
-                    with gr.Column():
-                        gr.Markdown(f"### {name}")
-                        outputs += [
-                            gr.Markdown(),
-                            gr.Image(label="Generated", interactive=False),
-                            gr.Gallery(label="Top items", columns=3, height="auto"),
-                        ]
-            compare_button.click(
-                compare_tab, [query, compare_ref, compare_seed], outputs, api_name="compare"
-            )
+        chat_tab(service, k)
+        generate_tab(service)
+        compare_tab(service, k)
+
+        def search_api(text: str, k: int = 10, seed: int = 0) -> dict:
+            """Text query → the JSON the CLI prints; errors come back as {"error": message}."""
+            return search_json(service, text, k, seed)
+
         gr.api(search_api, api_name="search")
     return demo
+
+
+def chat_tab(service: SearchService, k: int) -> None:
+    """Messages (text and/or a picture) → reply, keywords, generated image, matching items."""
+    with gr.Tab("Chat"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat")
+                box = gr.MultimodalTextbox(
+                    placeholder=f"e.g. '{EXAMPLE_QUERY}', or attach a picture…",
+                    file_count="single",
+                    sources=["upload"],
+                    show_label=False,
+                    elem_id="chat-input",
+                )
+                gr.Examples(EXAMPLES, inputs=box, label="Try")
+            with gr.Column(scale=2):
+                keywords = gr.Markdown("**Keywords:** —", elem_id="keywords")
+                generated = gr.Image(
+                    label="Generated", type="pil", interactive=False, elem_id="generated"
+                )
+        gallery = gr.Gallery(
+            label="Matching catalog items", columns=5, height="auto", elem_id="results"
+        )
+
+        def chat(message: dict | None, history: list | None):
+            return answer_chat(service, k, message, history)
+
+        box.submit(
+            chat, [box, chatbot], [chatbot, box, generated, gallery, keywords], api_name="chat"
+        )
+
+
+def generate_tab(service: SearchService) -> None:
+    """Caption + optional reference picture + seed → a grid of samples from one model."""
+    with gr.Tab("Generate"), gr.Row():
+        with gr.Column():
+            caption = gr.Textbox(label="Caption", placeholder=EXAMPLE_QUERY)
+            reference = gr.Image(
+                label="Reference picture (optional)", type="filepath", sources=["upload"]
+            )
+            with gr.Row():
+                seed = gr.Number(label="Seed", value=0, precision=0)
+                count = gr.Slider(1, 16, value=8, step=1, label="Images")
+            model = gr.Dropdown(service.model_names, value=service.default_model, label="Model")
+            button = gr.Button("Generate", variant="primary")
+        with gr.Column():
+            grid = gr.Image(label="Samples", interactive=False, elem_id="samples")
+            notes = gr.Markdown()
+
+    def generate(caption: str, reference: str | None, seed: float, n: float, model: str):
+        return generate_samples(service, caption, reference, seed, n, model)
+
+    button.click(
+        generate, [caption, reference, seed, count, model], [grid, notes], api_name="generate"
+    )
+
+
+def compare_tab(service: SearchService, k: int) -> None:
+    """The same query on every trained model, side by side."""
+    with gr.Tab("Compare"):
+        with gr.Row():
+            query = gr.Textbox(label="Query", placeholder=EXAMPLE_QUERY, scale=3)
+            reference = gr.Image(
+                label="Reference (optional)", type="filepath", sources=["upload"], scale=1
+            )
+            seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
+        button = gr.Button("Compare", variant="primary")
+        outputs = []
+        with gr.Row():
+            for name in service.model_names:
+                with gr.Column():
+                    gr.Markdown(f"### {name}")
+                    outputs += [
+                        gr.Markdown(),
+                        gr.Image(label="Generated", interactive=False),
+                        gr.Gallery(label="Top items", columns=3, height="auto"),
+                    ]
+
+    def compare(query: str, reference: str | None, seed: float):
+        return compare_models(service, k, query, reference, seed)
+
+    button.click(compare, [query, reference, seed], outputs, api_name="compare")
 
 
 def _path(upload: Any) -> str:
@@ -274,11 +295,11 @@ def main(host: str | None, port: int | None, conf_source: str, env: str | None) 
         service, settings = load_service(conf_source, env)
     except SearchInputError as err:
         raise click.ClickException(str(err)) from err
-    torch.set_num_threads(int(settings.get("threads") or torch.get_num_threads()))
-    host = host or settings.get("host", "127.0.0.1")
-    port = port or int(settings.get("port", 7860))
+    host = host or settings.host
+    port = port or settings.port
     click.echo(f"FashionGAN search on http://{host}:{port} (models: {service.model_names})")
-    launch(build_app(service, settings), host, port, int(settings.get("upload_max_mb", 20)))
+    with torch_threads(settings.threads):
+        launch(build_app(service), host, port, int(settings.upload_max_mb))
 
 
 if __name__ == "__main__":

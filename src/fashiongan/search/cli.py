@@ -58,8 +58,7 @@ def search(
     env: str | None,
 ) -> None:
     """Search the catalog with text and/or a picture; print the results as JSON."""
-    import torch
-
+    from fashiongan.compute import torch_threads
     from fashiongan.search.service import SearchInputError, load_service
 
     try:
@@ -72,8 +71,8 @@ def search(
                 "give --text (e.g. --text 'a dark ankle boot') and/or --image PATH"
             )
         service, settings = load_service(conf_source, env, models=[model] if model else None)
-        torch.set_num_threads(int(settings.get("threads") or torch.get_num_threads()))
-        result = service.search(text, image, model=model, k=k, n_images=n_images, seed=seed)
+        with torch_threads(settings.threads):
+            result = service.search(text, image, model=model, k=k, n_images=n_images, seed=seed)
         if save_images is not None and result.images is not None:
             from fashiongan.plotting import image_grid
 

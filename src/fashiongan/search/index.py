@@ -3,22 +3,19 @@
 Small catalogs get an exact ``IndexFlatIP``; above ``exact_max`` vectors an approximate index
 is built: IVF (inverted lists over k-means cells, ``nprobe`` cells searched per query) or
 HNSW (a navigable small-world graph). Scores are cosine similarities because both the
-catalog vectors and the queries are unit vectors.
+catalog vectors and the queries are unit vectors. The index file is
+:class:`fashiongan.datasets.FaissIndexDataset`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass
 from typing import Any
 
 import faiss
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
-
-from fashiongan.datasets.atomic import atomic_path
 
 KINDS = ("auto", "flat", "ivf", "hnsw")
 
@@ -43,16 +40,6 @@ class IndexSettings:
             raise ValueError(f"large_kind must be 'ivf' or 'hnsw', got {self.large_kind!r}")
         if self.exact_max < 0 or self.nprobe < 1 or self.hnsw_m < 2 or self.ef_search < 1:
             raise ValueError(f"invalid index settings: {self}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> IndexSettings:
-        """Settings from a parameters dict; unknown keys are an error, not silently ignored."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown index settings {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**values)
 
     def resolve_kind(self, n: int) -> str:
         """The index type built for ``n`` vectors."""
@@ -136,49 +123,3 @@ def timed_build(
     started = time.perf_counter()
     index = build_index(vectors, settings)
     return index, time.perf_counter() - started
-
-
-class FaissIndexDataset(AbstractDataset[faiss.Index, faiss.Index]):
-    """A faiss index in one file (faiss' own binary format; no pickle).
-
-    Example catalog entry::
-
-        search_faiss_index:
-          type: fashiongan.search.index.FaissIndexDataset
-          filepath: data/07_model_output/search/index.faiss
-    """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = PurePosixPath(filepath)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-    def _exists(self) -> bool:
-        return Path(self._filepath).is_file()
-
-    def load(self) -> faiss.Index:
-        return read_index(Path(self._filepath))
-
-    def save(self, data: faiss.Index) -> None:
-        write_index(data, Path(self._filepath))
-
-
-def write_index(index: faiss.Index, path: Path) -> None:
-    """Save ``index`` atomically."""
-    data = faiss.serialize_index(index)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data.tobytes())
-
-
-def read_index(path: Path) -> faiss.Index:
-    """Load an index written by :func:`write_index`, with a clear error when it is missing."""
-    if not path.is_file():
-        raise DatasetError(
-            f"No search index at {path}: build it first (kedro run --pipelines=search_index)."
-        )
-    try:
-        return faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
-    except RuntimeError as err:
-        raise DatasetError(f"{path} is not a readable faiss index: {err}") from err

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from fashiongan.config import (
+    ConfigError,
+    SearchAppParams,
+    SearchDatasets,
+    SearchQuery,
+    parse_block,
+)
 from fashiongan.generation import GenerationError, generate, text_encoder
-from fashiongan.images import ImageInputError, open_image, to_model_input
+from fashiongan.images import ImageInputError, open_image, to_model_input, to_picture
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.search.index import search as index_search
 from fashiongan.search.intent import Intent, IntentDetector
@@ -57,14 +64,9 @@ class SearchSettings:
     max_words: int = 32
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> SearchSettings:
-        """Settings from the ``search_app.query`` parameters; unknown keys are an error."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown query settings {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**values)
+    def from_params(cls, query: SearchQuery) -> SearchSettings:
+        """Settings from the typed ``search_app.query`` block; the limits keep their defaults."""
+        return cls(**query.model_dump())
 
 
 @dataclass
@@ -103,9 +105,7 @@ class Catalog:
                 log.warning("catalog image %s is unreadable; showing the thumbnail", path)
         if self.thumbnails is None:
             return None
-        pixels = self.thumbnails[row].permute(1, 2, 0).numpy()  # (H, W, C)
-        picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-        return picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        return to_picture(self.thumbnails[row].permute(1, 2, 0).numpy(), scale)  # (H, W, C)
 
 
 @dataclass
@@ -416,8 +416,15 @@ def _ms_since(mark: float) -> float:
 
 
 # --- loading -------------------------------------------------------------------------------------
-def load_settings(conf_source: str | Path = "conf", env: str | None = None) -> dict[str, Any]:
-    """The ``search_app`` parameters (conf/base merged with conf/local, as ``kedro run`` does)."""
+def load_settings(
+    conf_source: str | Path = "conf", env: str | None = None
+) -> tuple[SearchAppParams, dict[str, Any]]:
+    """The typed ``search_app`` block and the catalog configuration, as ``kedro run`` reads them
+    (conf/base merged with conf/local).
+
+    Raises:
+        SearchInputError: no ``search_app`` block, or one line naming each bad key in it.
+    """
     from kedro.config import OmegaConfigLoader
 
     from fashiongan.settings import CONFIG_LOADER_ARGS
@@ -426,12 +433,16 @@ def load_settings(conf_source: str | Path = "conf", env: str | None = None) -> d
     params = loader["parameters"]
     if "search_app" not in params:
         raise SearchInputError(f"no 'search_app' parameters under {conf_source}")
-    return {"catalog": loader["catalog"], **params["search_app"]}
+    try:
+        settings = parse_block("search_app", params["search_app"])
+    except ConfigError as err:
+        raise SearchInputError(str(err)) from err
+    return settings, loader["catalog"]
 
 
 def load_service(
     conf_source: str | Path = "conf", env: str | None = None, models: list[str] | None = None
-) -> tuple[SearchService, dict[str, Any]]:
+) -> tuple[SearchService, SearchAppParams]:
     """Build the service from the project's catalog entries (run from the project root).
 
     Missing generators are skipped with a warning as long as one is left; a missing index or
@@ -440,33 +451,53 @@ def load_service(
     Returns:
         The service and the ``search_app`` parameters.
     """
-    from kedro.io import DataCatalog, DatasetError
+    from kedro.io import DataCatalog
 
-    settings = load_settings(conf_source, env)
-    catalog = DataCatalog.from_config(settings.pop("catalog"))
-    data = settings["datasets"]
+    settings, catalog_config = load_settings(conf_source, env)
+    catalog = DataCatalog.from_config(catalog_config)
+    data = settings.datasets
+    generators = _load_generators(catalog, settings.models, models)
+    table = _load_output(catalog, data.catalog, data)
+    thumbnails = _load_output(catalog, data.thumbnails, data)["images"]
+    service = SearchService(
+        generators,
+        _load_output(catalog, data.embedder, data),
+        _load_output(catalog, data.index, data),
+        Catalog(table, thumbnails),
+        SearchSettings.from_params(settings.query),
+    )
+    return service, settings
 
-    def load(name: str):
-        if not catalog.exists(name):
-            producer = (
-                "train the conditional GAN first (make train)"
-                if name == data["embedder"]
-                else "build the index first (kedro run --pipelines=search_index)"
-            )
-            raise SearchInputError(f"{name} does not exist yet: {producer}")
-        try:
-            return catalog.load(name)
-        except DatasetError as err:
-            raise SearchInputError(_first_line(err)) from err
 
-    unknown = sorted(set(models or ()) - set(settings["models"]))
-    if unknown:
-        raise SearchInputError(
-            f"unknown model {unknown[0]!r}; available: {list(settings['models'])}"
+def _load_output(catalog, name: str, data: SearchDatasets) -> Any:
+    """A dataset the service needs, or a one-line error saying what to run to make it."""
+    from kedro.io import DatasetError
+
+    if not catalog.exists(name):
+        producer = (
+            "train the conditional GAN first (make train)"
+            if name == data.embedder
+            else "build the index first (kedro run --pipelines=search_index)"
         )
+        raise SearchInputError(f"{name} does not exist yet: {producer}")
+    try:
+        return catalog.load(name)
+    except DatasetError as err:
+        raise SearchInputError(_first_line(err)) from err
+
+
+def _load_generators(
+    catalog, available: dict[str, str], wanted: list[str] | None
+) -> dict[str, torch.nn.Module]:
+    """The generators named in ``search_app.models`` (only ``wanted`` ones when given)."""
+    from kedro.io import DatasetError
+
+    unknown = sorted(set(wanted or ()) - set(available))
+    if unknown:
+        raise SearchInputError(f"unknown model {unknown[0]!r}; available: {list(available)}")
     generators = {}
-    for name, dataset in settings["models"].items():
-        if models and name not in models:
+    for name, dataset in available.items():
+        if wanted and name not in wanted:
             continue
         try:
             generators[name] = catalog.load(dataset)
@@ -474,19 +505,9 @@ def load_service(
             log.warning("model %s (%s) skipped: %s", name, dataset, _first_line(err))
     if not generators:
         raise SearchInputError(
-            f"no generator found among {list(settings['models'].values())}: train one first "
-            "(make train)"
+            f"no generator found among {list(available.values())}: train one first (make train)"
         )
-    table = load(data["catalog"])
-    thumbnails = load(data["thumbnails"])["images"]
-    service = SearchService(
-        generators,
-        load(data["embedder"]),
-        load(data["index"]),
-        Catalog(table, thumbnails),
-        SearchSettings.from_dict(settings.get("query")),
-    )
-    return service, settings
+    return generators
 
 
 def _first_line(err: BaseException, limit: int = 300) -> str:

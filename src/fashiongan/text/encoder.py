@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fashiongan.config import TextEncoderParams
 from fashiongan.training.runtime import pick_device
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,19 @@ class TextEncoder(nn.Module):
         self.device = pick_device(device)
         self.model.to(self.device)
         self.set_trainable_top_layers(trainable_top_layers)
+
+    @classmethod
+    def from_params(cls, params: TextEncoderParams, device: str | None = None) -> TextEncoder:
+        """The BERT a ``text_encoder`` parameter block configures (``batch_size`` is for the
+        encode calls, not the model); ``device`` overrides the block's (training tunes on the
+        CPU first and moves the encoder beside the GAN)."""
+        return cls(
+            model_name_or_path=params.model_name_or_path,
+            pooling=params.pooling,
+            max_length=params.max_length,
+            device=device or params.device,
+            trainable_top_layers=params.trainable_top_layers,
+        )
 
     def set_trainable_top_layers(self, k: int) -> None:
         """Freeze the model, then unfreeze its last ``k`` transformer layers."""

@@ -1,12 +1,19 @@
-"""Training of the seed's MLP baseline GAN: one random batch per iteration, BCE, Adam."""
+"""Training of the reference notebook's MLP baseline GAN: one random batch per iteration, BCE, Adam.
+
+A step reads like pytorch/examples' DCGAN: draw a batch and noise, update D on real and fake,
+update G to make D call its fakes real.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from fashiongan.config import BaselineTraining
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
 from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
@@ -28,67 +35,39 @@ _NOT_SHAPING = {
 }
 
 
-def fingerprint(params: dict[str, Any]) -> str:
+def fingerprint(params: BaselineTraining) -> str:
     """Hash of the parameters that shape the run (not the ones that only affect logging)."""
     return params_fingerprint(params, _NOT_SHAPING)
 
 
-def train_mlp_gan(
-    images: torch.Tensor, params: dict[str, Any]
-) -> tuple[MLPGenerator, MLPDiscriminator, list[dict[str, float]]]:
-    """Train the MLP GAN on ``images`` (N, 1, 28, 28) in [-1, 1].
+@dataclass
+class BaselineStep:
+    """One iteration. Under torchrun every rank draws the global batch from the same ``rng``
+    stream and trains on its slice (b); DDP averages the gradients."""
 
-    Args:
-        images: training images.
-        params: ``parameters_train_gan.yml``'s ``baseline`` block.
+    g: nn.Module  # DDP-wrapped under torchrun
+    d: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    images: torch.Tensor  # (N, 1, 28, 28) in [-1, 1], on the device
+    rng: torch.Generator
+    batch_size: int  # global: all ranks together
+    noise_dim: int
+    seed: int
 
-    Returns:
-        The generator and discriminator (CPU, eval mode) and the logged metric history.
+    def __post_init__(self) -> None:
+        local = self.batch_size // distributed.world()  # this rank's share (b)
+        self.ones = torch.ones(local, device=self.images.device)  # (b,) BCE targets
+        self.zeros = torch.zeros(local, device=self.images.device)
 
-    Under torchrun, ``batch_size`` stays the global batch: every rank draws it from the same RNG
-    stream, trains on its slice, and DDP averages the gradients (see ``training.distributed``).
-    """
-    rng = seed_everything(params["seed"])
-    device = distributed.setup(pick_device(params.get("device", "auto")))
-    config = MLPGANConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in params["model"].items()}
-    )
-    generator, discriminator = MLPGenerator(config).to(device), MLPDiscriminator(config).to(device)
-    opt_g = torch.optim.Adam(
-        generator.parameters(), lr=params["g_lr"], betas=tuple(params["g_betas"])
-    )
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"])
-    )
-    state = TrainingState({"G": generator, "D": discriminator}, {"G": opt_g, "D": opt_d}, rng)
-    images = images.to(device)
-    batch = params["batch_size"]  # global: all ranks together
-    local = distributed.check_batch(batch, "baseline.training.batch_size")
-    ones, zeros = torch.ones(local, device=device), torch.zeros(local, device=device)
-    g, d = distributed.wrap_ddp(generator, device), distributed.wrap_ddp(discriminator, device)
-    fixed_noise = torch.randn(
-        64, config.noise_dim, generator=torch.Generator().manual_seed(params["seed"] + 1)
-    )
-
-    def train_step(step: int) -> dict[str, float]:
-        distributed.seed_step(params["seed"], step)  # per-rank dropout masks (no-op in 1 process)
-        index = distributed.shard(torch.randint(0, len(images), (batch,), generator=rng))
-        real = images[index]  # (b, 1, 28, 28): this rank's slice of the global batch
-        fake = g(distributed.shard(torch.randn(batch, config.noise_dim, generator=rng)).to(device))
-        # Discriminator: real → 1, fake → 0 (the seed averages the two Keras losses).
-        d_real, d_fake = d(real), d(fake.detach())  # (b,) logits
-        d_loss = 0.5 * (
-            F.binary_cross_entropy_with_logits(d_real, ones)
-            + F.binary_cross_entropy_with_logits(d_fake, zeros)
-        )
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        # Generator: make the discriminator call the fakes real.
-        g_loss = F.binary_cross_entropy_with_logits(d(fake), ones)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+    def __call__(self, step: int) -> dict[str, float]:
+        distributed.seed_step(self.seed, step)  # per-rank dropout masks (no-op in 1 process)
+        index = torch.randint(0, len(self.images), (self.batch_size,), generator=self.rng)
+        real = self.images[distributed.shard(index)]  # (b, 1, 28, 28)
+        noise = torch.randn(self.batch_size, self.noise_dim, generator=self.rng)
+        fake = self.g(distributed.shard(noise).to(self.images.device))  # (b, 1, 28, 28)
+        d_loss, d_real, d_fake = self.d_step(real, fake)
+        g_loss = self.g_step(fake)
         return {
             "d_loss": d_loss.item(),
             "g_loss": g_loss.item(),
@@ -96,28 +75,85 @@ def train_mlp_gan(
             "d_acc_fake": (d_fake < 0).float().mean().item(),
         }
 
+    def d_step(
+        self, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Real → 1, fake → 0; the mean of the two, as the reference notebook's Keras losses."""
+        d_real, d_fake = self.d(real), self.d(fake.detach())  # (b,) logits
+        d_loss = 0.5 * (
+            F.binary_cross_entropy_with_logits(d_real, self.ones)
+            + F.binary_cross_entropy_with_logits(d_fake, self.zeros)
+        )
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        return d_loss, d_real, d_fake
+
+    def g_step(self, fake: torch.Tensor) -> torch.Tensor:
+        """Make the (just updated) discriminator call the fakes real."""
+        g_loss = F.binary_cross_entropy_with_logits(self.d(fake), self.ones)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        return g_loss
+
+
+def _sample_logger(generator: MLPGenerator, params: BaselineTraining) -> Callable[[int], None]:
+    """Every ``sample_every`` iterations (rank 0): a grid from the same 64 noise vectors."""
+    noise = torch.randn(
+        64, generator.config.noise_dim, generator=torch.Generator().manual_seed(params.seed + 1)
+    )  # (64, Z)
+
     def log_samples(step: int) -> None:
-        if not distributed.is_main_process():
-            return  # only rank 0 logs
-        if params["sample_every"] and step % params["sample_every"] == 0:
+        if not distributed.is_main_process() or not params.sample_every:
+            return
+        if step % params.sample_every == 0:
+            device = next(generator.parameters()).device
             generator.eval()
             with torch.no_grad():
-                figure = image_grid(generator(fixed_noise.to(device)), title=f"iteration {step}")
+                figure = image_grid(generator(noise.to(device)), title=f"iteration {step}")
             generator.train()
-            log_figure(figure, f"{params.get('mlflow_prefix', '')}samples/iteration_{step:06d}.png")
+            log_figure(figure, f"{params.mlflow_prefix}samples/iteration_{step:06d}.png")
             figure.clear()
 
+    return log_samples
+
+
+def train_mlp_gan(
+    images: torch.Tensor, params: BaselineTraining
+) -> tuple[MLPGenerator, MLPDiscriminator, list[dict[str, float]]]:
+    """Train the MLP GAN on ``images`` (N, 1, 28, 28) in [-1, 1].
+
+    Args:
+        images: training images.
+        params: the ``baseline.training`` block.
+
+    Returns:
+        The generator and discriminator (CPU, eval mode) and the logged metric history.
+    """
+    rng = seed_everything(params.seed)
+    device = distributed.setup(pick_device(params.device))
+    config = MLPGANConfig(**params.model.model_dump())
+    generator, discriminator = MLPGenerator(config).to(device), MLPDiscriminator(config).to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=params.g_lr, betas=params.g_betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=params.d_lr, betas=params.d_betas)
+    state = TrainingState({"G": generator, "D": discriminator}, {"G": opt_g, "D": opt_d}, rng)
+    distributed.check_batch(params.batch_size, "baseline.training.batch_size")  # before DDP
+    train_step = BaselineStep(
+        distributed.wrap_ddp(generator, device), distributed.wrap_ddp(discriminator, device),
+        opt_g, opt_d, images.to(device), rng, params.batch_size, config.noise_dim, params.seed,
+    )  # fmt: skip
     fit(
         state,
         train_step,
-        total_steps=params["iterations"],
-        log_every=params["log_every"],
-        checkpoint_every=params["checkpoint_every"],
-        checkpoint_dir=params.get("checkpoint_dir"),
+        total_steps=params.iterations,
+        log_every=params.log_every,
+        checkpoint_every=params.checkpoint_every,
+        checkpoint_dir=params.checkpoint_dir,
         fingerprint=fingerprint(params),
-        resume=params.get("resume", True),
-        after_step=log_samples,
+        resume=params.resume,
+        after_step=_sample_logger(generator, params),
         description="baseline GAN",
-        metric_prefix=params.get("mlflow_prefix", ""),
+        metric_prefix=params.mlflow_prefix,
     )
     return generator.cpu().eval(), discriminator.cpu().eval(), state.history

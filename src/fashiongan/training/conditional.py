@@ -7,21 +7,27 @@ against the *target's* caption, so both kinds of query must land on the describe
 embedding net, trained with triplet loss on real items and on generated anchors, makes the
 generated image usable as a catalog query; the generator gets the same triplet term.
 
-With a text encoder whose top layers are trainable, those layers run every step on the cached
-output of the frozen ones and learn from every discriminator loss that reads the caption (real
-vs fake, the matching-aware wrong captions, the gradient penalty; summed over the ``n_critic``
-steps) and from the generator's use of the query; the discriminator's view of the caption is
-held fixed in the generator's step, so G cannot win by rewriting the caption. Dropout stays off
-in those layers: a caption's features depend on the weights only, and resuming stays exact.
+A step reads like pytorch/examples' DCGAN: draw a batch (:mod:`~fashiongan.training.sampling`),
+read the caption features (:mod:`~fashiongan.training.text_features`: cached, or BERT's tuned
+top layers), ``n_critic`` D steps, an E step, a G step. The optional terms (gradient penalty,
+auxiliary heads, mode seeking) are composed from the config
+(:mod:`~fashiongan.training.loss_terms`); attribute-level wrong captions are the sampler's.
+The discriminator's view of the caption is held fixed in the generator's step, so G cannot win
+by rewriting the caption.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
+from fashiongan.config import ConditionalTraining
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
     ConditionalGANConfig,
@@ -33,57 +39,46 @@ from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
 from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
-from fashiongan.training.losses import (
-    LOSSES,
-    auxiliary_loss,
-    discriminator_loss,
-    generator_loss,
-    gradient_penalty,
-    triplet_loss,
-)
+from fashiongan.training.loss_terms import AuxiliaryHeads, Pass, Term, Texts, compose_terms
+from fashiongan.training.losses import discriminator_loss, generator_loss, triplet_loss
 from fashiongan.training.runtime import pick_device, seed_everything
+from fashiongan.training.sampling import (
+    Batch,
+    BatchSampler,
+    ContradictingCaptions,
+    WrongCaptions,
+    other_items_captions,
+)
+from fashiongan.training.text_features import TextFeatures, text_features
 from fashiongan.training.tracking import log_figure
 
 if TYPE_CHECKING:
     from fashiongan.text.encoder import TextEncoder
 
 _NOT_SHAPING = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
+#: The history's columns, in the order the logs and loss curves have always shown them.
+COLUMNS = (
+    "d_aux_loss", "g_aux_loss", "d_loss", "g_loss", "g_adv_loss", "g_triplet_loss", "e_loss",
+    "g_diversity_loss",
+)  # fmt: skip
+#: (images (n, C, H, W), captions (n, D)) → (scores (n,), auxiliary logits or []).
+Critic = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
 
 
-def fingerprint(params: dict[str, Any]) -> str:
-    """Hash of the parameters that shape the run (more epochs may continue a run)."""
-    return params_fingerprint(params, _NOT_SHAPING)
+def fingerprint(
+    params: ConditionalTraining,
+    model_extra: dict[str, Any] | None = None,
+    fingerprint_extra: dict[str, Any] | None = None,
+) -> str:
+    """Hash of the parameters that shape the run (more epochs may continue a run).
 
-
-def validate(params: dict[str, Any]) -> None:
-    """Fail early, naming the parameter, instead of deep inside an epoch."""
-    if params["loss"] not in LOSSES:
-        raise ValueError(f"conditional.training.loss is {params['loss']!r}; choose one of {LOSSES}")
-    for key in ("epochs", "batch_size", "n_critic"):
-        if int(params[key]) < 1:
-            raise ValueError(f"conditional.training.{key} must be ≥ 1, got {params[key]}")
-    if params.get("diversity_weight", 0) < 0:
-        raise ValueError(
-            f"conditional.training.diversity_weight must be ≥ 0, got {params['diversity_weight']}"
-        )
-    if params.get("aux_weight", 0) < 0:
-        raise ValueError(f"conditional.training.aux_weight must be ≥ 0, got {params['aux_weight']}")
-    if "text_lr" in params and params["text_lr"] <= 0:
-        raise ValueError(f"conditional.training.text_lr must be > 0, got {params['text_lr']}")
-    for key in ("image_drop", "attribute_mismatch"):
-        if not 0.0 <= params.get(key, 0.0) <= 1.0:
-            raise ValueError(f"conditional.training.{key} must be in [0, 1], got {params[key]}")
-
-
-def _same_class_sampler(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(classes, max_count) table of member indices and the count per class, for positive sampling."""
-    n_classes = int(labels.max()) + 1
-    members = [torch.nonzero(labels == c).squeeze(1) for c in range(n_classes)]
-    counts = torch.tensor([len(m) for m in members])
-    table = torch.zeros(n_classes, int(counts.max()), dtype=torch.long)
-    for c, m in enumerate(members):
-        table[c, : len(m)] = m
-    return table, counts
+    ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
+    pipeline used to add them to the parameter dict: checkpoints written then still resume.
+    """
+    extra = dict(fingerprint_extra or {})
+    if model_extra:
+        extra["model"] = params.model.model_dump(mode="json") | model_extra
+    return params_fingerprint(params, _NOT_SHAPING, **extra)
 
 
 def aux_heads(
@@ -94,47 +89,252 @@ def aux_heads(
     return (int(labels.max()) + 1, *(int(v) + 1 for v in seen))
 
 
-def same_class_contradictions(
-    idx: torch.Tensor,
-    uniform: torch.Tensor,
-    labels: torch.Tensor,
-    class_table: torch.Tensor,
-    class_counts: torch.Tensor,
-    caption_index: torch.Tensor,
-    text_attributes: torch.Tensor,
-    item_attributes: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each item, the caption of a random item of its class, and whether it contradicts it.
+def critic_of(d: nn.Module, with_heads: bool) -> Critic:
+    """D as the steps call it: with its auxiliary logits when the AC-GAN term is on."""
+    if with_heads:
+        return lambda images, text: d(images, text, aux=True)
+    return lambda images, text: (d(images, text, aux=False), [])
 
-    Attribute-level negatives for the matching-aware discriminator: "a dark coat" next to a
-    light coat. Other-class captions alone never make D (and so G) read the tone, fit and
-    pattern words. A caption contradicts an item when it states a value the item does not have;
-    one that states nothing the item lacks ("a coat") is no negative and is not used.
 
-    Args:
-        idx: (B,) item indices; uniform: (B,) in [0, 1), picks the same-class item.
-        class_table, class_counts: from :func:`_same_class_sampler`.
-        caption_index: (N,) each item's text row; text_attributes: (U, 3) stated tone, fit,
-            pattern per text (-1 = not stated); item_attributes: (N, 3) the items' own values.
+@dataclass
+class ConditionalStep:
+    """One training step: a batch, the caption features, ``n_critic`` D steps, E, then G.
 
-    Returns:
-        The chosen caption rows (B,) and the mask (B,) of those that contradict their item.
+    ``g``, ``d`` and ``e`` are DDP-wrapped under torchrun; ``critic`` is ``d`` as the steps call
+    it; the terms come from :func:`~fashiongan.training.loss_terms.compose_terms`. The order of
+    the draws and of the forward passes is the random stream every earlier run consumed, so the
+    same seed still gives the same numbers (and a resumed run the uninterrupted one's).
     """
-    classes = labels[idx]
-    other = class_table[classes, (uniform * class_counts[classes]).long()]
-    rows = caption_index[other]
-    stated = text_attributes[rows]  # (B, 3)
-    contradicts = ((stated >= 0) & (stated != item_attributes[idx])).any(1)
-    return rows, contradicts
+
+    g: nn.Module
+    d: nn.Module
+    e: nn.Module
+    critic: Critic
+    optimizers: dict[str, torch.optim.Optimizer]
+    sampler: BatchSampler
+    text: TextFeatures
+    d_terms: list[Term]
+    g_terms: list[Term]
+    params: ConditionalTraining
+    noise_dim: int
+    rng: torch.Generator
+    autocast: Callable[[], contextlib.AbstractContextManager]
+
+    def __call__(self, step: int) -> dict[str, float]:
+        distributed.seed_step(self.params.seed, step)  # no-op in one process
+        batch = self.sampler(step)
+        rows = torch.cat([batch.target_rows, batch.wrong_rows, batch.query_rows])  # (3b,)
+        with self.autocast():  # one pass of the text layers (if tuned) for all three
+            texts = Texts(*self.text.read(rows).chunk(3))  # (b, D) each
+        n_critic = self.params.n_critic
+        for k in range(n_critic):  # critic steps; the last fake keeps its graph for G
+            d_pass, d_metrics = self.d_step(batch, texts, last=k == n_critic - 1)
+        real_emb, negative_emb, e_loss = self.e_step(d_pass)
+        g_metrics = self.g_step(d_pass, real_emb, negative_emb)
+        self.text.step()  # D's and G's gradients on the caption features, if tuned
+        metrics = {**d_metrics, **g_metrics, "e_loss": e_loss}
+        return {name: metrics[name].item() for name in sorted(metrics, key=COLUMNS.index)}
+
+    def d_step(
+        self, batch: Batch, texts: Texts, last: bool
+    ) -> tuple[Pass, dict[str, torch.Tensor]]:
+        """One critic update on real / real with a wrong caption / fake (matching-aware D)."""
+        with torch.set_grad_enabled(last), self.autocast():
+            noise = torch.randn(self.params.batch_size, self.noise_dim, generator=self.rng)
+            noise = distributed.shard(noise.to(batch.real.device))  # (b, Z)
+            fake = self.g(noise, texts.query, batch.reference, batch.has_image)  # (b, C, H, W)
+        with self.autocast():  # one pass over [real | real with wrong caption | fake]: (3b,)
+            scores, heads = self.critic(
+                torch.cat([batch.real, batch.real, fake.detach()]),
+                torch.cat([texts.target, texts.wrong, texts.target]),
+            )
+            d_real, d_wrong, d_fake = scores.float().chunk(3)  # (b,) each
+            d_loss = discriminator_loss(
+                self.params.loss, d_real, d_fake, d_wrong, self.params.real_label
+            )
+        step = Pass(batch, texts, noise, fake, heads)
+        metrics: dict[str, torch.Tensor] = {}
+        for term in self.d_terms:  # outside autocast: the gradient penalty runs D in float32
+            loss, named = term(step)
+            d_loss = d_loss + loss
+            metrics.update(named)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizers["D"].step()
+        return step, {**metrics, "d_loss": d_loss}
+
+    def e_step(self, step: Pass) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Embedder: same class close, other items far, fakes near their target."""
+        batch, margin = step.batch, self.params.triplet_margin
+        with self.autocast():
+            images = torch.cat([batch.real, batch.positive, batch.negative, step.fake.detach()])
+            real, positive, negative, fake = self.e(images).float().chunk(4)  # (b, E) each
+            e_loss = triplet_loss(real, positive, negative, margin) + triplet_loss(
+                fake, real, negative, margin
+            )
+        self.optimizers["E"].zero_grad(set_to_none=True)
+        e_loss.backward()
+        self.optimizers["E"].step()
+        return real, negative, e_loss
+
+    def g_step(
+        self, step: Pass, real_emb: torch.Tensor, negative_emb: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Generator: fool D, land near the target in embedding space, plus the optional terms."""
+        params = self.params
+        with self.autocast():
+            caption = step.texts.target.detach()  # D's view of the caption: not G's to rewrite
+            scores, heads = self.critic(step.fake, caption)  # (b,)
+            g_adv = generator_loss(params.loss, scores.float())
+            fake_emb = self.e(step.fake).float()  # (b, E)
+            g_triplet = triplet_loss(
+                fake_emb, real_emb.detach(), negative_emb.detach(), params.triplet_margin
+            )
+            g_loss = g_adv + params.triplet_weight * g_triplet
+            metrics = {"g_diversity_loss": torch.zeros(())}  # 0 unless mode seeking is on
+            g_pass = Pass(step.batch, step.texts, step.noise, step.fake, heads)
+            for term in self.g_terms:
+                loss, named = term(g_pass)
+                g_loss = g_loss + loss
+                metrics.update(named)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizers["G"].step()
+        return {**metrics, "g_loss": g_loss, "g_adv_loss": g_adv, "g_triplet_loss": g_triplet}
+
+
+def _attributes(
+    conditioning: dict[str, torch.Tensor], params: ConditionalTraining, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(U, 3) stated and (N, 3) true tone / fit / pattern, when a term needs them."""
+    if params.attribute_mismatch == 0 and params.aux_weight == 0:
+        return None
+    missing = {"text_attributes", "item_attributes"} - set(conditioning)
+    if missing:
+        raise ValueError(
+            f"conditional.training.attribute_mismatch and aux_weight need {sorted(missing)} "
+            "in the conditioning (rerun encode_conditioning), or set both to 0"
+        )
+    return (
+        conditioning["text_attributes"].long().to(device),
+        conditioning["item_attributes"].long().to(device),
+    )
+
+
+def build_models(
+    params: ConditionalTraining,
+    images: torch.Tensor,
+    text_dim: int,
+    aux_classes: tuple[int, ...],
+    model_extra: dict[str, Any] | None = None,
+) -> tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder]:
+    """G, D and E, built in this order: right after seeding, it fixes their initial weights.
+
+    ``model_extra``: more config fields, e.g. where the text encoder is saved beside G.
+    """
+    config = ConditionalGANConfig(
+        **params.model.model_dump(),
+        **(model_extra or {}),
+        image_size=images.shape[-1],
+        channels=images.shape[1],
+        text_dim=text_dim,
+        aux_classes=aux_classes,
+    )
+    embedding = EmbeddingConfig(
+        image_size=config.image_size, channels=config.channels, **params.embedding.model_dump()
+    )
+    return ConditionalGenerator(config), ConditionalDiscriminator(config), ImageEmbedder(embedding)
+
+
+def _optimizers(
+    params: ConditionalTraining, generator: nn.Module, discriminator: nn.Module, embedder: nn.Module
+) -> dict[str, torch.optim.Optimizer]:
+    """Adam each: the two time-scale rule gives D a faster rate than G."""
+    return {
+        "G": torch.optim.Adam(generator.parameters(), lr=params.g_lr, betas=params.g_betas),
+        "D": torch.optim.Adam(discriminator.parameters(), lr=params.d_lr, betas=params.d_betas),
+        "E": torch.optim.Adam(embedder.parameters(), lr=params.e_lr),
+    }
+
+
+def _sample_logger(
+    generator: ConditionalGenerator,
+    text: TextFeatures,
+    params: ConditionalTraining,
+    steps_per_epoch: int,
+    sample_captions: list[str] | None,
+) -> Callable[[int], None]:
+    """After each epoch (rank 0): a grid, a row per sample caption and a column per noise."""
+    noise = torch.randn(
+        params.sample_columns,
+        generator.config.noise_dim,
+        generator=torch.Generator().manual_seed(params.seed + 1),
+    )  # (S_cols, Z), the same every epoch
+
+    def log_samples(step: int) -> None:
+        if step % steps_per_epoch or not distributed.is_main_process():
+            return
+        device, epoch = next(generator.parameters()).device, step // steps_per_epoch
+        generator.eval()
+        with torch.no_grad():
+            captions = text.samples()  # (S_rows, D)
+            rows, cols = len(captions), len(noise)
+            grid = generator(noise.repeat(rows, 1).to(device), captions.repeat_interleave(cols, 0))
+        generator.train()
+        figure = image_grid(grid, ncols=cols, row_labels=sample_captions, title=f"epoch {epoch}")
+        log_figure(figure, f"{params.mlflow_prefix}samples/epoch_{epoch:03d}.png")
+        figure.clear()
+
+    return log_samples
+
+
+def _compose_step(
+    params: ConditionalTraining,
+    models: tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder],
+    optimizers: dict[str, torch.optim.Optimizer],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    conditioning: dict[str, torch.Tensor],
+    text: TextFeatures,
+    attributes: tuple[torch.Tensor, torch.Tensor] | None,
+    rng: torch.Generator,
+) -> ConditionalStep:
+    """Wire one step from the config: DDP, the wrong captions, the sampler, the optional terms."""
+    device = images.device
+    g, d, e = (distributed.wrap_ddp(m, device) for m in models)
+    caption_index = conditioning["caption_index"].to(device)
+    wrong: WrongCaptions = other_items_captions
+    if params.attribute_mismatch > 0:  # a share of D's wrong captions: same class, wrong words
+        wrong = ContradictingCaptions(
+            params.attribute_mismatch, labels, caption_index, *attributes, rng
+        )
+    aux = None
+    if params.aux_weight > 0:
+        aux = AuxiliaryHeads(params.aux_weight, labels, caption_index, *attributes)
+    sampler = BatchSampler(
+        images, labels, conditioning, batch_size=params.batch_size, seed=params.seed,
+        image_drop=params.image_drop, wrong_captions=wrong, rng=rng,
+    )  # fmt: skip
+    noise_dim = models[0].config.noise_dim
+    d_terms, g_terms = compose_terms(params, (g, d), aux, noise_dim, rng)
+    bf16 = partial(torch.autocast, "cuda", dtype=torch.bfloat16)
+    autocast = bf16 if device.type == "cuda" and params.amp else contextlib.nullcontext
+    return ConditionalStep(
+        g, d, e, critic_of(d, with_heads=aux is not None), optimizers, sampler, text,
+        d_terms, g_terms, params, noise_dim, rng, autocast,
+    )  # fmt: skip
 
 
 def train_conditional_gan(
     images: torch.Tensor,
     labels: torch.Tensor,
     conditioning: dict[str, torch.Tensor],
-    params: dict[str, Any],
+    params: ConditionalTraining,
     sample_captions: list[str] | None = None,
     text_encoder: TextEncoder | None = None,
+    *,
+    model_extra: dict[str, Any] | None = None,
+    fingerprint_extra: dict[str, Any] | None = None,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder, list[dict[str, float]]]:
     """Train G, D and the embedder (and the text encoder's top layers, when some are trainable).
 
@@ -144,309 +344,54 @@ def train_conditional_gan(
             ``reference_index``, ``modification_index`` (N,); ``sample_text`` (R, D) for grids.
             With ``attribute_mismatch`` or ``aux_weight`` > 0 also ``text_attributes`` (U, 3),
             the tone / fit / pattern each text states (-1 = not stated), and
-            ``item_attributes`` (N, 3).
-        params: the ``conditional.training`` parameters.
+            ``item_attributes`` (N, 3). With a tuned encoder also ``text_hidden`` (U, T, H),
+            ``text_mask`` (U, T), ``text_hidden_top_layers`` and ``sample_index`` (R,).
+        params: the ``conditional.training`` block.
         sample_captions: row labels for the per-epoch sample grid.
-        text_encoder: the encoder behind ``text_embeddings``; when it has trainable top layers
-            they are trained in place (learning rate ``text_lr``) on the conditioning's
-            ``text_hidden`` (U, T, H) and ``text_mask`` (U, T) from
-            :meth:`~fashiongan.text.encoder.TextEncoder.hidden_below_top`, the sample grid uses
-            ``sample_index`` (R,), and the encoder ends on the CPU. None or frozen: the cached
-            ``text_embeddings`` are the features.
+        text_encoder: the encoder behind ``text_embeddings``; its trainable top layers, if any,
+            are trained in place (learning rate ``text_lr``) and it ends on the CPU.
+        model_extra: config fields of G and D beyond the block's ``model`` (the text encoder
+            saved beside them, its pooling); they shape the run, so they join the fingerprint.
+        fingerprint_extra: other facts that shape the run (the encoder, the data's hash).
 
     Under torchrun, ``batch_size`` stays the global batch: every rank draws the whole batch
     (indices, noise, query kinds, negatives) from the same streams and trains on its slice; DDP
     averages the gradients. BatchNorm is synchronised on CUDA and per rank on CPU (Gloo).
     """
-    validate(params)
-    rng = seed_everything(params["seed"])
-    device = distributed.setup(pick_device(params.get("device", "auto")))
-    table = conditioning["text_embeddings"].float().to(device)
-    attribute_mismatch = float(params.get("attribute_mismatch", 0.0))
-    aux_weight = float(params.get("aux_weight", 0.0))
-    text_attributes = item_attributes = None
-    if attribute_mismatch > 0 or aux_weight > 0:
-        missing = {"text_attributes", "item_attributes"} - set(conditioning)
-        if missing:
-            raise ValueError(
-                f"conditional.training.attribute_mismatch and aux_weight need {sorted(missing)} "
-                "in the conditioning (rerun encode_conditioning), or set both to 0"
-            )
-        text_attributes = conditioning["text_attributes"].long().to(device)
-        item_attributes = conditioning["item_attributes"].long().to(device)
-    tuning = text_encoder is not None and text_encoder.trainable_top_layers > 0
-    if tuning:
-        k = text_encoder.trainable_top_layers
-        rerun = "rerun encode_conditioning with the same text_encoder parameters"
-        missing = {"text_hidden", "text_mask", "text_hidden_top_layers", "sample_index"}
-        missing -= set(conditioning)
-        if missing:
-            raise ValueError(
-                f"fine-tuning the text encoder's top layers needs {sorted(missing)} in the "
-                f"conditioning: {rerun}"
-            )
-        cached_k = int(conditioning["text_hidden_top_layers"])
-        if cached_k != k:  # another k's cache would run a layer twice, or skip one
-            raise ValueError(
-                f"fine-tuning the text encoder's top {k} layers needs the conditioning cached "
-                f"below them, but it was cached below {cached_k}: {rerun}"
-            )
-        if distributed.world() > 1:
-            raise ValueError(
-                "fine-tuning the text encoder's top layers is not supported under torchrun: "
-                "set conditional.text_encoder.trainable_top_layers to 0"
-            )
-        if "text_lr" not in params:
-            raise ValueError(
-                "conditional.training.text_lr (the learning rate of the tuned text layers) is "
-                "needed when text_encoder.trainable_top_layers > 0"
-            )
-        text_hidden = conditioning["text_hidden"].float().to(device)  # (U, T, H)
-        text_mask = conditioning["text_mask"].long().to(device)  # (U, T)
-        if len(text_hidden) != len(table):
-            raise ValueError(
-                f"text_hidden has {len(text_hidden)} texts but text_embeddings {len(table)}"
-            )
-        text_layers = text_encoder.to_device(device).top_layers
-    config = ConditionalGANConfig(
-        **{k: v for k, v in params["model"].items()},
-        image_size=images.shape[-1],
-        channels=images.shape[1],
-        text_dim=table.shape[1],
-        aux_classes=aux_heads(labels, text_attributes, item_attributes) if aux_weight else (),
-    )
-    generator = ConditionalGenerator(config).to(device)
-    discriminator = ConditionalDiscriminator(config).to(device)
-    embedder = ImageEmbedder(
-        EmbeddingConfig(
-            image_size=config.image_size, channels=config.channels, **params["embedding"]
-        )
-    ).to(device)
-    opt_g = torch.optim.Adam(
-        generator.parameters(), lr=params["g_lr"], betas=tuple(params["g_betas"])
-    )
-    opt_d = torch.optim.Adam(
-        discriminator.parameters(), lr=params["d_lr"], betas=tuple(params["d_betas"])
-    )
-    opt_e = torch.optim.Adam(embedder.parameters(), lr=params["e_lr"])
-    modules = {"G": generator, "D": discriminator, "E": embedder}
-    optimizers = {"G": opt_g, "D": opt_d, "E": opt_e}
-    if tuning:  # checkpointed with the rest: a resumed run continues the tuned layers too
-        modules["T"] = text_layers
-        optimizers["T"] = opt_t = torch.optim.Adam(text_layers.parameters(), lr=params["text_lr"])
-    state = TrainingState(modules, optimizers, rng)
-
+    rng = seed_everything(params.seed)
+    device = distributed.setup(pick_device(params.device))
+    n, batch_size = len(images), params.batch_size  # batch: global
+    if n // batch_size == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
+    distributed.check_batch(batch_size, "conditional.training.batch_size")
+    attributes = _attributes(conditioning, params, device)
+    text = text_features(conditioning, text_encoder, params, device)
     images, labels = images.to(device), labels.to(device)
-    caption_index = conditioning["caption_index"].to(device)
-    reference_index = conditioning["reference_index"].to(device)
-    modification_index = conditioning["modification_index"].to(device)
-    class_table, class_counts = (t.to(device) for t in _same_class_sampler(labels.cpu()))
-    n, batch, kind = len(images), params["batch_size"], params["loss"]  # batch: global
-    steps_per_epoch = n // batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch_size {batch} is larger than the {n} training images")
-    distributed.check_batch(batch, "conditional.training.batch_size")
-    g, d, e = (distributed.wrap_ddp(m, device) for m in (generator, discriminator, embedder))
-    shard = distributed.shard
-    use_amp = device.type == "cuda" and params.get("amp", True)
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-        if use_amp
-        else contextlib.nullcontext
+    aux_classes = aux_heads(labels, *attributes) if params.aux_weight > 0 else ()
+    text_dim = conditioning["text_embeddings"].shape[1]
+    generator, discriminator, embedder = (
+        m.to(device) for m in build_models(params, images, text_dim, aux_classes, model_extra)
     )
-    permutations: dict[int, torch.Tensor] = {}
-    sample_text = conditioning["sample_text"].float().to(device)
-    sample_noise = torch.randn(
-        params["sample_columns"],
-        config.noise_dim,
-        generator=torch.Generator().manual_seed(params["seed"] + 1),
-    )
-
-    def batch_indices(step: int) -> torch.Tensor:
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch not in permutations:  # stateless per epoch: resuming mid-run needs no extra state
-            permutations.clear()
-            permutations[epoch] = torch.randperm(
-                n, generator=torch.Generator().manual_seed(params["seed"] * 7919 + epoch)
-            )
-        return permutations[epoch][i * batch : (i + 1) * batch].to(device)
-
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=rng).to(device)
-
-    def text_features(rows: torch.Tensor) -> torch.Tensor:
-        """(R,) text rows → (R, D): the cached features, or the tuned top layers' output."""
-        if not tuning:
-            return table[rows]
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        length = int(text_mask[unique].sum(1).max())  # right-padded: drop shared padding
-        return text_encoder.top(text_hidden[unique, :length], text_mask[unique, :length])[inverse]
-
-    def mismatched_captions(idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Rows of captions that do not describe the batch's items (B,), for the matching-aware D.
-
-        Another item's caption (so mostly another class); with ``attribute_mismatch``, that
-        share of the batch gets a same-class caption that contradicts the item instead.
-        """
-        rolled = rows.roll(1, dims=0)
-        if attribute_mismatch == 0:
-            return rolled
-        uniform = torch.rand(len(idx), generator=rng).to(device)
-        same_class, contradicts = same_class_contradictions(
-            idx, uniform, labels, class_table, class_counts, caption_index,
-            text_attributes, item_attributes,
-        )  # fmt: skip
-        chosen = (torch.rand(len(idx), generator=rng) < attribute_mismatch).to(device)
-        return torch.where(chosen & contradicts, same_class, rolled)
-
-    def train_step(step: int) -> dict[str, float]:
-        # Every draw is of the global batch (B); each rank keeps its slice (b = B / ranks).
-        distributed.seed_step(params["seed"], step)  # no-op in one process
-        idx = batch_indices(step)
-        all_rows = caption_index[idx]  # (B,) text rows
-        mismatched_rows = shard(mismatched_captions(idx, all_rows))  # someone else's: (b,)
-        idx, target_rows = shard(idx), shard(all_rows)
-        real = images[idx]  # (b, C, H, W)
-        has_image = shard(
-            (torch.rand(batch, generator=rng) >= params["image_drop"]).to(device)
-        )  # composed query?
-        reference = images[reference_index[idx]]
-        query_rows = torch.where(has_image, modification_index[idx], target_rows)
-        with autocast():  # one pass of the text layers (if tuned) for all three: (b, D) each
-            text = text_features(torch.cat([target_rows, mismatched_rows, query_rows]))
-        if tuning:  # D and G take a leaf copy; its summed gradient runs the text layers back once
-            tuned_text, text = text, text.detach().requires_grad_()
-        target_text, mismatched_text, query_text = text.chunk(3)
-        if aux_weight:  # real: what the items are; asked: what the query asks for (-1: nothing)
-            real_truth = torch.cat([labels[idx, None], item_attributes[idx]], 1)
-            stated = text_attributes[caption_index[idx]]  # a composed query fixes every attribute
-            asked = torch.cat(
-                [labels[idx, None], torch.where(has_image[:, None], item_attributes[idx], stated)],
-                1,
-            )
-        negative = images[shard(torch.randint(0, n, (batch,), generator=rng).to(device))]
-        positive = images[
-            class_table[
-                labels[idx],
-                (
-                    shard(torch.rand(batch, generator=rng).to(device)) * class_counts[labels[idx]]
-                ).long(),
-            ]
-        ]
-
-        for k in range(params["n_critic"]):  # critic steps; the last fake keeps its graph for G
-            with torch.set_grad_enabled(k == params["n_critic"] - 1), autocast():
-                last_noise = shard(randn(batch, config.noise_dim))
-                fake = g(last_noise, query_text, reference, has_image)
-            with autocast():  # one pass over [real | real with wrong caption | fake]: (3b,)
-                scores = d(
-                    torch.cat([real, real, fake.detach()]),
-                    torch.cat([target_text, mismatched_text, target_text]),
-                    aux=bool(aux_weight),
-                )
-                if aux_weight:  # D learns to name what real items are: class, tone, fit, pattern
-                    scores, aux_logits = scores
-                    d_aux = auxiliary_loss([a[: len(real)] for a in aux_logits], real_truth)
-                d_real, d_mismatch, d_fake = scores.float().chunk(3)
-                d_loss = discriminator_loss(kind, d_real, d_fake, d_mismatch, params["real_label"])
-                if aux_weight:
-                    d_loss = d_loss + aux_weight * d_aux
-            if kind == "wgan-gp":
-                alpha = shard(torch.rand(batch, generator=rng).to(device))
-                d_loss = d_loss + params["gp_lambda"] * gradient_penalty(
-                    lambda x: d(x, target_text), real, fake.detach().float(), alpha
-                )
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-
-        with autocast():  # embedder: same class close, other items far, fakes near their target
-            real_emb, positive_emb, negative_emb, fake_emb = (
-                e(torch.cat([real, positive, negative, fake.detach()])).float().chunk(4)
-            )
-            margin = params["triplet_margin"]
-            e_loss = triplet_loss(real_emb, positive_emb, negative_emb, margin) + triplet_loss(
-                fake_emb, real_emb, negative_emb, margin
-            )
-        opt_e.zero_grad(set_to_none=True)
-        e_loss.backward()
-        opt_e.step()
-
-        with autocast():  # generator: fool D, land near the target in embedding space, stay diverse
-            caption = target_text.detach()  # D's view of the caption: not G's to rewrite
-            if aux_weight:  # …and be named by D as what was asked for
-                g_scores, fake_aux = d(fake, caption, aux=True)
-                g_aux = auxiliary_loss(fake_aux, asked)
-            else:
-                g_scores = d(fake, caption)
-            g_adv = generator_loss(kind, g_scores.float())
-            g_triplet = triplet_loss(
-                e(fake).float(), real_emb.detach(), negative_emb.detach(), margin
-            )
-            g_loss = g_adv + params["triplet_weight"] * g_triplet
-            if aux_weight:
-                g_loss = g_loss + aux_weight * g_aux
-            g_diversity = torch.zeros(())
-            # Mode seeking (Mao et al. 2019) on half a batch.
-            if params.get("diversity_weight", 0) > 0:
-                z_b = shard(randn(batch // 2, config.noise_dim))  # per rank: its first half
-                h = len(z_b)
-                z_a = last_noise[:h]
-                other = g(z_b, query_text[:h], reference[:h], has_image[:h])
-                ratio = (fake[:h] - other).abs().mean() / (z_a - z_b).abs().mean()
-                g_diversity = 1.0 / (ratio.float() + 1e-5)
-                g_loss = g_loss + params["diversity_weight"] * g_diversity
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        if tuning:  # D's and G's gradients on the text features, through the text layers once
-            opt_t.zero_grad(set_to_none=True)
-            tuned_text.backward(text.grad)
-            opt_t.step()
-        aux_metrics = {"d_aux_loss": d_aux.item(), "g_aux_loss": g_aux.item()} if aux_weight else {}
-        return {
-            **aux_metrics,
-            "d_loss": d_loss.item(),
-            "g_loss": g_loss.item(),
-            "g_adv_loss": g_adv.item(),
-            "g_triplet_loss": g_triplet.item(),
-            "e_loss": e_loss.item(),
-            "g_diversity_loss": g_diversity.item(),
-        }
-
-    def log_samples(step: int) -> None:
-        if step % steps_per_epoch or not distributed.is_main_process():
-            return
-        generator.eval()
-        with torch.no_grad():
-            text = text_features(conditioning["sample_index"].to(device)) if tuning else sample_text
-            rows, cols = len(text), len(sample_noise)
-            grid = generator(
-                sample_noise.repeat(rows, 1).to(device), text.repeat_interleave(cols, 0)
-            )
-        generator.train()
-        figure = image_grid(
-            grid, ncols=cols, row_labels=sample_captions, title=f"epoch {step // steps_per_epoch}"
-        )
-        log_figure(
-            figure,
-            f"{params.get('mlflow_prefix', '')}samples/epoch_{step // steps_per_epoch:03d}.png",
-        )
-        figure.clear()
-
+    optimizers = _optimizers(params, generator, discriminator, embedder)
+    modules = {"G": generator, "D": discriminator, "E": embedder, **text.modules}
+    state = TrainingState(modules, {**optimizers, **text.optimizers}, rng)
+    train_step = _compose_step(
+        params, (generator, discriminator, embedder), optimizers, images, labels, conditioning,
+        text, attributes, rng,
+    )  # fmt: skip
+    steps_per_epoch = train_step.sampler.steps_per_epoch
     fit(
         state,
         train_step,
-        total_steps=params["epochs"] * steps_per_epoch,
-        log_every=params["log_every"],
+        total_steps=params.epochs * steps_per_epoch,
+        log_every=params.log_every,
         checkpoint_every=steps_per_epoch,  # every epoch
-        checkpoint_dir=params.get("checkpoint_dir"),
-        fingerprint=fingerprint(params),
-        resume=params.get("resume", True),
-        after_step=log_samples,
-        description=f"conditional GAN ({kind})",
-        metric_prefix=params.get("mlflow_prefix", ""),
+        checkpoint_dir=params.checkpoint_dir,
+        fingerprint=fingerprint(params, model_extra, fingerprint_extra),
+        resume=params.resume,
+        after_step=_sample_logger(generator, text, params, steps_per_epoch, sample_captions),
+        description=f"conditional GAN ({params.loss})",
+        metric_prefix=params.mlflow_prefix,
     )
-    if tuning:
-        text_encoder.to_device("cpu")
+    text.close()
     return generator.cpu().eval(), discriminator.cpu().eval(), embedder.cpu().eval(), state.history

@@ -3,7 +3,7 @@
 ``fashiongan.training.loop.fit`` counts iterations; this adapter turns it into epochs over a
 shuffled training set, logs train metrics averaged over each epoch plus a validation pass at the
 end of each epoch, and checkpoints at epoch boundaries so that a resumed run draws the same
-batches as an uninterrupted one. The autoencoders and classifier pipelines use it.
+batches as an uninterrupted one. The evaluator, the autoencoders and the classifier use it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 from torch import nn
 
 from fashiongan.training.checkpoint import TrainingState, params_fingerprint
@@ -23,9 +24,35 @@ from fashiongan.training.tracking import log_metrics
 _NOT_SHAPING = {"epochs", "checkpoint_every_epochs", "checkpoint_dir", "resume", "device"}
 
 
-def fingerprint(params: dict[str, Any], n_train: int) -> str:
-    """Hash of the parameters (and training-set size) that shape a run."""
-    return params_fingerprint(params, _NOT_SHAPING, n_train=n_train)
+def fingerprint(params: BaseModel, n_train: int, **extra: Any) -> str:
+    """Hash of the parameters (and training-set size, and ``extra`` facts) that shape a run."""
+    return params_fingerprint(params, _NOT_SHAPING, n_train=n_train, **extra)
+
+
+def _epoch_end(
+    state: TrainingState,
+    validate: Callable[[], dict[str, float]] | None,
+    name: str,
+    steps_per_epoch: int,
+) -> Callable[[int], None]:
+    """After each epoch's last step: validate (modules in eval mode) and complete its row."""
+    started = time.perf_counter()
+
+    def end_of_epoch(step: int) -> None:
+        if step % steps_per_epoch:
+            return
+        row = state.history[-1]
+        if validate is not None:
+            for module in state.modules.values():
+                module.eval()
+            with torch.no_grad():
+                scores = {f"val_{k}": float(v) for k, v in validate().items()}
+            log_metrics({f"{name}/{k}": v for k, v in scores.items()}, step=step)
+            row.update(scores)
+        row["epoch"] = step // steps_per_epoch
+        row["elapsed_s"] = round(time.perf_counter() - started, 2)
+
+    return end_of_epoch
 
 
 def fit_epochs(
@@ -36,10 +63,11 @@ def fit_epochs(
     n_train: int,
     batch_step: Callable[[torch.Tensor], dict[str, float]],
     validate: Callable[[], dict[str, float]] | None,
-    params: dict[str, Any],
+    params: BaseModel,
     name: str,
+    fingerprint_extra: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
-    """Train for ``params["epochs"]`` epochs of shuffled mini-batches.
+    """Train for ``params.epochs`` epochs of shuffled mini-batches.
 
     Args:
         modules: what the checkpoint saves; each is put in train mode before a step.
@@ -48,22 +76,24 @@ def fit_epochs(
         n_train: training-set size; batches are index tensors into it (last partial one dropped).
         batch_step: one optimisation step on the given indices; returns ``{metric: value}``.
         validate: evaluates on held-out data at each epoch end; returns ``{metric: value}``.
-        params: ``epochs``, ``batch_size``, ``checkpoint_every_epochs``, ``checkpoint_dir``
-            (None: no checkpoints), ``resume`` and whatever shapes the run (fingerprinted).
+        params: a typed training block (``AutoencoderTraining``, ``ClassifierTraining``,
+            ``EvaluatorTraining``, …): ``epochs``, ``batch_size`` and whatever shapes the run
+            (fingerprinted); ``checkpoint_every_epochs`` (default 1), ``checkpoint_dir``
+            (default None: no checkpoints) and ``resume`` (default True) where the block has
+            them (the evaluator's has none: it trains without checkpoints).
         name: MLflow metric prefix (``<name>/train_loss``) and progress-bar label.
+        fingerprint_extra: other facts that shape the run (e.g. the classifier's modality), so
+            that each variant keeps its own checkpoints.
 
     Returns:
         One row per epoch: ``step``, ``epoch``, ``train_*``, ``val_*``, ``elapsed_s``.
     """
     if n_train < 1:
         raise ValueError(f"{name}: the training set is empty")
-    if params["epochs"] < 1 or params["batch_size"] < 1:
-        raise ValueError(f"{name}: epochs and batch_size must be >= 1, got {params}")
-    batch_size = min(params["batch_size"], n_train)
+    batch_size = min(params.batch_size, n_train)  # the block's model checked both are >= 1
     steps_per_epoch = n_train // batch_size
     state = TrainingState(modules, optimizers, rng)
     order: dict[str, torch.Tensor] = {}
-    started = time.perf_counter()
 
     def train_step(step: int) -> dict[str, float]:
         position = step % steps_per_epoch
@@ -74,31 +104,18 @@ def fit_epochs(
         indices = order["perm"][position * batch_size : (position + 1) * batch_size]
         return {f"train_{k}": v for k, v in batch_step(indices).items()}
 
-    total_steps = params["epochs"] * steps_per_epoch
-
-    def end_of_epoch(step: int) -> None:
-        if step % steps_per_epoch:
-            return
-        row = state.history[-1]
-        if validate is not None:
-            for module in modules.values():
-                module.eval()
-            with torch.no_grad():
-                scores = {f"val_{k}": float(v) for k, v in validate().items()}
-            log_metrics({f"{name}/{k}": v for k, v in scores.items()}, step=step)
-            row.update(scores)
-        row["epoch"] = step // steps_per_epoch
-        row["elapsed_s"] = round(time.perf_counter() - started, 2)
+    total_steps = params.epochs * steps_per_epoch
+    end_of_epoch = _epoch_end(state, validate, name, steps_per_epoch)
 
     fit(
         state,
         train_step,
         total_steps=total_steps,
         log_every=steps_per_epoch,
-        checkpoint_every=params.get("checkpoint_every_epochs", 1) * steps_per_epoch,
-        checkpoint_dir=params.get("checkpoint_dir"),
-        fingerprint=fingerprint(params, n_train),
-        resume=params.get("resume", True),
+        checkpoint_every=getattr(params, "checkpoint_every_epochs", 1) * steps_per_epoch,
+        checkpoint_dir=getattr(params, "checkpoint_dir", None),
+        fingerprint=fingerprint(params, n_train, **(fingerprint_extra or {})),
+        resume=getattr(params, "resume", True),
         after_step=end_of_epoch,
         description=name,
         metric_prefix=f"{name}/",
@@ -106,15 +123,3 @@ def fit_epochs(
     for module in modules.values():
         module.eval()
     return state.history
-
-
-@torch.no_grad()
-def batched(
-    fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, batch_size: int = 500
-) -> torch.Tensor:
-    """Apply ``fn`` to aligned slices of ``tensors`` and concatenate the results on the CPU."""
-    outputs = [
-        fn(*(t[start : start + batch_size] for t in tensors)).cpu()
-        for start in range(0, len(tensors[0]), batch_size)
-    ]
-    return torch.cat(outputs)

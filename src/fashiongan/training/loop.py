@@ -55,6 +55,15 @@ def resume_all_ranks(checkpoint_dir: Path, state: TrainingState, fingerprint: st
     return None if detail is None else Path(detail)
 
 
+def _close_window(state: TrainingState, metric_prefix: str) -> dict[str, float]:
+    """Average the open metric window into one history row (logged to MLflow) and empty it."""
+    row = {name: sum(values) / len(values) for name, values in state.window.items()}
+    state.window.clear()
+    state.history.append({"step": state.step, **row})
+    log_metrics({metric_prefix + k: v for k, v in row.items()}, step=state.step)
+    return row
+
+
 def fit(
     state: TrainingState,
     train_step: Callable[[int], dict[str, float]],
@@ -101,10 +110,7 @@ def fit(
                 window.setdefault(name, []).append(value)
             bar.update(1)
             if state.step % log_every == 0 or state.step == total_steps:
-                row = {name: sum(values) / len(values) for name, values in window.items()}
-                window.clear()
-                state.history.append({"step": state.step, **row})
-                log_metrics({metric_prefix + k: v for k, v in row.items()}, step=state.step)
+                row = _close_window(state, metric_prefix)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if "loss" in k})
             if after_step is not None:
                 after_step(state.step)
@@ -112,8 +118,5 @@ def fit(
             if checkpoint_dir is not None and at_checkpoint and is_main_process():
                 save_checkpoint(checkpoint_dir, state, fingerprint)
     if window:  # resumed from a final checkpoint whose last window was never logged
-        row = {name: sum(values) / len(values) for name, values in window.items()}
-        window.clear()
-        state.history.append({"step": state.step, **row})
-        log_metrics({metric_prefix + k: v for k, v in row.items()}, step=state.step)
+        _close_window(state, metric_prefix)
     return state

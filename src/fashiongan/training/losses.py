@@ -68,7 +68,10 @@ def gradient_penalty(
 def triplet_loss(
     anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
 ) -> torch.Tensor:
-    """max(0, ‖a−p‖² − ‖a−n‖² + margin) on unit embeddings (B, D)."""
+    """mean of max(0, ‖a−p‖ − ‖a−n‖ + margin) over the batch, on embeddings (B, D).
+
+    Plain (not squared) L2 distances, as ``F.triplet_margin_loss`` with ``p=2`` computes them.
+    """
     return F.triplet_margin_loss(anchor, positive, negative, margin=margin, p=2)
 
 

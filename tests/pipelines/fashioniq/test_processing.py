@@ -3,14 +3,15 @@ import json
 import pytest
 import torch
 
-from fashiongan.pipelines.fashioniq_processing.nodes import (
+from fashiongan.config import ConfigError, load_parameters, parse_block
+from fashiongan.fashioniq_files import (
     FashionIQDataMissingError,
     FashionIQFormatError,
     index_image_files,
-    ingest_images,
     join_captions,
-    read_annotations,
 )
+from fashiongan.pipelines.fashioniq_processing.nodes import ingest_images, read_annotations
+from tests.conftest import REPO_ROOT
 from tests.pipelines.fashioniq.conftest import (
     EXPECTED_IMAGES,
     EXPECTED_PAIRS,
@@ -107,10 +108,13 @@ def test_missing_data_says_what_and_where(tmp_path):
 
 
 def test_bad_picture_settings_name_the_parameter(tmp_path):
-    with pytest.raises(ValueError, match="fashioniq.data.dtype is 'float8'"):
-        read_annotations(data_params(tmp_path, dtype="float8"))
-    with pytest.raises(ValueError, match="channels 1 or 3"):
-        read_annotations(data_params(tmp_path, channels=4))
+    """dtype and channels are checked with the parameters; the size before reading files."""
+    block = load_parameters(REPO_ROOT / "conf")["fashioniq"].model_dump()
+    for key, value in (("dtype", "float8"), ("channels", 4)):
+        with pytest.raises(ConfigError, match=f"fashioniq.data.{key}: "):
+            parse_block("fashioniq", block | {"data": block["data"] | {key: value}})
+    with pytest.raises(ValueError, match="fashioniq.data.image_size must be >= 8, got 4"):
+        read_annotations(data_params(tmp_path, image_size=4))
 
 
 def test_no_readable_picture_is_an_error(tmp_path):

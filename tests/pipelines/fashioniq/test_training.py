@@ -1,8 +1,11 @@
+import pandas as pd
 import pytest
 import torch
 
-from fashiongan.pipelines.fashioniq.nodes import make_training_items
+from fashiongan.config import ConditionalTraining, TrainingItems, load_parameters, overridden
+from fashiongan.pipelines.fashioniq.nodes import make_training_items, training_input
 from fashiongan.training.conditional import train_conditional_gan
+from tests.conftest import REPO_ROOT
 from tests.pipelines.fashioniq.conftest import EXPECTED_IDENTITY, EXPECTED_TRAIN_PAIRS, asin
 
 TINY_TRAINING = {
@@ -43,7 +46,7 @@ TINY_TRAINING = {
 
 def test_training_items_point_at_the_candidates(ingested):
     _, _, (images, items, pairs, _, _) = ingested
-    training = make_training_items(pairs, {"identity_caption": "is the same"})
+    training = make_training_items(pairs, TrainingItems(identity_caption="is the same"))
     kinds = training["kind"].value_counts().to_dict()
     assert kinds == {"pair": EXPECTED_TRAIN_PAIRS, "identity": EXPECTED_IDENTITY}
     assert list(training["index"]) == list(range(len(training)))
@@ -64,7 +67,7 @@ def test_training_items_point_at_the_candidates(ingested):
 
 def test_one_training_step_at_64x64_rgb(ingested):
     _, _, (images, _, pairs, _, _) = ingested
-    training = make_training_items(pairs, {"identity_caption": "is the same"})
+    training = make_training_items(pairs, TrainingItems(identity_caption="is the same"))
     n = len(training)
     texts = sorted(set(training["caption"]))
     text_index = torch.tensor([texts.index(t) for t in training["caption"]])
@@ -80,8 +83,11 @@ def test_one_training_step_at_64x64_rgb(ingested):
     }
     pictures = images["images"][torch.as_tensor(training["image_row"].to_numpy())].float()
     labels = torch.as_tensor(training["label"].to_numpy())
+    params = ConditionalTraining.model_validate(
+        load_parameters(REPO_ROOT / "conf")["fashioniq"].training.model_dump() | TINY_TRAINING
+    )
     generator, _, embedder, history = train_conditional_gan(
-        pictures, labels, conditioning, TINY_TRAINING, ["a", "b"]
+        pictures, labels, conditioning, params, ["a", "b"]
     )
     assert pictures.shape == (n, 3, 64, 64)
     assert len(history) == 1 and all(torch.isfinite(torch.tensor(v)) for v in history[0].values())
@@ -92,10 +98,27 @@ def test_one_training_step_at_64x64_rgb(ingested):
     assert embedder(out).shape == (2, 8)
 
 
+def test_training_input_gathers_the_items_and_fingerprints_them(ingested):
+    _, _, (images, _, pairs, _, _) = ingested
+    items = make_training_items(pairs, TrainingItems(identity_caption="is the same"))
+    encoder = load_parameters(REPO_ROOT / "conf")["fashioniq"].text_encoder
+    model_input = training_input(images, items, encoder)
+    rows = torch.as_tensor(items["image_row"].to_numpy())
+    assert torch.equal(model_input["train_images"], images["images"][rows].float())
+    assert model_input["train_labels"].tolist() == items["label"].tolist()
+    size, digest = model_input["data_fingerprint"].tolist()
+    assert size == len(items)
+    # another item list (one caption changed) is other data: another fingerprint
+    changed = items.assign(caption=items["caption"].where(items.index != 0, "is green"))
+    assert training_input(images, changed, encoder)["data_fingerprint"][1] != digest
+    shuffled = items.sample(frac=1, random_state=0)  # row order is not what the data is
+    assert training_input(images, shuffled, encoder)["data_fingerprint"][1] == digest
+
+
 def test_fine_tuning_bert_is_refused_for_fashioniq():
     """Its evaluation encodes queries with the frozen BERT, so a tuned one would not match."""
-
-    from fashiongan.pipelines.fashioniq.nodes import train_fashioniq_gan
-
+    encoder = overridden(
+        load_parameters(REPO_ROOT / "conf")["fashioniq"].text_encoder, trainable_top_layers=1
+    )
     with pytest.raises(ValueError, match="trainable_top_layers must be 0"):
-        train_fashioniq_gan({}, None, {}, {}, {"trainable_top_layers": 1}, [])
+        training_input({}, pd.DataFrame(), encoder)

@@ -7,11 +7,18 @@ import torch
 import yaml
 from PIL import Image
 
+from fashiongan.config import load_parameters, overridden
 from fashiongan.datasets import TensorDictDataset
-from fashiongan.pipelines.search_index.nodes import collect_catalog, embed_catalog
-from fashiongan.search.index import describe, read_index, search
+from fashiongan.datasets.faiss_index import read_index
+from fashiongan.pipelines.search_index.nodes import (
+    collect_catalog,
+    embed_catalog,
+    evaluate_search,
+)
+from fashiongan.pixels import from_uint8
+from fashiongan.search.index import build_index, describe, search
 from tests.conftest import make_kedro_project, run_pipeline
-from tests.search.conftest import CLASS_NAMES, tiny_items, tiny_models
+from tests.search.conftest import CLASS_NAMES, planted_models, tiny_items, tiny_models
 
 N_TEST = 40
 
@@ -55,7 +62,12 @@ def indexed(tmp_path_factory):
     overrides = {
         "search_index": {
             "index": {"exact_max": 30, "nprobe": 2},  # 40 items > 30: the IVF path
-            "evaluation": {"n_queries": 6, "n_images": 2, "examples": ["trainers", "a purse"]},
+            "evaluation": {
+                "k": 3,  # 4 items per class: 3 others can be found for each
+                "n_queries": 6,
+                "n_images": 2,
+                "examples": ["trainers", "a purse"],
+            },
         }
     }
     (project / "conf/local/parameters_search_index.yml").write_text(yaml.safe_dump(overrides))
@@ -80,9 +92,11 @@ def test_pipeline_writes_catalog_vectors_index_and_report(indexed):
     metrics = json.loads((indexed / "data/08_reporting/search_index/metrics.json").read_text())
     assert metrics["n_queries"] == 6 and metrics["index"]["ntotal"] == N_TEST
     assert metrics["intent_class_accuracy"] == 1.0  # titles name their class
-    for key in ("text", "image", "chance"):
-        assert 0.0 <= metrics[f"{key}_class_precision_at_10"] <= 1.0
-    assert metrics["chance_class_precision_at_10"] == pytest.approx(0.1)
+    assert metrics["chance_class_precision_at_3"] == pytest.approx(0.1)
+    # Even the untrained tiny embedder keeps items of a class together: image queries (the
+    # item's own vector, itself left out) find the class far above chance.
+    assert metrics["image_class_precision_at_3"] >= 0.5
+    assert 0.0 <= metrics["text_class_precision_at_3"] <= 1.0  # untrained generator: noise
     assert (indexed / "reports/figures/search_index/search_examples.png").stat().st_size > 5000
 
 
@@ -90,7 +104,7 @@ def test_service_loads_from_the_project_catalog(indexed):
     from fashiongan.search.service import load_service
 
     service, settings = load_service(indexed / "conf")
-    assert settings["port"] == 7860 and settings["host"] == "127.0.0.1"
+    assert settings.port == 7860 and settings.host == "127.0.0.1"
     assert service.model_names == ["conditional", "baseline"]  # no VAE here: skipped
     result = service.search("white trainers", k=3)
     assert result.intent.label == 7 and len(result.hits) == 3
@@ -114,13 +128,13 @@ def test_folder_catalog_reads_csv_and_skips_unreadable_pictures(tmp_path):
     from fashiongan.datasets.safetensors import load_module
 
     module = load_module(embedder)
-    table, thumbnails = collect_catalog(
-        {},
-        pd.DataFrame(),
-        module,
-        CLASS_NAMES,
-        {"kind": "folder", "images_dir": str(folder), "csv": str(folder / "products.csv")},
+    source = overridden(
+        load_parameters()["search_index"].source,
+        kind="folder",
+        images_dir=str(folder),
+        csv=str(folder / "products.csv"),
     )
+    table, thumbnails = collect_catalog({}, pd.DataFrame(), module, CLASS_NAMES, source)
     assert table["id"].tolist() == ["p1", "p2"] and table["label"].tolist() == [3, 7]
     assert table.loc[1, "image"].endswith("shoe.png")
     assert thumbnails["images"].shape == (2, 1, 28, 28)
@@ -129,6 +143,41 @@ def test_folder_catalog_reads_csv_and_skips_unreadable_pictures(tmp_path):
     assert vectors.shape == (2, 8) and np.isfinite(vectors.numpy()).all()
 
 
-def test_bad_catalog_source_is_a_clear_error():
-    with pytest.raises(ValueError, match="fashion_mnist or folder"):
-        collect_catalog({}, pd.DataFrame(), None, CLASS_NAMES, {"kind": "s3"})
+def test_a_bad_catalog_source_is_refused_before_the_run():
+    from fashiongan.config import ConfigError, parse_block
+
+    values = load_parameters()["search_index"].model_dump()
+    values["source"]["kind"] = "s3"
+    with pytest.raises(ConfigError, match=r"search_index\.source\.kind: input should be"):
+        parse_block("search_index", values)
+
+
+def _evaluate_planted(shift: int) -> dict:
+    """evaluate_search over the 60-item catalog with a generator drawing the asked class
+    (``shift`` 1: the next class, a generator that gets every request wrong)."""
+    table, pixels = tiny_items()
+    generator, embedder = planted_models()
+    generator.shift = shift
+    with torch.no_grad():
+        vectors = {"vectors": embedder(from_uint8(pixels))}
+    params = overridden(
+        load_parameters()["search_index"].evaluation, k=5, n_queries=30, examples=("a bag",)
+    )
+    index = build_index(vectors["vectors"].numpy())
+    metrics, plots = evaluate_search(
+        generator, embedder, index, table, {"images": pixels}, vectors, {}, params
+    )
+    assert list(plots) == ["search_examples.png"]
+    return metrics
+
+
+def test_search_evaluation_measures_relevance():
+    """Text precision is 1 when the generator draws what was asked and 0 when it draws the next
+    class; chance is the class share (0.1), whatever the generator."""
+    right, wrong = _evaluate_planted(0), _evaluate_planted(1)
+    assert right["text_class_precision_at_5"] == 1.0
+    assert wrong["text_class_precision_at_5"] == 0.0
+    for metrics in (right, wrong):
+        assert metrics["n_queries"] == 30 and metrics["intent_class_accuracy"] == 1.0
+        assert metrics["chance_class_precision_at_5"] == pytest.approx(0.1)
+        assert metrics["image_class_precision_at_5"] > 3 * 0.1

@@ -13,27 +13,25 @@ from __future__ import annotations
 
 import torch
 
+from fashiongan.pixels import to_unit
+
 # torchmetrics is imported inside the functions: it pulls in torch._dynamo (seconds), which
 # pipelines that only import this package (e.g. for fit_epochs) should not pay for.
 
 PSNR_CAP_DB = 100.0
 
 
-def _unit(images: torch.Tensor) -> torch.Tensor:
-    if images.ndim != 4:
-        raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
-    return ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
-
-
 def _check_pair(preds: torch.Tensor, target: torch.Tensor) -> None:
     if preds.shape != target.shape:
         raise ValueError(f"shape mismatch: {tuple(preds.shape)} vs {tuple(target.shape)}")
+    if preds.ndim != 4:
+        raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(preds.shape)}")
 
 
 def mse_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B,) mean squared error on the [0, 1] scale of images in [-1, 1]."""
     _check_pair(preds, target)
-    return (_unit(preds) - _unit(target)).pow(2).flatten(1).mean(1)
+    return (to_unit(preds) - to_unit(target)).pow(2).flatten(1).mean(1)
 
 
 def psnr_per_image(
@@ -44,7 +42,7 @@ def psnr_per_image(
 
     _check_pair(preds, target)
     psnr = peak_signal_noise_ratio(
-        _unit(preds), _unit(target), data_range=1.0, reduction="none", dim=(1, 2, 3)
+        to_unit(preds), to_unit(target), data_range=1.0, reduction="none", dim=(1, 2, 3)
     )
     return psnr.clamp(max=cap_db)
 
@@ -55,7 +53,7 @@ def ssim_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     _check_pair(preds, target)
     return structural_similarity_index_measure(
-        _unit(preds), _unit(target), data_range=1.0, reduction="none"
+        to_unit(preds), to_unit(target), data_range=1.0, reduction="none"
     )
 
 

@@ -3,7 +3,6 @@
 from kedro.pipeline import Node, Pipeline
 
 from fashiongan.pipelines.autoencoders.nodes import (
-    collect_histories,
     evaluate_autoencoders,
     plot_autoencoders,
     train_denoising_autoencoder,
@@ -11,9 +10,12 @@ from fashiongan.pipelines.autoencoders.nodes import (
     train_vanilla_autoencoder,
     write_autoencoders_report,
 )
+from fashiongan.training.history import collect_histories
 
 _MODELS = ["autoencoders_vanilla", "autoencoders_denoising", "autoencoders_vae"]
-_NOISE, _DATA = "params:autoencoders.denoising.noise", "fashion_mnist_model_input"
+# The evaluation and the figures use the denoiser's noise levels: they take its whole block,
+# since Kedro cannot type a block and one of its sub-blocks in the same run.
+_DENOISING, _DATA = "params:autoencoders.denoising", "fashion_mnist_model_input"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -27,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=train_denoising_autoencoder,
-                inputs=[_DATA, "params:autoencoders.denoising"],
+                inputs=[_DATA, _DENOISING],
                 outputs=["autoencoders_denoising", "autoencoders_denoising_history"],
                 name="train_denoising_autoencoder",
             ),
@@ -39,7 +41,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=collect_histories,
-                inputs=[f"{m}_history" for m in _MODELS],
+                inputs={
+                    "vanilla AE": "autoencoders_vanilla_history",
+                    "denoising AE": "autoencoders_denoising_history",
+                    "VAE": "autoencoders_vae_history",
+                },
                 outputs="autoencoders_histories",
                 name="collect_autoencoder_histories",
             ),
@@ -48,7 +54,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     _DATA,
                     *_MODELS,
-                    _NOISE,
+                    _DENOISING,
                     "params:autoencoders.vae.beta",
                     "params:autoencoders.evaluation",
                 ],
@@ -61,11 +67,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     _DATA,
                     *_MODELS,
                     "autoencoders_histories",
-                    _NOISE,
+                    _DENOISING,
                     "params:fashion_mnist.class_names",
                     "params:autoencoders.figures",
                 ],
-                outputs=["autoencoders_figures", "autoencoders_figures_report"],
+                outputs="autoencoders_figures",
                 name="plot_autoencoders",
             ),
             Node(

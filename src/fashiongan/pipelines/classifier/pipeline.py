@@ -1,10 +1,13 @@
-"""``kedro run --pipelines=classifier``: titles → vocabulary → three classifiers → comparison."""
+"""``kedro run --pipelines=classifier``: titles → vocabulary → three classifiers → comparison.
+
+The titles' tone/fit/pattern words come from ``fashion_mnist_attributes`` (the ``captions``
+pipeline), so run ``captions`` first (or in the same run).
+"""
 
 from kedro.pipeline import Node, Pipeline
 
 from fashiongan.pipelines.classifier.nodes import (
     build_title_vocabulary,
-    collect_histories,
     encode_product_titles,
     evaluate_classifiers,
     make_product_titles,
@@ -15,6 +18,7 @@ from fashiongan.pipelines.classifier.nodes import (
     train_text_classifier,
     write_classifier_report,
 )
+from fashiongan.training.history import collect_histories
 
 _DATA, _CLASSES = "fashion_mnist_model_input", "params:fashion_mnist.class_names"
 _TRAIN_INPUTS = [
@@ -44,7 +48,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=make_product_titles,
-                inputs=[_DATA, "params:classifier.titles"],
+                inputs=[_DATA, "fashion_mnist_attributes", "params:classifier.titles"],
                 outputs="classifier_titles",
                 name="make_product_titles",
             ),
@@ -63,7 +67,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             *training,
             Node(
                 func=collect_histories,
-                inputs=[f"classifier_{m}_history" for m in _TRAINERS],
+                inputs={m: f"classifier_{m}_history" for m in _TRAINERS},
                 outputs="classifier_histories",
                 name="collect_classifier_histories",
             ),
@@ -77,7 +81,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=plot_classifiers,
                 inputs=["classifier_metrics", "classifier_histories", _CLASSES],
-                outputs=["classifier_figures", "classifier_figures_report"],
+                outputs="classifier_figures",
                 name="plot_classifiers",
             ),
             Node(

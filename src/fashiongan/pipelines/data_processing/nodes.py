@@ -7,6 +7,8 @@ import struct
 import numpy as np
 import torch
 
+from fashiongan.pixels import from_uint8
+
 _IDX_DTYPES = {0x08: np.uint8}
 
 
@@ -46,7 +48,9 @@ def parse_idx(data: bytes, name: str = "idx") -> np.ndarray:
     return np.frombuffer(data, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(dims).copy()
 
 
-def parse_fashion_mnist(raw: dict[str, bytes], class_names: list[str]) -> dict[str, torch.Tensor]:
+def parse_fashion_mnist(
+    raw: dict[str, bytes], class_names: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
     """Parse the four idx files and check that images, labels and classes agree.
 
     Returns:
@@ -100,7 +104,7 @@ def split_train_validation(
 
 def scale_images(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W) → float32 (N, 1, H, W) in [-1, 1], the generator's tanh range."""
-    return (images.float().div(127.5).sub(1.0)).unsqueeze(1).contiguous()
+    return from_uint8(images).unsqueeze(1).contiguous()
 
 
 def build_model_input(
@@ -119,7 +123,7 @@ def build_model_input(
 
 
 def summarise_dataset(
-    model_input: dict[str, torch.Tensor], class_names: list[str]
+    model_input: dict[str, torch.Tensor], class_names: tuple[str, ...]
 ) -> dict[str, float]:
     """Counts per split and the value range, for DVC metrics and a quick sanity look."""
     summary: dict[str, float] = {}

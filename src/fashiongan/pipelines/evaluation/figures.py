@@ -1,19 +1,24 @@
-"""Figures of the evaluation: loss curves, per-class samples, noise variation, interpolation, confusion."""
+"""Figures of the evaluation: loss curves, per-class samples, noise variation, interpolation,
+confusion and retrieval examples. Pure: each returns a Figure; the node saves them once."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+import textwrap
 from typing import Any
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from fashiongan.config import EvaluationFigures
+from fashiongan.evaluation.retrieval import ModelRetrieval, RetrievalProtocol
+from fashiongan.evaluation.sampling import encode_texts
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.evaluator import EvaluatorCNN
-from fashiongan.pipelines.evaluation.nodes import encode_texts, materialise
-from fashiongan.plotting import image_grid, loss_curves
+from fashiongan.pixels import to_uint8
+from fashiongan.plotting import confusion_figure, image_grid, loss_curves
 from fashiongan.text.captions import caption
 
 
@@ -90,90 +95,106 @@ def interpolation(
     return image_grid(grid, ncols=steps, row_labels=labels, title=f"{name}: latent interpolation")
 
 
-def confusion_figure(name: str, metrics: dict[str, Any], class_names: list[str]) -> Figure:
-    """Requested vs evaluator class (row-normalised) for conditional models; the evaluator's class
+def class_figure(name: str, metrics: dict[str, Any], class_names: list[str]) -> Figure:
+    """Requested vs evaluator class (row shares) for conditional models; the evaluator's class
     shares of the samples for unconditional ones."""
     if "confusion" in metrics:
-        counts = torch.tensor(metrics["confusion"], dtype=torch.float64)
-        rates = counts / counts.sum(1, keepdim=True).clamp(min=1)
-        fig, ax = plt.subplots(figsize=(6.4, 5.6))
-        image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-        for i in range(len(rates)):
-            for j in range(len(rates)):
-                if rates[i, j] >= 0.005:
-                    color = "white" if rates[i, j] > 0.6 else "black"
-                    ax.text(
-                        j,
-                        i,
-                        f"{rates[i, j]:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=6.5,
-                        color=color,
-                    )
-        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
-        ax.set(xlabel="evaluator's class", ylabel="requested class")
         mean = metrics.get("conditional_accuracy", {}).get("mean")
-        ax.set_title(
-            f"{name}: evaluator on generated images (mean accuracy {mean:.3f})", fontsize=9
-        )
-        fig.colorbar(image, ax=ax, fraction=0.046)
-    else:
-        fig, ax = plt.subplots(figsize=(6.4, 3.6))
-        shares = metrics["predicted_class_share"]
-        ax.bar(range(len(shares)), shares)
-        ax.axhline(1 / len(shares), color="grey", linestyle="--", label="balanced")
-        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=7)
-        ax.set(
-            ylabel="share of samples", title=f"{name}: evaluator's class of unconditional samples"
-        )
-        ax.legend()
+        return confusion_figure(
+            metrics["confusion"], class_names,
+            title=f"{name}: evaluator on generated images (mean accuracy {mean:.3f})",
+            xlabel="evaluator's class", ylabel="requested class", cells="shares",
+        )  # fmt: skip
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    shares = metrics["predicted_class_share"]
+    ax.bar(range(len(shares)), shares)
+    ax.axhline(1 / len(shares), color="grey", linestyle="--", label="balanced")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="share of samples", title=f"{name}: evaluator's class of unconditional samples")
+    ax.legend()
     fig.tight_layout()
     return fig
 
 
-def plot_evaluation(
-    generators: Mapping[str, Any],
-    samples: Mapping[str, Any],
-    histories: Mapping[str, Any],
+def model_figures(
+    name: str,
+    generator: torch.nn.Module,
+    samples: dict[str, torch.Tensor],
+    history: pd.DataFrame | None,
     evaluator: EvaluatorCNN,
-    model_metrics: dict[str, Any],
-    retrieval_figures: dict[str, Figure],
+    metrics: dict[str, Any],
     class_names: list[str],
-    params: dict[str, Any],
-) -> tuple[dict[str, Figure], dict[str, Figure]]:
-    """All figures, ``<model>_<kind>.png``; returned twice (08_reporting + MLflow, reports/figures).
-
-    Kinds: ``loss_curves`` (models with a training history), ``class_samples``,
-    ``noise_variation`` (conditional), ``interpolation``, ``confusion``, and the retrieval
-    node's ``retrieval_examples``.
-    """
-    settings = params.get("figures") or {}
-    seed = int(settings.get("seed", 7))
-    per_class = int(settings.get("per_class", 8))
-    texts = list(settings.get("noise_captions", ["a dark ankle boot", "a light dress"]))
+    settings: EvaluationFigures,
+) -> dict[str, Figure]:
+    """One model's figures, ``<name>_<kind>.png``: ``loss_curves`` (with a training history),
+    ``class_samples``, ``noise_variation`` (conditional), ``interpolation``, ``confusion``."""
+    seed, texts = settings.seed, list(settings.noise_captions)
     plots: dict[str, Figure] = {}
-    evaluator = evaluator.eval().cpu()
-    for name, generator in materialise(generators, params.get("models")).items():
-        generator = generator.eval().cpu()
-        if name in histories:
-            history = histories[name]() if callable(histories[name]) else histories[name]
-            plots[f"{name}_loss_curves.png"] = loss_curves(history, title=name)
-        images = samples[name]() if callable(samples[name]) else samples[name]
-        plots[f"{name}_class_samples.png"] = class_grid(
-            name, generator, images["images"], evaluator, class_names, per_class, seed
+    if history is not None:
+        plots[f"{name}_loss_curves.png"] = loss_curves(history, title=name)
+    plots[f"{name}_class_samples.png"] = class_grid(
+        name, generator, samples["images"], evaluator, class_names, settings.per_class, seed
+    )
+    if isinstance(generator, ConditionalGenerator):
+        plots[f"{name}_noise_variation.png"] = noise_variation(
+            name, generator, texts, settings.n_noise, seed
         )
-        if isinstance(generator, ConditionalGenerator):
-            plots[f"{name}_noise_variation.png"] = noise_variation(
-                name, generator, texts, int(settings.get("n_noise", 8)), seed
-            )
-        plots[f"{name}_interpolation.png"] = interpolation(
-            name, generator, texts, int(settings.get("interpolation_rows", 4)),
-            int(settings.get("interpolation_steps", 8)), seed,
-        )  # fmt: skip
-        plots[f"{name}_confusion.png"] = confusion_figure(
-            name, model_metrics["models"][name], class_names
-        )
-    plots.update(retrieval_figures)
-    return plots, plots
+    plots[f"{name}_interpolation.png"] = interpolation(
+        name, generator, texts, settings.interpolation_rows, settings.interpolation_steps, seed
+    )
+    plots[f"{name}_confusion.png"] = class_figure(name, metrics, class_names)
+    return plots
+
+
+def plot_retrieval_examples(
+    name: str,
+    protocol: RetrievalProtocol,
+    result: ModelRetrieval,
+    images: torch.Tensor,
+    n_examples: int,
+    top: int = 5,
+) -> Figure:
+    """Rows: query (reference image for composed ones) → generated image → top-5 catalog items.
+
+    Correct items (same class, tone, fit, pattern as the target) are framed green, others red.
+    """
+    queries, relevant = protocol.queries, protocol.relevant
+    synthetic, ranked = result.synthetic, result.ranked_synthetic
+    rows = [("text", i) for i in range(min(n_examples, len(queries)))] + [
+        ("composed", i) for i in range(min(n_examples, len(queries)))
+    ]
+    cols = 2 + top
+    fig, axes = plt.subplots(
+        len(rows), cols, figsize=(1.2 * cols + 2.6, 1.35 * len(rows)), squeeze=False
+    )
+    for r, (kind, q) in enumerate(rows):
+        query = queries.iloc[q]
+        ids = ranked[kind][q, :top].tolist()
+        cells = [
+            (images[int(query["reference"])] if kind == "composed" else None, "reference", None),
+            (synthetic[kind][1][q], "generated", None),
+        ] + [(images[i], f"#{i}", i in relevant[kind][q]) for i in ids]
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            image, label, correct = cells[c] if c < len(cells) else (None, "", None)
+            if image is None:
+                ax.axis("off")
+                if c == 0:  # a text query: the query is the text
+                    wrapped = textwrap.fill(str(query["text"]), 16)
+                    ax.text(0.5, 0.5, wrapped, ha="center", va="center", fontsize=7)
+                continue
+            ax.imshow(to_uint8(image[None])[0].squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=255)
+            ax.set_xlabel(label, fontsize=6.5)
+            if correct is not None:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:green" if correct else "tab:red")
+                    spine.set_linewidth(2.5)
+        if kind == "composed":
+            wrapped = textwrap.fill(f"+ {query['modification']}", 18)
+            axes[r][0].set_ylabel(wrapped, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(
+        f"{name}: query → generated image → top-{top} catalog items (green = correct)", fontsize=9
+    )
+    fig.tight_layout()
+    return fig

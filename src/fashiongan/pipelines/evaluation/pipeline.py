@@ -2,10 +2,14 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from fashiongan.pipelines.evaluation.figures import plot_evaluation
-from fashiongan.pipelines.evaluation.nodes import sample_models, score_inception, score_models
-from fashiongan.pipelines.evaluation.report import compile_report
-from fashiongan.pipelines.evaluation.retrieval import evaluate_retrieval
+from fashiongan.pipelines.evaluation.nodes import (
+    compile_report,
+    evaluate_retrieval,
+    plot_evaluation,
+    sample_models,
+    score_inception,
+    score_models,
+)
 
 DATA = ["fashion_mnist_model_input", "fashion_mnist_captions"]
 
@@ -62,7 +66,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:fashion_mnist.class_names",
                     "params:evaluation",
                 ],
-                outputs=["evaluation_figures", "evaluation_figures_report"],
+                outputs="evaluation_figures",
                 name="plot_evaluation",
             ),
             Node(

@@ -1,27 +1,56 @@
-"""The model comparison: flat metrics (DVC, MLflow), full details and ``reports/model_comparison.md``."""
+"""The model comparison: flat metrics (DVC, MLflow), full details and ``reports/model_comparison.md``.
+
+The numbers come from the evaluation library; this module flattens them into one row a model,
+records which code and data produced them, and lays them out with ``evaluation.md.j2``.
+"""
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import math
+import subprocess
 from typing import Any
 
 import mlflow
 import torch
 
-from fashiongan.pipelines.evaluation.nodes import REFERENCE_ROWS, data_checksum, git_commit
+from fashiongan.evaluation.scoring import REFERENCE_ROWS
+from fashiongan.reporting import render
 from fashiongan.training.tracking import log_metrics
 
-log = logging.getLogger(__name__)
-
 ROW_TITLES = {"floor": "real train vs test (floor)", "noise": "uniform noise"}
-QUERY_KINDS = {"text": "text queries", "composed": "composed queries (reference + modification)"}
+QUERY_TITLES = {"text": "text queries", "composed": "composed queries (reference + modification)"}
 METHOD_TITLES = {
     "image": "image only (reference's neighbours)",
     "text": "text only (BERT vs catalog captions)",
     "synthetic": "synthetic (generated image → embedding)",
     "fused": "synthetic + text (z-scored sum)",
 }
+
+
+def git_commit() -> str:
+    """The checked-out commit (with ``-dirty`` for uncommitted changes), or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def data_checksum(model_input: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the model-input tensors (names, shapes, dtypes, bytes), keys sorted."""
+    digest = hashlib.sha256()
+    for key in sorted(model_input):
+        tensor = model_input[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def row_summary(
@@ -65,20 +94,14 @@ def row_summary(
     return out
 
 
-def compile_report(
+def comparison(
     model_metrics: dict[str, Any],
     inception: dict[str, Any],
     retrieval: dict[str, Any],
-    model_input: dict[str, torch.Tensor],
-    class_names: list[str],
-) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """Assemble the comparison, log it to MLflow and write it as Markdown.
-
-    Returns:
-        ``metrics`` (compact, one flat dict a row: DVC metrics), ``details`` (everything,
-        per class included) and the Markdown report.
-    """
-    run = {"git_commit": git_commit(), "data_checksum": data_checksum(model_input)}
+    run: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``metrics`` (compact, one flat dict a row: DVC metrics) and ``details`` (everything, per
+    class included) of one evaluation run."""
     fid_inc = inception.get("models", {}) if inception.get("enabled") else {}
     retrieval_models = retrieval.get("models", {})
     rows = {
@@ -100,11 +123,12 @@ def compile_report(
         "inception": inception,
         "retrieval": retrieval,
     }
-    _log_to_mlflow(rows, run, settings)
-    return metrics, details, markdown(metrics, model_metrics, retrieval, class_names)
+    return metrics, details
 
 
-def _log_to_mlflow(rows: dict[str, Any], run: dict[str, str], settings: dict[str, Any]) -> None:
+def log_to_mlflow(metrics: dict[str, Any]) -> None:
+    """Every finite row value as ``<row>/<metric>``; the run identity and settings as tags."""
+    rows, run, settings = metrics["rows"], metrics["run"], metrics["settings"]
     flat = {
         f"{row}/{key}": value
         for row, values in rows.items()
@@ -124,196 +148,6 @@ def _log_to_mlflow(rows: dict[str, Any], run: dict[str, str], settings: dict[str
                 ),
             }
         )
-
-
-def _fmt(value: Any, digits: int = 3, scale: float = 1.0) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value * scale:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def markdown(
-    metrics: dict[str, Any],
-    model_metrics: dict[str, Any],
-    retrieval: dict[str, Any],
-    class_names: list[str],
-) -> str:
-    """``reports/model_comparison.md``: one row a model beside the floor and noise rows."""
-    rows, settings = metrics["rows"], metrics["settings"]
-    ev, inc = settings["evaluator"], settings["inception"]
-    models = [name for name in rows if name not in REFERENCE_ROWS]
-    order = models + list(REFERENCE_ROWS)
-    title = {name: f"**{name}**" for name in models} | ROW_TITLES
-    inc_col = f"FID Inception (N={inc['n_samples']})" if inc.get("enabled") else "FID Inception"
-    lines = [
-        "# Model comparison",
-        "",
-        "Regenerated by `kedro run --pipelines=evaluation`; every generator under `models/` is "
-        "scored the same way. Run: git commit `{}`, data checksum `{}`.".format(
-            metrics["run"]["git_commit"], metrics["run"]["data_checksum"][:16]
-        ),
-        "",
-        f"- Distribution metrics: **{ev['extractor']}** features, **N = {ev['n_samples']}** "
-        f"generated images against as many {ev['reference']} (KID subsets of "
-        f"{ev['kid_subset_size']}, k = {ev['prdc_k']} for precision/recall/density/coverage). "
-        f"The evaluator's own test accuracy on these items: {_fmt(ev['evaluator_test_accuracy'])}.",
-        (
-            f"- Literature-comparable FID: **{inc['extractor']}**, **N = {inc['n_samples']}** "
-            "(biased upwards at small N: compare only at equal N)."
-            if inc.get("enabled")
-            else f"- Inception FID not computed: {inc.get('note')}"
-        ),
-        "- Floor: real training images scored as if generated (what a perfect generator "
-        "reaches at this N); noise: uniform noise images.",
-        "",
-        "## Summary",
-        "",
-    ]
-    lines += _table(
-        ["model", "FID eval ↓", "KID eval ×10³ ↓", "precision", "recall", "density",
-         "coverage", inc_col + " ↓", "D accuracy", "D F1", "cond. accuracy",
-         "attribute accuracy", "synthetic R@10 (composed)"],
-        [
-            [
-                title[name],
-                _fmt(r["fid_evaluator"], 2),
-                _fmt(r["kid_evaluator"], 2, 1e3),
-                _fmt(r["precision"]),
-                _fmt(r["recall"]),
-                _fmt(r["density"]),
-                _fmt(r["coverage"]),
-                _fmt(r["fid_inception"], 1),
-                _fmt(r.get("d_accuracy")),
-                _fmt(r.get("d_f1")),
-                _fmt(r.get("conditional_accuracy")),
-                _fmt(r.get("attribute_accuracy_mean")),
-                _fmt(r.get("retrieval_composed_synthetic_recall_at_10")),
-            ]
-            for name in order
-            for r in [rows[name]]
-        ],
-    )  # fmt: skip
-    lines += [
-        "",
-        "Conditional and attribute accuracy exist for conditional models only (an unconditional "
-        "model is not asked for a class); their floor row scores real test items against their "
-        "own captions (attribute accuracy 1 by construction), the noise row noise images against "
-        "the same captions (chance: class 0.1, tone 1/3, fit 1/3, pattern 1/2).",
-        "",
-        "## Discriminators (held-out: test images = real, generated = fake)",
-        "",
-    ]
-    d_rows = [
-        [
-            title[name],
-            d["loss"],
-            _fmt(d["accuracy"]), _fmt(d["precision"]), _fmt(d["recall"]), _fmt(d["f1"]),
-            _fmt(d["d_loss"]), _fmt(d["g_loss"]),
-            _fmt(rows[name].get("train_final_d_loss")), _fmt(rows[name].get("train_final_g_loss")),
-            _fmt(d["floor"]["accuracy"]), _fmt(d["noise"]["accuracy"]),
-        ]
-        for name in models
-        if "accuracy" in (d := model_metrics["models"][name].get("discriminator") or {})
-    ]  # fmt: skip
-    lines += (
-        _table(
-            [
-                "model",
-                "loss",
-                "accuracy",
-                "precision",
-                "recall",
-                "F1",
-                "D loss",
-                "G loss",
-                "final train D loss",
-                "final train G loss",
-                "acc. real-train-as-fake (floor)",
-                "acc. noise-as-fake",
-            ],
-            d_rows,
-        )  # fmt: skip
-        if d_rows
-        else ["No model has a discriminator."]
-    )
-    lines += [
-        "",
-        "A discriminator that generalises scores 0.5 accuracy in the floor column (it cannot "
-        "tell real test from real training images); far above 0.5 means it memorised the "
-        "training set.",
-        "",
-        "## Conditional accuracy per class (evaluator's class = requested class)",
-        "",
-    ]
-    cond_rows = [n for n in order if rows[n].get("conditional_accuracy") is not None]
-    short = [c.split("/")[0] for c in class_names]
-    lines += _table(
-        ["model", *short, "mean"],
-        [
-            [title[n]]
-            + [_fmt(rows[n].get(f"conditional_accuracy_class_{i}")) for i in range(len(short))]
-            + [_fmt(rows[n]["conditional_accuracy"])]
-            for n in cond_rows
-        ],
-    )
-    lines += ["", "## Attribute accuracy (caption grammar's measures on generated images)", ""]
-    lines += _table(
-        ["model", "tone", "fit", "pattern", "mean"],
-        [
-            [title[n]] + [_fmt(rows[n].get(f"attribute_accuracy_{k}")) for k in ("tone", "fit", "pattern", "mean")]
-            for n in cond_rows
-        ]
-        + [["chance", "0.333", "0.333", "0.500", "0.389"]],
-    )  # fmt: skip
-    lines += ["", "## Retrieval (catalog: Fashion-MNIST test set)", ""]
-    lines += _retrieval_section(retrieval, short)
-    return "\n".join(lines) + "\n"
-
-
-def _retrieval_section(retrieval: dict[str, Any], short: list[str]) -> list[str]:
-    if not retrieval.get("models"):
-        return [retrieval.get("note", "No retrieval results.")]
-    s = retrieval["settings"]
-    map_key = f"map_at_{s['map_k']}"
-    lines = [
-        f"{s['n_queries']} queries with targets drawn from the catalog ({s['n_catalog']} items); "
-        f"relevant = {s['relevance']} (on average {s['mean_relevant_per_query']:.1f} items a "
-        f"query). Synthetic queries average the embeddings of {s['n_images_per_query']} "
-        f"generated images. Recall@K = share of queries with a relevant item in the top K; "
-        f"mAP@{s['map_k']}.",
-        "",
-    ]
-    for name, model in retrieval["models"].items():
-        lines += [f"### {name}", ""]
-        table_rows = []
-        for kind, kind_title in QUERY_KINDS.items():
-            for method, scores in model[kind].items():
-                o = scores["overall"]
-                table_rows.append(
-                    [kind_title, METHOD_TITLES[method]]
-                    + [_fmt(o[f"recall_at_{k}"]) for k in s["ks"]]
-                    + [_fmt(o[map_key])]
-                )
-        lines += _table(
-            ["queries", "method", *[f"R@{k}" for k in s["ks"]], f"mAP@{s['map_k']}"], table_rows
-        )
-        lines += ["", verdict_sentence(name, model["verdict"]), ""]
-        k_mid = sorted(s["ks"])[len(s["ks"]) // 2]
-        lines += [f"Per class (target's class), R@{k_mid} of composed queries:", ""]
-        per_class_rows = []
-        for method, scores in model["composed"].items():
-            per = scores["per_class"]
-            per_class_rows.append(
-                [METHOD_TITLES[method]]
-                + [_fmt(per.get(str(i), {}).get(f"recall_at_{k_mid}")) for i in range(len(short))]
-            )
-        lines += _table(["method", *short], per_class_rows) + [""]
-    return lines
 
 
 def verdict_sentence(name: str, verdict: dict[str, Any]) -> str:
@@ -336,3 +170,44 @@ def verdict_sentence(name: str, verdict: dict[str, Any]) -> str:
         + (" and ".join(f"{kind} queries" for kind in fused) if fused else "neither kind")
     )
     return f"**{name}**: " + "; ".join(parts) + f" (criterion: {verdict['criterion']})."
+
+
+def markdown(
+    metrics: dict[str, Any],
+    model_metrics: dict[str, Any],
+    retrieval: dict[str, Any],
+    class_names: list[str],
+) -> str:
+    """``reports/model_comparison.md``: one row a model beside the floor and noise rows."""
+    rows = metrics["rows"]
+    models = [name for name in rows if name not in REFERENCE_ROWS]
+    order = models + list(REFERENCE_ROWS)
+    discriminators = [
+        (name, d)
+        for name in models
+        if "accuracy" in (d := model_metrics["models"][name].get("discriminator") or {})
+    ]
+    retrieval_settings = retrieval.get("settings", {})
+    ks = retrieval_settings.get("ks", [])
+    return render(
+        "evaluation.md.j2",
+        run=metrics["run"],
+        evaluator=metrics["settings"]["evaluator"],
+        inception=metrics["settings"]["inception"],
+        rows=rows,
+        models=models,
+        order=order,
+        titles={name: f"**{name}**" for name in models} | ROW_TITLES,
+        discriminators=discriminators,
+        conditional_rows=[n for n in order if rows[n].get("conditional_accuracy") is not None],
+        short_names=[c.split("/")[0] for c in class_names],
+        retrieval=retrieval,
+        k_middle=sorted(ks)[len(ks) // 2] if ks else None,
+        recall_headers=[f"R@{k}" for k in ks],
+        verdicts={
+            name: verdict_sentence(name, model["verdict"])
+            for name, model in retrieval.get("models", {}).items()
+        },
+        query_titles=QUERY_TITLES,
+        method_titles=METHOD_TITLES,
+    )

@@ -1,7 +1,8 @@
-"""``kedro run --pipelines=fashioniq``: ingestion, conditioning, training, Recall@K and a report.
+"""FashionIQ's own nodes: pairs → the trainer's items, then Recall@K, figures and a report.
 
-Everything lives in the ``fashioniq`` namespace (datasets ``fashioniq.*``, parameters
-``fashioniq.*``); the training nodes are the Fashion-MNIST ones (``train_gan.nodes``).
+``kedro run --pipelines=fashioniq`` runs more: the pipeline registry joins ingestion
+(``fashioniq_processing``), these nodes and the conditional GAN's training template, all in
+the ``fashioniq`` namespace (datasets ``fashioniq.*``, parameters ``fashioniq.*``).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -13,15 +14,14 @@ from fashiongan.pipelines.fashioniq.nodes import (
     make_training_items,
     plot_fashioniq,
     score_queries,
-    train_fashioniq_gan,
+    training_input,
     write_fashioniq_report,
 )
-from fashiongan.pipelines.fashioniq_processing import create_pipeline as create_processing
-from fashiongan.pipelines.train_gan.nodes import encode_conditioning
-from fashiongan.pipelines.train_gan.pipeline import TRAINED_CONDITIONAL
 
 
-def create_training_pipeline() -> Pipeline:
+def create_items_pipeline() -> Pipeline:
+    """Pairs → ``training_items`` (the template's captions and composed queries) and
+    ``model_input`` (its pictures and labels)."""
     nodes = [
         Node(
             func=make_training_items,
@@ -29,45 +29,28 @@ def create_training_pipeline() -> Pipeline:
             outputs="training_items",
             name="make_training_items",
         ),
-        Node(  # the same function as Fashion-MNIST: items serve as captions and composed queries
-            func=encode_conditioning,
-            inputs=[
-                "training_items",
-                "training_items",
-                "params:sample_captions",
-                "params:text_encoder",
-            ],
-            outputs="conditioning",
-            name="encode_conditioning",
-        ),
         Node(
-            func=train_fashioniq_gan,
-            inputs=[
-                "images",
-                "training_items",
-                "conditioning",
-                "params:training",
-                "params:text_encoder",
-                "params:sample_captions",
-            ],
-            outputs=TRAINED_CONDITIONAL,
-            name="train_fashioniq_gan",
+            func=training_input,
+            inputs=["images", "training_items", "params:text_encoder"],
+            outputs="model_input",
+            name="training_input",
         ),
     ]
     return Pipeline(nodes, namespace="fashioniq")
 
 
 def create_evaluation_pipeline() -> Pipeline:
+    evaluation = "params:evaluation"
     nodes = [
         Node(
             func=encode_queries,
-            inputs=["pairs", "params:evaluation", "params:text_encoder"],
+            inputs=["pairs", evaluation, "params:text_encoder"],
             outputs="query_text",
             name="encode_queries",
         ),
         Node(
             func=fit_text_projection,
-            inputs=["embedder", "images", "training_items", "conditioning", "params:evaluation"],
+            inputs=["embedder", "images", "training_items", "conditioning", evaluation],
             outputs="text_projection",
             name="fit_text_projection",
         ),
@@ -81,14 +64,14 @@ def create_evaluation_pipeline() -> Pipeline:
                 "gallery",
                 "query_text",
                 "text_projection",
-                "params:evaluation",
+                evaluation,
             ],
             outputs="rankings",
             name="score_queries",
         ),
         Node(
             func=fashioniq_metrics,
-            inputs=["rankings", "params:evaluation"],
+            inputs=["rankings", evaluation],
             outputs="metrics",
             name="fashioniq_metrics",
         ),
@@ -102,9 +85,9 @@ def create_evaluation_pipeline() -> Pipeline:
                 "query_text",
                 "rankings",
                 "training_history",
-                "params:evaluation",
+                evaluation,
             ],
-            outputs=["figures", "figures_report"],
+            outputs="figures",
             name="plot_fashioniq",
         ),
         Node(
@@ -115,7 +98,7 @@ def create_evaluation_pipeline() -> Pipeline:
                 "training_metrics",
                 "metrics",
                 "params:training",
-                "params:evaluation",
+                evaluation,
             ],
             outputs="report",
             name="write_fashioniq_report",
@@ -125,4 +108,4 @@ def create_evaluation_pipeline() -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return create_processing() + create_training_pipeline() + create_evaluation_pipeline()
+    return create_items_pipeline() + create_evaluation_pipeline()

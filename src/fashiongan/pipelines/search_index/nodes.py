@@ -7,11 +7,9 @@ the folder; without it the picture is the first ``<id>.*`` file).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,10 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from fashiongan.compute import batched, torch_threads
+from fashiongan.config import IndexParams, SearchEvaluation, SearchSource
 from fashiongan.images import ImageInputError, load_image
-from fashiongan.plotting import to_uint8
+from fashiongan.pixels import from_uint8, to_uint8
 from fashiongan.search.index import IndexSettings, build_index, describe, search
 from fashiongan.search.service import Catalog, SearchService, SearchSettings
 from fashiongan.training.tracking import log_metrics
@@ -32,17 +32,12 @@ log = logging.getLogger(__name__)
 CATALOG_COLUMNS = ("id", "title", "category", "label", "image")
 
 
-def _as_uint8(images: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) in [-1, 1] → uint8 (N, C, H, W)."""
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 def collect_catalog(
     model_input: dict[str, torch.Tensor],
     captions: pd.DataFrame,
     embedder: torch.nn.Module,
     class_names: list[str],
-    source: dict[str, Any],
+    source: SearchSource,
 ) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
     """The items to search and their pictures at the embedder's resolution.
 
@@ -51,30 +46,27 @@ def collect_catalog(
         captions: the caption table; the test split's captions become product titles.
         embedder: only its ``config`` (image size, channels) is read.
         class_names: Fashion-MNIST class names (the ``category`` column).
-        source: ``kind`` (``fashion_mnist`` | ``folder``), ``limit`` (first N items or null) and
+        source: ``kind`` (``fashion_mnist`` | ``folder``), ``limit`` (first N items or None) and
             for folders ``images_dir`` and ``csv``.
 
     Returns:
         The table (``id, title, category, label, image``; ``label`` -1 when the category is
         not a class name) and ``{"images": uint8 (N, C, H, W)}`` thumbnails.
     """
-    kind = source.get("kind", "fashion_mnist")
-    limit = source.get("limit")
-    if kind == "fashion_mnist":
+    if source.kind == "fashion_mnist":
         table, images = _fashion_mnist_items(model_input, captions, class_names)
-    elif kind == "folder":
+    else:  # "folder"
         c = embedder.config
         table, images = _folder_items(source, class_names, c.image_size, c.channels)
-    else:
-        raise ValueError(f"search_index.source.kind must be fashion_mnist or folder, got {kind!r}")
-    if limit is not None:
-        table, images = table.iloc[: int(limit)].reset_index(drop=True), images[: int(limit)]
+    if source.limit is not None:
+        table, images = table.iloc[: source.limit].reset_index(drop=True), images[: source.limit]
     if table.empty:
         raise ValueError("the catalog is empty: nothing to index")
     if table["id"].duplicated().any():
         dupes = table.loc[table["id"].duplicated(), "id"].head(3).tolist()
         raise ValueError(f"catalog ids must be unique; repeated: {dupes}")
-    return table, {"images": _as_uint8(images)}
+    thumbnails = to_uint8(images).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+    return table, {"images": thumbnails}
 
 
 def _fashion_mnist_items(
@@ -99,13 +91,13 @@ def _fashion_mnist_items(
 
 
 def _folder_items(
-    source: dict[str, Any], class_names: list[str], size: int, channels: int
+    source: SearchSource, class_names: list[str], size: int, channels: int
 ) -> tuple[pd.DataFrame, torch.Tensor]:
-    folder = Path(source["images_dir"])
-    frame = pd.read_csv(source["csv"], dtype=str).fillna("")
+    folder = Path(source.images_dir)
+    frame = pd.read_csv(source.csv, dtype=str).fillna("")
     missing = {"id", "title", "category"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{source['csv']} lacks columns {sorted(missing)} (id,title,category)")
+        raise ValueError(f"{source.csv} lacks columns {sorted(missing)} (id,title,category)")
     lookup = {name.lower(): i for i, name in enumerate(class_names)}
     rows, images, skipped = [], [], []
     for item in frame.itertuples(index=False):
@@ -130,26 +122,28 @@ def _find_picture(folder: Path, item_id: str) -> Path | None:
     return next(iter(sorted(folder.glob(f"{item_id}.*"))), None)
 
 
-@torch.no_grad()
 def embed_catalog(
     thumbnails: dict[str, torch.Tensor], embedder: torch.nn.Module, batch_size: int
 ) -> dict[str, torch.Tensor]:
     """Unit embedding of every catalog picture: ``{"vectors": (N, dim) float32}``."""
     embedder = embedder.eval()
-    images = thumbnails["images"]
-    chunks = [
-        embedder(images[i : i + batch_size].float() / 127.5 - 1.0)
-        for i in range(0, len(images), batch_size)
-    ]
-    return {"vectors": torch.cat(chunks).float().contiguous()}
+    vectors = batched(
+        lambda pixels: embedder(from_uint8(pixels)), thumbnails["images"], batch_size=batch_size
+    )
+    return {"vectors": vectors.float().contiguous()}
 
 
 def build_search_index(
-    vectors: dict[str, torch.Tensor], settings: dict[str, Any]
+    vectors: dict[str, torch.Tensor], params: IndexParams
 ) -> tuple[Any, dict[str, Any]]:
-    """A faiss index over the catalog vectors, and what was built (kind, size, build time)."""
+    """A faiss index over the catalog vectors, and what was built (kind, size, build time).
+
+    The keys the YAML leaves out (IVF training sample, HNSW build depth, k-means seed) keep
+    :class:`~fashiongan.search.index.IndexSettings`' values.
+    """
     started = time.perf_counter()
-    index = build_index(vectors["vectors"].numpy(), IndexSettings.from_dict(settings))
+    settings = IndexSettings(**params.model_dump())
+    index = build_index(vectors["vectors"].numpy(), settings)
     info = {**describe(index), "build_time_s": round(time.perf_counter() - started, 3)}
     log.info("search index: %s", info)
     return index, info
@@ -163,53 +157,41 @@ def evaluate_search(
     thumbnails: dict[str, torch.Tensor],
     vectors: dict[str, torch.Tensor],
     index_info: dict[str, Any],
-    evaluation: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Figure], dict[str, Figure]]:
+    evaluation: SearchEvaluation,
+) -> tuple[dict[str, Any], dict[str, Figure]]:
     """How well text → generated image → top-k finds items of the asked-for class.
 
     Queries are catalog titles (a random sample); an item is relevant when its class is the
     title's class. Compared with image queries (an item's own vector, itself left out), which
     show what the embedding can do with a perfect query image, and with chance (class share).
 
-    Queries are single, tiny forward passes: ``evaluation.threads`` torch threads (1 by
-    default) serve them faster than many threads contending on a shared CPU.
+    Queries are single, tiny forward passes: ``evaluation.threads`` torch threads (1 in
+    conf/base) serve them faster than many threads contending on a shared CPU.
 
     Returns:
-        Metrics (also logged to MLflow as ``search/…``) and the example figure (twice: MLflow
-        and reports/figures).
+        Metrics (also logged to MLflow as ``search/…``) and the example figure (saved to
+        reports/figures and MLflow).
     """
-    with torch_threads(evaluation.get("threads")):
+    with torch_threads(evaluation.threads):
         return _evaluate_search(
             generator, embedder, index, table, thumbnails, vectors, index_info, evaluation
         )
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (None: leave as is), then restore the previous count."""
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _evaluate_search(
     generator, embedder, index, table, thumbnails, vectors, index_info, evaluation
-) -> tuple[dict[str, Any], dict[str, Figure], dict[str, Figure]]:
-    k = int(evaluation["k"])
+) -> tuple[dict[str, Any], dict[str, Figure]]:
+    k = evaluation.k
     service = SearchService(
         {"conditional": generator},
         embedder,
         index,
         Catalog(table, thumbnails["images"]),
-        SearchSettings(k=k, n_images=int(evaluation["n_images"]), seed=int(evaluation["seed"])),
+        SearchSettings(k=k, n_images=evaluation.n_images, seed=evaluation.seed),
     )
     labelled = table.index[table["label"] >= 0].tolist()
-    rng = random.Random(evaluation["seed"])
-    sample = rng.sample(labelled, min(int(evaluation["n_queries"]), len(labelled)))
+    rng = random.Random(evaluation.seed)
+    sample = rng.sample(labelled, min(evaluation.n_queries, len(labelled)))
     text_precision, intent_hits, latencies = [], [], []
     for row in sample:
         result = service.search(str(table.at[row, "title"]))
@@ -238,9 +220,8 @@ def _evaluate_search(
         "index": index_info,
     }
     log_metrics({f"search/{key}": v for key, v in metrics.items() if isinstance(v, float)}, step=0)
-    figure = plot_examples(service, evaluation["examples"], min(k, 8))
-    plots = {"search_examples.png": figure}
-    return metrics, plots, plots
+    figure = plot_examples(service, list(evaluation.examples), min(k, 8))
+    return metrics, {"search_examples.png": figure}
 
 
 def _mean(values: list) -> float | None:

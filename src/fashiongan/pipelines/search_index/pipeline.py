@@ -53,7 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "search_index_info",
                     "params:search_index.evaluation",
                 ],
-                outputs=["search_metrics", "search_figures", "search_figures_report"],
+                outputs=["search_metrics", "search_figures"],
                 name="evaluate_search",
             ),
         ]

@@ -38,7 +38,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "evaluator_metrics",
                     "params:fashion_mnist.class_names",
                 ],
-                outputs=["evaluator_figures", "evaluator_figures_report"],
+                outputs="evaluator_figures",
                 name="plot_evaluator",
             ),
         ]

@@ -6,7 +6,6 @@ run resumes); these nodes only pick inputs and shape outputs for the catalog.
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
@@ -14,6 +13,13 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from fashiongan.config import (
+    BaselineTraining,
+    ConditionalTraining,
+    Figures,
+    GridFigures,
+    TextEncoderParams,
+)
 from fashiongan.models.conditional_gan import (
     BESIDE_MODEL_TEXT_ENCODER,
     ConditionalDiscriminator,
@@ -22,9 +28,8 @@ from fashiongan.models.conditional_gan import (
 )
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from fashiongan.plotting import image_grid, loss_curves
-from fashiongan.text.captions import ATTRIBUTES, modification_text, stated_attributes
+from fashiongan.text.captions import ATTRIBUTES, stated_attributes
 from fashiongan.text.encoder import TextEncoder
-from fashiongan.text.features import caption_dataset
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.tracking import log_metrics
@@ -41,9 +46,9 @@ TrainedConditional = tuple[
 
 
 def train_baseline_gan(
-    model_input: dict[str, torch.Tensor], training: dict[str, Any]
+    model_input: dict[str, torch.Tensor], training: BaselineTraining
 ) -> tuple[MLPGenerator, MLPDiscriminator, pd.DataFrame, dict[str, float]]:
-    """Train the seed's MLP GAN on the training split.
+    """Train the reference notebook's MLP GAN on the training split.
 
     Args:
         model_input: tensors from ``data_processing`` (``train_images`` in [-1, 1]).
@@ -61,7 +66,7 @@ def train_baseline_gan(
         generator,
         discriminator,
         frame,
-        summarise_training(frame, wall_time, training.get("mlflow_prefix", "")),
+        summarise_training(frame, wall_time, training.mlflow_prefix),
     )
 
 
@@ -81,90 +86,30 @@ def summarise_training(
 
 
 def plot_training(
-    generator: MLPGenerator, history: pd.DataFrame, figures: dict[str, Any]
-) -> tuple[dict[str, Figure], dict[str, Figure]]:
-    """Sample grid from fixed noise and loss curves; returned twice (08_reporting, reports/figures)."""
+    generator: MLPGenerator, history: pd.DataFrame, figures: Figures
+) -> dict[str, Figure]:
+    """Sample grid from fixed noise and loss curves (saved to reports/figures and MLflow)."""
     noise = torch.randn(
-        figures["n_samples"],
+        figures.n_samples,
         generator.config.noise_dim,
-        generator=torch.Generator().manual_seed(figures["seed"]),
+        generator=torch.Generator().manual_seed(figures.seed),
     )
     with torch.no_grad():
         samples = generator.eval()(noise)
     plots = {
-        f"{figures['prefix']}_samples.png": image_grid(
-            samples, ncols=figures["ncols"], title=figures["title"]
+        f"{figures.prefix}_samples.png": image_grid(
+            samples, ncols=figures.ncols, title=figures.title
         ),
-        f"{figures['prefix']}_loss_curves.png": loss_curves(history, title=figures["title"]),
+        f"{figures.prefix}_loss_curves.png": loss_curves(history, title=figures.title),
     }
-    return plots, plots
-
-
-def describe_items(
-    model_input: dict[str, torch.Tensor], attributes: dict[str, Any], seed: int
-) -> tuple[dict[str, torch.Tensor], pd.DataFrame]:
-    """Tone / fit / pattern of every item and a shopper-style caption for it (all splits).
-
-    Returns:
-        Attribute tensors with the per-class cut points fitted on the training split, and the
-        caption table (``split, index, label, tone, fit, pattern, caption``).
-    """
-    described = caption_dataset(model_input, attributes, seed)
-    return described["attributes"], described["captions"]
-
-
-def pair_composed_queries(captions: pd.DataFrame, composed: dict[str, Any]) -> pd.DataFrame:
-    """A reference item and a modification text for every training item (the target).
-
-    Half the references (``same_class_prob``) share the target's class, so the texts cover both
-    "the same but darker" and "as a dress instead". A modification text depends only on what
-    changes, so each change gets ``variants`` phrasings: BERT then encodes a few thousand texts
-    instead of one per item.
-
-    Returns:
-        One row per training item: ``index``, ``reference_index``, ``modification``.
-    """
-    train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
-    attrs = ("label", "tone", "fit", "pattern")
-    values = train[list(attrs)].to_numpy()
-    positions = train["index"].to_numpy()
-    rng = random.Random(composed["seed"])
-    by_label = {label: positions[values[:, 0] == label] for label in set(values[:, 0].tolist())}
-    phrasings: dict[tuple, str] = {}
-    rows = []
-    for row, (index, item) in enumerate(zip(positions, values, strict=True)):
-        pool = by_label[item[0]] if rng.random() < composed["same_class_prob"] else positions
-        reference = int(pool[rng.randrange(len(pool))])
-        if reference == index:
-            reference = int(positions[(row + 1) % len(positions)])
-        ref_item = values[reference]
-        change = (
-            int(item[1] - ref_item[1]),
-            int(item[2] - ref_item[2]),
-            int(item[3]) if item[3] != ref_item[3] else None,
-            int(item[0]) if item[0] != ref_item[0] else None,
-            rng.randrange(composed["variants"]),
-        )
-        if change not in phrasings:
-            phrasings[change] = modification_text(
-                dict(zip(attrs, map(int, ref_item), strict=True)),
-                dict(zip(attrs, map(int, item), strict=True)),
-                random.Random(f"{composed['seed']}-{change}"),
-            )
-        rows.append((int(index), reference, phrasings[change]))
-    return pd.DataFrame(rows, columns=["index", "reference_index", "modification"])
-
-
-def text_encoder_from_params(encoder: dict[str, Any]) -> TextEncoder:
-    """The configured BERT (``text_encoder`` parameters, less ``batch_size``)."""
-    return TextEncoder(**{k: v for k, v in encoder.items() if k != "batch_size"})
+    return plots
 
 
 def encode_conditioning(
     captions: pd.DataFrame,
     composed: pd.DataFrame,
-    sample_captions: list[str],
-    encoder: dict[str, Any],
+    sample_captions: tuple[str, ...],
+    encoder: TextEncoderParams,
 ) -> dict[str, torch.Tensor]:
     """Run BERT once per distinct text: captions, modification texts and the sample-grid captions.
 
@@ -176,15 +121,16 @@ def encode_conditioning(
         own ``item_attributes`` (N, 3), for ``aux_weight`` and ``attribute_mismatch``. With
         ``trainable_top_layers`` k > 0, also ``text_hidden`` (U, T, H) and ``text_mask`` (U, T):
         each text as the frozen layers leave it, so training runs only the top k layers
-        (``text_hidden_top_layers`` records k).
+        (``text_hidden_top_layers`` records k). FashionIQ's training items serve as both the
+        captions and the composed queries.
     """
     train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
     composed = composed.sort_values("index")
     if not (train["index"].to_numpy() == composed["index"].to_numpy()).all():
         raise ValueError("captions and composed queries disagree on the training items")
     texts = train["caption"].tolist() + composed["modification"].tolist() + list(sample_captions)
-    text_encoder = text_encoder_from_params(encoder)
-    batch_size = encoder.get("batch_size", 256)
+    text_encoder = TextEncoder.from_params(encoder)
+    batch_size = encoder.batch_size
     unique, embeddings, index = text_encoder.encode_unique(texts, batch_size=batch_size)
     n = len(train)
     extras: dict[str, torch.Tensor] = {}
@@ -219,44 +165,46 @@ def encode_conditioning(
 def train_conditional(
     model_input: dict[str, torch.Tensor],
     conditioning: dict[str, torch.Tensor],
-    training: dict[str, Any],
-    encoder: dict[str, Any],
-    sample_captions: list[str],
+    training: ConditionalTraining,
+    encoder: TextEncoderParams,
+    sample_captions: tuple[str, ...],
 ) -> TrainedConditional:
     """Train the conditional GAN and its retrieval embedder on the training split.
 
     Also returns the text encoder, its top ``trainable_top_layers`` tuned (or as loaded, when
     0). The catalog saves it beside the generator, whose config names it ``./text_encoder``,
     so inference (CLI, search, evaluation) encodes queries with the very layers and pooling
-    the GAN was trained with.
+    the GAN was trained with. A ``data_fingerprint`` in ``model_input`` (FashionIQ's items)
+    joins the checkpoint fingerprint, so a checkpoint of other data is not resumed.
     """
-    text_encoder = text_encoder_from_params({**encoder, "device": "cpu"})  # tuning moves it
-    params = {
-        **training,
-        "text_encoder": {  # what shapes the run, for the checkpoint fingerprint
-            "base": encoder.get("model_name_or_path") or "bundled",
+    text_encoder = TextEncoder.from_params(encoder, device="cpu")  # tuning moves it
+    fingerprint_extra: dict[str, Any] = {
+        "text_encoder": {  # what shapes the run besides the training block
+            "base": encoder.model_name_or_path or "bundled",
             "trainable_top_layers": text_encoder.trainable_top_layers,
             "max_length": text_encoder.max_length,
             "normalize": text_encoder.normalize,
         },
-        "model": {
-            **training["model"],
-            "text_encoder": BESIDE_MODEL_TEXT_ENCODER,
-            "text_pooling": text_encoder.pooling,
-        },
     }
+    if "data_fingerprint" in model_input:
+        size, digest = model_input["data_fingerprint"].tolist()
+        fingerprint_extra["data_fingerprint"] = f"{size}-{digest}"
     started = time.perf_counter()
     generator, discriminator, embedder, history = train_conditional_gan(
         model_input["train_images"],
         model_input["train_labels"],
         conditioning,
-        params,
-        sample_captions,
+        training,
+        list(sample_captions),
         text_encoder,
+        model_extra={
+            "text_encoder": BESIDE_MODEL_TEXT_ENCODER,
+            "text_pooling": text_encoder.pooling,
+        },
+        fingerprint_extra=fingerprint_extra,
     )
     frame = pd.DataFrame(history)
-    wall_time = time.perf_counter() - started
-    summary = summarise_training(frame, wall_time, training.get("mlflow_prefix", ""))
+    summary = summarise_training(frame, time.perf_counter() - started, training.mlflow_prefix)
     return generator, discriminator, embedder, text_encoder, frame, summary
 
 
@@ -264,22 +212,22 @@ def plot_conditional(
     generator: ConditionalGenerator,
     text_encoder: TextEncoder,
     history: pd.DataFrame,
-    sample_captions: list[str],
-    figures: dict[str, Any],
-) -> tuple[dict[str, Figure], dict[str, Figure]]:
+    sample_captions: tuple[str, ...],
+    figures: GridFigures,
+) -> dict[str, Figure]:
     """One row per sample caption (same noise across rows), encoded by the trained text
     encoder, and the loss curves."""
-    cols = figures["ncols"]
+    cols = figures.ncols
     noise = torch.randn(
-        cols, generator.config.noise_dim, generator=torch.Generator().manual_seed(figures["seed"])
+        cols, generator.config.noise_dim, generator=torch.Generator().manual_seed(figures.seed)
     )
     text = text_encoder.encode(list(sample_captions))
     with torch.no_grad():
         samples = generator.eval()(noise.repeat(len(text), 1), text.repeat_interleave(cols, 0))
     plots = {
-        f"{figures['prefix']}_samples.png": image_grid(
-            samples, ncols=cols, row_labels=sample_captions, title=figures["title"]
+        f"{figures.prefix}_samples.png": image_grid(
+            samples, ncols=cols, row_labels=list(sample_captions), title=figures.title
         ),
-        f"{figures['prefix']}_loss_curves.png": loss_curves(history, title=figures["title"]),
+        f"{figures.prefix}_loss_curves.png": loss_curves(history, title=figures.title),
     }
-    return plots, plots
+    return plots

@@ -1,4 +1,9 @@
-"""A partitioned dataset that may be empty: models without a discriminator or an embedder."""
+"""A partitioned dataset that may be empty: models without a discriminator or an embedder.
+
+It extends kedro-datasets' ``PartitionedDataset`` (a folder of many files, each loaded lazily by
+another dataset): the folder, the description and the existence check are that class's, so
+only :class:`~fashiongan.datasets.base.InheritedInitArguments` is mixed in.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from typing import Any
 from kedro.io import DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
+from fashiongan.datasets.base import InheritedInitArguments
+
 log = logging.getLogger(__name__)
 
 
-class OptionalPartitionedDataset(PartitionedDataset):
+class OptionalPartitionedDataset(InheritedInitArguments, PartitionedDataset):
     """``PartitionedDataset`` whose ``load`` returns ``{}`` instead of failing when nothing matches.
 
     For the evaluation's optional per-model files (``models/*/discriminator.safetensors``,
