@@ -76,7 +76,7 @@ viz: install
 viz-build: install
 	$(BIN)/kedro viz build
 
-# The seed systems beside the GANs, the evaluator network and the model comparison.
+# The reference notebooks' systems beside the GANs, the evaluator network and the model comparison.
 autoencoders: install
 	$(BIN)/kedro run --pipelines=autoencoders
 

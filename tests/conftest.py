@@ -5,8 +5,10 @@ Nothing here touches the network or the real data: the idx files are drawn by th
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import logging
 import os
 import shutil
 import struct
@@ -77,17 +79,30 @@ def write_tiny_fashion_mnist(
     return checksums
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """Kedro sessions install rich handlers that print to stdout; keep them from leaking into the
-    next test (a CLI test would find log lines in the JSON it reads from stdout)."""
-    import logging
-
+@contextlib.contextmanager
+def logging_restored():
+    """Kedro sessions install rich handlers that print to stdout; keep them from leaking into
+    what runs next (a CLI test would find log lines in the JSON it reads from stdout)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    with logging_restored():
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_logging_after_module():
+    """The same for module-scoped fixtures, which run before the per-test restore."""
+    with logging_restored():
+        yield
 
 
 @pytest.fixture
@@ -188,6 +203,9 @@ def run_pipeline(project: Path, names: list[str], runtime_params: dict | None = 
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=runtime_params or {}) as session:
-        return session.run(pipeline_names=names)
+    with logging_restored():  # module-scoped fixtures run sessions outside _restore_logging
+        bootstrap_project(project)  # configures Kedro's logging
+        with KedroSession.create(
+            project_path=project, runtime_params=runtime_params or {}
+        ) as session:
+            return session.run(pipeline_names=names)

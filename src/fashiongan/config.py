@@ -195,21 +195,26 @@ class EvaluatorModel(Block):
     dropout: Probability
 
 
-class EvaluatorTraining(Block):
+class EpochTraining(Block):
+    """What every supervised model trained by ``training.epochs.fit_epochs`` is given."""
+
     seed: Seed
     device: Device
-    num_threads: Threads
     epochs: Count
     batch_size: Count
     lr: Rate
+    checkpoint_every_epochs: Count
+    checkpoint_dir: str | None
+    resume: bool
+
+
+class EvaluatorTraining(EpochTraining):
+    num_threads: Threads
     warmup_fraction: Probability
     weight_decay: Weight
     label_smoothing: Probability
     hflip: bool
     eval_batch_size: Count
-    checkpoint_every_epochs: Count
-    checkpoint_dir: str | None
-    resume: bool
     model: EvaluatorModel
 
 
@@ -273,15 +278,7 @@ class AutoencoderModel(Block):
     channels: Count
 
 
-class AutoencoderTraining(Block):
-    seed: Seed
-    device: Device
-    epochs: Count
-    batch_size: Count
-    lr: Rate
-    checkpoint_every_epochs: Count
-    checkpoint_dir: str | None
-    resume: bool
+class AutoencoderTraining(EpochTraining):
     model: AutoencoderModel
 
 
@@ -353,15 +350,7 @@ class ClassifierModel(Block):
     n_classes: Count
 
 
-class ClassifierTraining(Block):
-    seed: Seed
-    device: Device
-    epochs: Count
-    batch_size: Count
-    lr: Rate
-    checkpoint_every_epochs: Count
-    checkpoint_dir: str | None
-    resume: bool
+class ClassifierTraining(EpochTraining):
     model: ClassifierModel
 
 

@@ -55,10 +55,10 @@ def test_epoch_history_and_resume_equals_an_uninterrupted_run(tmp_path):
     ]
 
 
-def test_a_block_without_checkpoint_fields_trains_without_checkpoints(tmp_path, monkeypatch):
-    """The evaluator's block has no checkpoint_dir: it trains straight through, writing nothing."""
+def test_no_checkpoint_dir_trains_without_checkpoints(tmp_path, monkeypatch):
+    """checkpoint_dir None: it trains straight through, writing nothing, the same both times."""
     monkeypatch.chdir(tmp_path)
-    params = overridden(BLOCKS["evaluator"].training, epochs=2, batch_size=16)
+    params = overridden(BLOCKS["evaluator"].training, epochs=2, batch_size=16, checkpoint_dir=None)
     model, history = _train(params)
     assert [row["epoch"] for row in history] == [1, 2]
     assert list(tmp_path.rglob("*")) == []

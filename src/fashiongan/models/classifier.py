@@ -2,9 +2,9 @@
 
 One module builds the model and its two ablations (``modality`` in the config): ``multimodal``
 concatenates the image and text features before the fully connected head, ``image`` and
-``text`` use one branch alone with the same head. The seed's design: CNN with global average
-pooling for the image, token embedding + LSTM for the title, concatenate, dense, softmax
-(categorical cross-entropy on the logits).
+``text`` use one branch alone with the same head. The reference notebook's design: CNN with
+global average pooling for the image, token embedding + LSTM for the title, concatenate, dense,
+softmax (categorical cross-entropy on the logits).
 
 Only a small CNN image branch exists: torchvision (for EfficientNet-B0) does not install beside
 the pinned torch here, so ``image_branch`` accepts ``small_cnn`` alone and says why otherwise.

@@ -1,4 +1,4 @@
-"""The seed's MLP baseline GAN (its checkpoint experiment), layer for layer."""
+"""The reference notebook's MLP baseline GAN (its checkpoint experiment), layer for layer."""
 
 from __future__ import annotations
 
@@ -78,4 +78,4 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).squeeze(1)  # (B,) logits; sigmoid(logit) is the seed's output
+        return self.net(images).squeeze(1)  # (B,) logits; sigmoid is the notebook's output

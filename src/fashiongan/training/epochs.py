@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pydantic import BaseModel
 from torch import nn
 
+from fashiongan.config import EpochTraining
 from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
 from fashiongan.training.tracking import log_metrics
@@ -24,7 +24,7 @@ from fashiongan.training.tracking import log_metrics
 _NOT_SHAPING = {"epochs", "checkpoint_every_epochs", "checkpoint_dir", "resume", "device"}
 
 
-def fingerprint(params: BaseModel, n_train: int, **extra: Any) -> str:
+def fingerprint(params: EpochTraining, n_train: int, **extra: Any) -> str:
     """Hash of the parameters (and training-set size, and ``extra`` facts) that shape a run."""
     return params_fingerprint(params, _NOT_SHAPING, n_train=n_train, **extra)
 
@@ -63,7 +63,7 @@ def fit_epochs(
     n_train: int,
     batch_step: Callable[[torch.Tensor], dict[str, float]],
     validate: Callable[[], dict[str, float]] | None,
-    params: BaseModel,
+    params: EpochTraining,
     name: str,
     fingerprint_extra: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
@@ -76,11 +76,9 @@ def fit_epochs(
         n_train: training-set size; batches are index tensors into it (last partial one dropped).
         batch_step: one optimisation step on the given indices; returns ``{metric: value}``.
         validate: evaluates on held-out data at each epoch end; returns ``{metric: value}``.
-        params: a typed training block (``AutoencoderTraining``, ``ClassifierTraining``,
-            ``EvaluatorTraining``, …): ``epochs``, ``batch_size`` and whatever shapes the run
-            (fingerprinted); ``checkpoint_every_epochs`` (default 1), ``checkpoint_dir``
-            (default None: no checkpoints) and ``resume`` (default True) where the block has
-            them (the evaluator's has none: it trains without checkpoints).
+        params: the family's training block (``AutoencoderTraining``, ``ClassifierTraining``,
+            ``EvaluatorTraining``): epochs, batch size, checkpoints (``checkpoint_dir`` None:
+            none) and whatever else shapes the run (fingerprinted).
         name: MLflow metric prefix (``<name>/train_loss``) and progress-bar label.
         fingerprint_extra: other facts that shape the run (e.g. the classifier's modality), so
             that each variant keeps its own checkpoints.
@@ -112,10 +110,10 @@ def fit_epochs(
         train_step,
         total_steps=total_steps,
         log_every=steps_per_epoch,
-        checkpoint_every=getattr(params, "checkpoint_every_epochs", 1) * steps_per_epoch,
-        checkpoint_dir=getattr(params, "checkpoint_dir", None),
+        checkpoint_every=params.checkpoint_every_epochs * steps_per_epoch,
+        checkpoint_dir=params.checkpoint_dir,
         fingerprint=fingerprint(params, n_train, **(fingerprint_extra or {})),
-        resume=getattr(params, "resume", True),
+        resume=params.resume,
         after_step=end_of_epoch,
         description=name,
         metric_prefix=f"{name}/",
