@@ -49,16 +49,29 @@ test: install test-deps
 	$(BIN)/python -m pytest
 
 # Best effort, as root with apt: Debian's Chromium for the end-to-end browser test (Playwright
-# drives it; no browser download) and PostgreSQL for the team-MLflow integration test. Without
-# them those tests are skipped and say why.
+# drives it; no browser download) and PostgreSQL for the team-MLflow integration test. When
+# either is missing, the package lists are refreshed once (`apt-get update`) before installing.
+# Without them those tests are skipped and say why (pytest's summary); where they are present,
+# the tests must run: a Chromium Playwright cannot launch or a broken PostgreSQL fails.
+HAVE_CHROMIUM := command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+HAVE_POSTGRES := command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+
 test-deps:
-	-@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1) ; } || \
-	  echo "chromium not installed: the browser test will be skipped"
-	-@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 ; } || \
-	  echo "PostgreSQL not installed: the team MLflow test will be skipped"
+	-@$(HAVE_CHROMIUM) || missing="chromium"; \
+	$(HAVE_POSTGRES) || missing="$${missing:+$$missing }postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "test-deps: installing $$missing (apt-get update first)"; \
+	    apt-get update -qq >/dev/null 2>&1 || echo "test-deps: apt-get update failed"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $(HAVE_CHROMIUM) || apt-get install -y -qq chromium >/dev/null 2>&1; \
+	    $(HAVE_POSTGRES) || apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1; \
+	  else \
+	    echo "test-deps: $$missing missing and not root with apt-get: not installed"; \
+	  fi; \
+	fi; \
+	$(HAVE_CHROMIUM) || echo "chromium not installed: the browser test will be skipped"; \
+	$(HAVE_POSTGRES) || echo "PostgreSQL not installed: the team MLflow test will be skipped"
 
 NPROC ?= 2
 

@@ -1,15 +1,32 @@
 """The ``fashiongan`` console command (also merged into ``kedro`` as project commands).
 
 Errors a user can fix (no model yet, an unreadable image, empty text) print one line and exit 2.
+``run`` is Kedro's own, with every failure as one line too: a bad parameter, configuration
+environment, pipeline or namespace, or a file that cannot be read (exit 2), and anything else
+(exit 1); the full traceback goes to ``logs/kedro_run_error.log`` and the line says so.
 Kedro imports this module's ``cli`` group to extend its own CLI, so it must stay a click group.
 """
 
 from __future__ import annotations
 
+import importlib.resources
+import os
+import re
+import signal
 from pathlib import Path
 
 import click
 import numpy as np
+
+from fashiongan.errors import (
+    RUN_ERROR_LOG,
+    conf_problem,
+    failure_line,
+    flatten,
+    one_line,
+    with_traceback_note,
+    write_traceback,
+)
 
 DEFAULT_BASELINE = Path("models/baseline/generator.safetensors")
 DEFAULT_CONDITIONAL = Path("models/conditional/generator.safetensors")
@@ -21,7 +38,24 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-@click.group(name="fashiongan", help="FashionGAN: generate fashion items from text and images.")
+class _Commands(click.Group):
+    """The command group, with ``run`` built only when asked for: Kedro's CLI module configures
+    Kedro's logging when imported, which would print log lines above every ``generate``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "run"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "run" and "run" not in self.commands:
+            self.add_command(_kedro_run())
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    name="fashiongan",
+    cls=_Commands,
+    help="FashionGAN: generate fashion items from text and images.",
+)
 def cli() -> None:
     """Command group."""
 
@@ -36,7 +70,15 @@ def cli() -> None:
 @click.option(
     "--image", type=click.Path(path_type=Path), help="Reference image for a composed query."
 )
-@click.option("--n", "n", type=int, default=16, show_default=True, help="Number of images.")
+@click.option(
+    "--n",
+    "n",
+    type=int,
+    default=16,
+    show_default=True,
+    help="Number of images: at most 256 in a PNG grid (use .npz for more), and never more than "
+    "2 GiB of pixels (n × C × H × W × 4 bytes).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out", type=click.Path(path_type=Path), required=True, help="grid.png or images.npz"
@@ -48,12 +90,9 @@ def generate(
     from fashiongan.generation import GenerationError, load_generator
     from fashiongan.generation import generate as sample
     from fashiongan.images import ImageInputError, load_image
-    from fashiongan.pixels import to_uint8
-    from fashiongan.plotting import image_grid
 
     try:
-        if out.suffix not in (".png", ".npz"):
-            raise GenerationError(f"--out must end in .png or .npz, got {out.name}")
+        _check_output(out, n)
         model_path = model or (
             DEFAULT_CONDITIONAL if text is not None or image else DEFAULT_BASELINE
         )
@@ -62,29 +101,154 @@ def generate(
         if image is not None:
             reference = load_image(image, generator.config.image_size, generator.config.channels)
         images = sample(generator, n, seed, text, reference)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".npz":
-            pixels = to_uint8(images).numpy()
-            pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
-            np.savez_compressed(out, images=pixels, captions=np.array([text or ""] * n))
-        else:
-            title = f"{model_path.parent.name}: {text}" if text else model_path.parent.name
-            image_grid(images, ncols=min(8, n), title=title).savefig(out, dpi=110)
+        title = f"{model_path.parent.name}: {text}" if text else model_path.parent.name
+        _write_images(images, out, text, title)
     except (GenerationError, ImageInputError, OSError) as err:
         raise UserError(str(err)) from err
+    except Exception as err:  # a bug, not the user's doing: one line, the frames in a file
+        raise click.ClickException(failure_line(err, "fashiongan_error.log")) from None
     click.echo(f"wrote {n} images to {out}")
 
 
+def _check_output(out: Path, n: int) -> None:
+    """Refuse an output the command cannot write, before loading any model: a PNG grid of a
+    hundred thousand images would take minutes and gigabytes before failing."""
+    from fashiongan.generation import MAX_GRID_IMAGES, GenerationError
+
+    if out.suffix not in (".png", ".npz"):
+        raise GenerationError(f"--out must end in .png or .npz, got {out.name}")
+    if out.suffix == ".png" and n > MAX_GRID_IMAGES:
+        raise GenerationError(
+            f"--n {n} is too many for a PNG grid (at most {MAX_GRID_IMAGES}): write them to "
+            f"an .npz instead (--out {out.with_suffix('.npz').name})"
+        )
+
+
+def _write_images(images, out: Path, text: str | None, title: str) -> None:
+    """An .npz of uint8 images and their captions, or a PNG grid titled ``title``."""
+    from fashiongan.pixels import to_uint8
+    from fashiongan.plotting import image_grid
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npz":
+        pixels = to_uint8(images).numpy()
+        pixels = pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+        np.savez_compressed(out, images=pixels, captions=np.array([text or ""] * len(images)))
+    else:
+        image_grid(images, ncols=min(8, len(images)), title=title).savefig(out, dpi=110)
+
+
+class RunFailed(click.ClickException):
+    """A failed ``kedro run``: one line, exit 2 when the user can fix it, else 1."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class _OneLineErrors(click.Command):
-    """Kedro's ``run``, with parameter errors printed as one line (exit 2) instead of a traceback."""
+    """Kedro's ``run``, with every failure printed as one line instead of a traceback.
+
+    A bad parameter or configuration environment is refused before any work (exit 2). Anything
+    raised by the run prints its own message (the innermost one that names a file, for a
+    dataset that could not be read) and where its full traceback was written, so a corrupt
+    file is one readable line rather than 200 lines of frames.
+    """
 
     def invoke(self, ctx: click.Context) -> object:
         from fashiongan.config import ConfigError
 
+        project = _project_path(ctx)
+        _check_environment(ctx, project)
         try:
             return super().invoke(ctx)
         except ConfigError as err:
             raise UserError(f"bad parameter: {err}") from None
+        except (click.exceptions.Exit, click.exceptions.Abort, UserError):
+            raise
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (RunInterrupted carries .signum)
+            raise _interrupted(err) from None
+        except click.ClickException as err:  # KedroCliError adds "Run with --verbose" lines
+            raise UserError(flatten(err.message)) from None
+        except Exception as err:
+            raise _run_failure(ctx, project, err) from None
+
+
+def _interrupted(err: KeyboardInterrupt) -> click.ClickException:
+    """A stopped run: its MLflow run ends KILLED, and the line says how to resume (exit 128+sig)."""
+    from fashiongan.hooks import end_run_killed
+
+    end_run_killed()
+    signum = int(getattr(err, "signum", signal.SIGINT))
+    stopped = click.ClickException(
+        f"stopped by {signal.Signals(signum).name}: the last checkpoint is kept; "
+        "run the same command to resume"
+    )
+    stopped.exit_code = 128 + signum
+    return stopped
+
+
+def _project_path(ctx: click.Context) -> Path:
+    """The Kedro project root (Kedro passes its metadata as the context object)."""
+    metadata = ctx.find_root().obj
+    return Path(getattr(metadata, "project_path", None) or Path.cwd())
+
+
+def _check_environment(ctx: click.Context, project: Path) -> None:
+    """Refuse an ``--env`` (or ``KEDRO_ENV``) with no folder under the conf source, naming the
+    ones there are: otherwise it fails deep in MLflow's setup with a message that never names it.
+    """
+    from kedro.framework.project import settings
+
+    env = ctx.params.get("env") or os.environ.get("KEDRO_ENV")
+    source = Path(ctx.params.get("conf_source") or settings.CONF_SOURCE)
+    conf = source if source.is_absolute() else project / source
+    if env and conf.is_dir() and (problem := conf_problem(conf, env, source.as_posix())):
+        raise UserError(problem)
+
+
+def _run_failure(ctx: click.Context, project: Path, err: Exception) -> RunFailed:
+    """The one line for a failed run; the full traceback goes to ``logs/`` in the project."""
+    from kedro.config import MissingConfigException
+    from kedro.io import DatasetError
+
+    try:
+        explained = _unknown_pipeline(err) or _unknown_namespace(ctx, err)
+    except Exception:  # the explanation is a courtesy: never hide the error behind another
+        explained = None
+    log = write_traceback(err, project / RUN_ERROR_LOG.parent)
+    user_caused = explained is not None or isinstance(err, DatasetError | MissingConfigException)
+    message = with_traceback_note(explained or one_line(err), log)
+    return RunFailed(message, exit_code=2 if user_caused else 1)
+
+
+def _unknown_pipeline(err: Exception) -> str | None:
+    """Kedro 1.7 reports ``--pipelines=nope`` as an ImportError of ``<package>.pipelines.nope``
+    (with no cause: nothing was there to import); name the pipelines there are instead."""
+    found = re.search(r"importing the '(\w+)\.pipelines\.(\w+)' module", str(err))
+    if not isinstance(err, ImportError) or err.__cause__ is not None or found is None:
+        return None
+    package, name = found.groups()
+    folder = importlib.resources.files(f"{package}.pipelines")
+    have = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] not in "._")
+    return f"no pipeline {name!r} (have: {', '.join(['__default__', *have])})"
+
+
+def _unknown_namespace(ctx: click.Context, err: Exception) -> str | None:
+    """``--namespaces=nope``: Kedro names what is missing; add the namespaces there are."""
+    if not (isinstance(err, ValueError) and "following namespaces" in str(err)):
+        return None
+    from kedro.framework.project import pipelines
+
+    names = list(ctx.params.get("pipelines") or ()) or ["__default__"]
+    have = sorted(
+        {n.namespace.split(".")[0] for name in names for n in pipelines[name].nodes if n.namespace}
+    )
+    missing = [ns for ns in ctx.params.get("namespaces") or () if ns.split(".")[0] not in have]
+    return (
+        f"no namespace {', '.join(map(repr, missing or ctx.params['namespaces']))} in pipeline "
+        f"{', '.join(names)} (have: {', '.join(have) or 'none'})"
+    )
 
 
 def _kedro_run() -> click.Command:
@@ -103,7 +267,6 @@ def _register_commands() -> None:
     from fashiongan.search.cli import search
 
     cli.add_command(search)
-    cli.add_command(_kedro_run())
 
 
 _register_commands()

@@ -6,9 +6,20 @@ import functools
 from pathlib import Path
 
 import torch
+from kedro.io import DatasetError
 
 from fashiongan.datasets.safetensors import load_module
+from fashiongan.errors import one_line
 from fashiongan.models.conditional_gan import ConditionalGenerator
+from fashiongan.models.mlp_gan import MLPGenerator
+
+#: The modules that draw images; anything else saved in ``models/`` (a discriminator, the
+#: embedder) loads fine but would fail later with a shape error, so it is refused by name.
+GENERATORS = (MLPGenerator, ConditionalGenerator)
+#: The most images a PNG grid holds: the grid is one panel, but its pixels grow with n.
+MAX_GRID_IMAGES = 256
+#: The most memory one request may take for its images alone (n × C × H × W float32).
+MAX_REQUEST_BYTES = 2 * 1024**3
 
 
 class GenerationError(ValueError):
@@ -16,11 +27,67 @@ class GenerationError(ValueError):
 
 
 def load_generator(path: str | Path) -> torch.nn.Module:
-    """Load a generator saved by the training pipelines, with a clear error if it is missing."""
+    """Load a generator saved by the training pipelines; anything else is refused in one line
+    that names the file and what it is (unreadable, a training checkpoint, another network)."""
     path = Path(path)
     if not path.is_file():
         raise GenerationError(f"no model at {path}: train one first (make train)")
-    return load_module(path)
+    _refuse_non_generator(path, _metadata(path))
+    try:
+        module = load_module(path)
+    except (DatasetError, RuntimeError, KeyError, TypeError, ValueError) as err:
+        raise GenerationError(
+            f"{path} could not be loaded as a generator ({one_line(err)}): train it again "
+            "(make train) or give --model another generator.safetensors"
+        ) from err
+    if not isinstance(module, GENERATORS):
+        raise GenerationError(f"{path} holds a {type(module).__name__}, not a generator")
+    return module
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """The file's safetensors metadata (what it holds), or one line saying it is no model."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise GenerationError(
+            f"{path} is not a readable safetensors model ({err}): train it again (make train) "
+            "or give --model a generator.safetensors from models/<name>/"
+        ) from err
+
+
+def _refuse_non_generator(path: Path, metadata: dict[str, str]) -> None:
+    """A training checkpoint or another network (discriminator, embedder) is named as such."""
+    if "class" not in metadata and "state" in metadata:
+        parts = path.parts
+        family = parts[parts.index("checkpoints") + 1] if "checkpoints" in parts[:-2] else "<name>"
+        raise GenerationError(
+            f"{path} is a training checkpoint: use the generator in models/{family}/"
+        )
+    class_name = metadata.get("class", "").rpartition(".")[2]
+    if class_name in {cls.__name__ for cls in GENERATORS}:
+        return
+    what = "a discriminator" if "Discriminator" in class_name else f"a {class_name or 'file'}"
+    beside = path.parent / "generator.safetensors"
+    hint = f"use {beside}" if beside.is_file() else "give --model a generator.safetensors"
+    raise GenerationError(f"{path} is {what}, not a generator: {hint}")
+
+
+def check_request_size(generator: torch.nn.Module, n: int) -> None:
+    """Refuse, before any work, a request whose images alone would exceed
+    :data:`MAX_REQUEST_BYTES` (n × C × H × W × 4 bytes): it would exhaust memory, not fail."""
+    config = generator.config
+    per_image = config.channels * config.image_size * config.image_size * 4
+    if n * per_image > MAX_REQUEST_BYTES:
+        raise GenerationError(
+            f"n={n} images would take {n * per_image / 1024**3:.1f} GiB (n × {config.channels} × "
+            f"{config.image_size} × {config.image_size} × 4 bytes), over the "
+            f"{MAX_REQUEST_BYTES // 1024**3} GiB bound: ask for at most "
+            f"{MAX_REQUEST_BYTES // per_image} at a time"
+        )
 
 
 def text_encoder(model_name_or_path: str, pooling: str):
@@ -74,6 +141,7 @@ def generate(
     """
     if n < 1:
         raise GenerationError(f"n must be ≥ 1, got {n}")
+    check_request_size(generator, n)
     noise = torch.Generator().manual_seed(seed)
     generator = generator.eval()
     config = generator.config

@@ -4,6 +4,7 @@ return a Figure)."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Literal
 
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fashiongan.images import tile  # noqa: E402
@@ -44,12 +46,35 @@ def image_grid(
     if row_labels:
         height = images.shape[-2]
         centers = [pad + row * (height + pad) + height / 2 for row in range(nrows)]
-        ax.set_yticks(centers[: len(row_labels)], list(row_labels[:nrows]), fontsize=8)
+        labels = [drawable(label) for label in row_labels[:nrows]]
+        ax.set_yticks(centers[: len(row_labels)], labels, fontsize=8)
         ax.tick_params(axis="y", length=0)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(drawable(title), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def drawable(text: str) -> str:
+    """``text`` without the characters no font of the figure can draw (an emoji in a caption).
+
+    Matplotlib would draw an empty box for each and warn "Glyph … missing from font(s)" once per
+    character and font, a dozen lines on the terminal for one emoji caption; dropping them keeps
+    the words. The fonts checked are the default family's fallback list, as matplotlib uses it.
+    """
+    fonts = _default_fonts()
+    kept = "".join(
+        char for char in text if char.isspace() or any(f.get_char_index(ord(char)) for f in fonts)
+    )
+    return re.sub(r"[ \t]{2,}", " ", kept).strip() if kept != text else text
+
+
+def _default_fonts() -> list:
+    props = font_manager.FontProperties()
+    # matplotlib ≥ 3.6 draws a missing glyph from the next font of the family list
+    find_all = getattr(font_manager.fontManager, "_find_fonts_by_props", None)
+    paths = find_all(props) if find_all is not None else [font_manager.findfont(props)]
+    return [font_manager.get_font(path) for path in paths]
 
 
 def loss_curves(history: pd.DataFrame, title: str = "Training") -> Figure:

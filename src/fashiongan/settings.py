@@ -1,15 +1,16 @@
 """Kedro project settings.
 
 kedro-mlflow registers its hook through its plugin entry point; ``ConfigHook`` checks every
-parameter block before any work starts. Telemetry is switched off by the
+parameter block before any work starts; ``RunRecordHook`` records a run stopped by Ctrl-C or
+SIGTERM as KILLED in MLflow (kedro-mlflow records FINISHED and FAILED). Telemetry is switched off by the
 `.telemetry` file in the project root (``consent: false``).
 """
 
 from kedro.config import OmegaConfigLoader
 
-from fashiongan.hooks import ConfigHook
+from fashiongan.hooks import ConfigHook, RunRecordHook
 
-HOOKS = (ConfigHook(),)
+HOOKS = (ConfigHook(), RunRecordHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

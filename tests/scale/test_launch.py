@@ -19,8 +19,14 @@ def test_train_gan_under_torchrun_writes_one_set_of_outputs_and_one_mlflow_run(
     kedro_project, tmp_path
 ):
     g = torch.Generator().manual_seed(0)
+    images = torch.rand(64, 1, 28, 28, generator=g) * 2 - 1
+    labels = torch.arange(64) % 10
     TensorDictDataset(filepath="data/05_model_input/fashion_mnist.safetensors").save(
-        {"train_images": torch.rand(64, 1, 28, 28, generator=g) * 2 - 1}
+        {  # every split the catalog's contract names; only the training one is used
+            f"{split}_{kind}": tensor.clone()  # safetensors refuses shared memory
+            for split in ("train", "validation", "test")
+            for kind, tensor in (("images", images), ("labels", labels))
+        }
     )
     launch = ["-m", "fashiongan.training.launch", "--pipelines=train_gan", "--namespaces=baseline"]
     logs = tmp_path / "logs"  # one folder per rank

@@ -5,8 +5,8 @@ Starts a throw-away PostgreSQL cluster (initdb + pg_ctl on a free 127.0.0.1 port
 --artifacts-destination <tmp>``, runs ``train_gan --namespaces=baseline`` with ``--env=team``
 through a KedroSession, then reads the run, a metric history and an artifact back with
 MlflowClient and checks that they are rows in PostgreSQL and files in the artifact root.
-Skipped, saying why, without PostgreSQL's server binaries (Debian: ``apt-get install postgresql``)
-or psycopg2 (``pip install psycopg2-binary``).
+Skipped, saying why, only without PostgreSQL's server binaries (Debian: ``apt-get install
+postgresql``); where initdb exists, a missing pg_ctl, ``postgres`` user or psycopg2 is a failure.
 """
 
 from __future__ import annotations
@@ -34,13 +34,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def postgres_bin() -> Path:
-    """The folder with initdb and pg_ctl (they are not on PATH in Debian's package)."""
+    """The folder with initdb and pg_ctl (they are not on PATH in Debian's package).
+
+    Skipped only where PostgreSQL is absent (no initdb anywhere). Where there is an initdb the
+    test must run: anything else it lacks is a failure that says what to install.
+    """
     found = shutil.which("initdb") or shutil.which("pg_ctl")
     candidates = [Path(found).parent] if found else []
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     for folder in candidates:
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
+    initdb = [str(folder / "initdb") for folder in candidates if (folder / "initdb").exists()]
+    if initdb:
+        pytest.fail(f"{initdb[0]} is here but pg_ctl is not beside it: apt-get install postgresql")
     pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql")
 
 
@@ -51,8 +58,20 @@ def as_db_user(command: list[str]) -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as")
+        pytest.fail(
+            "running as root and there is no `postgres` user to run PostgreSQL as: "
+            "apt-get install postgresql creates it (or run the tests as a normal user)"
+        )
     return ["runuser", "-u", "postgres", "--", *command]
+
+
+def import_psycopg2():
+    """psycopg2 is a dev dependency: missing, it is a failure once PostgreSQL is here."""
+    try:
+        import psycopg2
+    except ImportError as err:
+        pytest.fail(f"psycopg2 missing ({err}): `make install` or pip install psycopg2-binary")
+    return psycopg2
 
 
 def wait_for(check, what: str, process: subprocess.Popen | None = None, timeout: float = 180):
@@ -74,10 +93,8 @@ def wait_for(check, what: str, process: subprocess.Popen | None = None, timeout:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     """A fresh PostgreSQL cluster on 127.0.0.1 with an empty ``mlflow`` database: user@host/db."""
-    pytest.importorskip("psycopg2", reason="psycopg2 missing: pip install psycopg2-binary")
-    import psycopg2
-
-    binaries = postgres_bin()
+    binaries = postgres_bin()  # first: skipped where there is no PostgreSQL at all
+    psycopg2 = import_psycopg2()
     home = Path(tempfile.mkdtemp(prefix="fashiongan-pg-"))  # not under pytest's 0700 root dir
     if os.geteuid() == 0:
         shutil.chown(home, "postgres", "postgres")
@@ -150,8 +167,14 @@ def team_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("parameters.yml", "catalog.yml"):
         shutil.copy(project / "conf/local" / name, project / "conf/team" / name)
     g = torch.Generator().manual_seed(0)
+    images = torch.rand(64, 1, 28, 28, generator=g) * 2 - 1
+    labels = torch.arange(64) % 10
     TensorDictDataset(filepath="data/05_model_input/fashion_mnist.safetensors").save(
-        {"train_images": torch.rand(64, 1, 28, 28, generator=g) * 2 - 1}
+        {  # every split the catalog's contract names; only the training one is used
+            f"{split}_{kind}": tensor.clone()  # safetensors refuses shared memory
+            for split in ("train", "validation", "test")
+            for kind, tensor in (("images", images), ("labels", labels))
+        }
     )
     return project
 

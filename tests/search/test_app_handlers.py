@@ -88,7 +88,7 @@ def test_python_m_app_starts_with_the_project_settings(search_project, monkeypat
     finally:
         bad.unlink()
     assert (
-        refused.exit_code == 1 and "Error: search_app.port: input should be less" in refused.output
+        refused.exit_code == 2 and "Error: search_app.port: input should be less" in refused.output
     )
     assert len(refused.output.strip().splitlines()) == 1
 

@@ -44,6 +44,18 @@ class FileDataset(InheritedInitArguments, AbstractDataset[_DI, _DO]):
         """Where the data lives, as a local path."""
         return Path(self._filepath)
 
+    @property
+    def shown_path(self) -> str:
+        """The path for messages: relative to the working directory when it lies inside it.
+
+        Kedro makes catalog paths absolute; the user wrote ``data/…`` and runs from the project
+        root, so that is how an error should name the file.
+        """
+        try:
+            return self.path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return str(self.path)
+
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
 

@@ -49,8 +49,14 @@ def read_verified(path: Path, expected_sha256: str) -> bytes:
         ChecksumError: naming the file and the expected checksum, for a truncated, corrupt or
             different file.
     """
+    raw = path.read_bytes()
+    if not raw:
+        raise ChecksumError(
+            f"{path} is empty; expected a gzip file whose decompressed SHA-256 is "
+            f"{expected_sha256}. Delete it and run `make data` again to re-fetch."
+        )
     try:
-        data = gzip.decompress(path.read_bytes())
+        data = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
         raise ChecksumError(
             f"{path} is truncated or not gzip ({err}); expected decompressed SHA-256 "
@@ -83,7 +89,12 @@ def fetch_official(folder: Path, names: list[str], base_url: str, timeout: float
 def fetch_debian(folder: Path, names: list[str], package: str = DEBIAN_PACKAGE) -> None:
     """Take the files from Debian's package archive (``apt-get download`` + ``dpkg-deb -x``)."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise DatasetError("apt-get/dpkg-deb not found: this fallback needs a Debian-based system.")
+        files = ", ".join(f"{name}.gz" for name in names)
+        raise DatasetError(
+            f"{folder} lacks {files}: the official mirror could not be reached and the Debian "
+            f"fallback needs apt-get and dpkg-deb, which this system lacks; download them from "
+            f"{OFFICIAL_BASE_URL} and put them in {folder}/"
+        )
     with tempfile.TemporaryDirectory() as work:
         result = subprocess.run(
             ["apt-get", "download", package], cwd=work, capture_output=True, text=True

