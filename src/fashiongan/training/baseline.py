@@ -114,7 +114,6 @@ def _sample_logger(generator: MLPGenerator, params: BaselineTraining) -> Callabl
                 figure = image_grid(generator(noise.to(device)), title=f"iteration {step}")
             generator.train()
             log_figure(figure, f"{params.mlflow_prefix}samples/iteration_{step:06d}.png")
-            figure.clear()
 
     return log_samples
 

@@ -283,7 +283,6 @@ def _sample_logger(
         generator.train()
         figure = image_grid(grid, ncols=cols, row_labels=sample_captions, title=f"epoch {epoch}")
         log_figure(figure, f"{params.mlflow_prefix}samples/epoch_{epoch:03d}.png")
-        figure.clear()
 
     return log_samples
 

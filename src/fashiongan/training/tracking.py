@@ -19,6 +19,10 @@ def log_metrics(metrics: dict[str, float], step: int) -> None:
 
 
 def log_figure(figure: Figure, artifact_file: str) -> None:
-    """Log a matplotlib figure as a PNG artifact of the active MLflow run, if any."""
+    """Log a matplotlib figure as a PNG artifact of the active MLflow run, if any, then close it
+    (a grid per epoch would otherwise stay open in pyplot for the whole run)."""
+    import matplotlib.pyplot as plt
+
     if _enabled():
         mlflow.log_figure(figure, artifact_file)
+    plt.close(figure)
