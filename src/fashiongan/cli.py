@@ -273,5 +273,7 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="fashiongan")
+    """Console-script entry point: the project's commands without Kedro's ``run`` (``kedro run``
+    has it), so ``fashiongan --help`` lists them without importing Kedro's CLI."""
+    console = click.Group(name="fashiongan", help=cli.help, commands=dict(cli.commands))
+    console(prog_name="fashiongan")
