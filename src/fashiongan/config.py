@@ -2,8 +2,8 @@
 
 Defaults live only in the YAML files, so every field here is required: a key missing from the
 configuration is an error, not a silent fallback. Unknown keys are refused with the closest valid
-name, wrong types and out-of-range values with the full dotted key. ``ConfigHook`` checks the
-blocks a run reads before the first node runs and hands nodes these objects instead of dicts.
+name, wrong types and out-of-range values with the full dotted key. ``ConfigHook`` checks every
+block before any work starts; Kedro then hands each node its blocks, built from its type hints.
 """
 
 from __future__ import annotations
@@ -116,6 +116,12 @@ class TextEncoderParams(Block):
     device: Device
     batch_size: Count
     trainable_top_layers: NonNegative
+
+
+class FrozenTextEncoderParams(TextEncoderParams):
+    """FashionIQ's encoder stays frozen: its evaluation encodes queries with the frozen BERT."""
+
+    trainable_top_layers: Literal[0]
 
 
 class ConditionalModel(Block):
@@ -403,7 +409,7 @@ class FashionIQEvaluation(Block):
 class FashionIQParams(Block):
     data: FashionIQData
     training_items: TrainingItems
-    text_encoder: TextEncoderParams
+    text_encoder: FrozenTextEncoderParams
     sample_captions: Annotated[tuple[str, ...], Field(min_length=1)]
     training: ConditionalTraining
     evaluation: FashionIQEvaluation

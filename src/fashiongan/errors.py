@@ -18,6 +18,8 @@ from pathlib import Path
 RUN_ERROR_LOG = Path("logs") / "kedro_run_error.log"
 
 # A token that names a file: a path with a separator, or a name with a known data extension.
+_DATA_SUFFIXES = {"safetensors", "gz", "npz", "npy", "parquet", "csv", "json", "yml", "yaml", "png"}
+_DATA_SUFFIXES |= {"jpg", "faiss", "txt"}
 _NAMES_A_FILE = re.compile(
     r"[\w.~-]*/[\w.@+-]+|\b[\w.-]+\.(?:safetensors|gz|npz|npy|parquet|csv|json|ya?ml|png|jpg)\b"
 )
@@ -48,8 +50,20 @@ def one_line(err: BaseException) -> str:
     user can act on.
     """
     messages = [_message(e) for e in causes(err)]
-    naming = [text for text in messages if _NAMES_A_FILE.search(text)]
+    naming = [text for text in messages if _names_a_file(text)]
     return naming[-1] if naming else messages[0]
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether ``text`` names a data or model file: one with a data extension, or a path that
+    exists outside the installed packages (not a URL path such as ``/api/2.0/…``, nor "a/b")."""
+    for match in _NAMES_A_FILE.finditer(text):
+        token = match.group(0).rstrip(".:,")
+        if "site-packages" in token:
+            continue
+        if Path(token).suffix.lower().lstrip(".") in _DATA_SUFFIXES or Path(token).exists():
+            return True
+    return False
 
 
 def _message(err: BaseException) -> str:

@@ -35,7 +35,7 @@ def load_generator(path: str | Path) -> torch.nn.Module:
     _refuse_non_generator(path, _metadata(path))
     try:
         module = load_module(path)
-    except (DatasetError, RuntimeError, KeyError, TypeError, ValueError) as err:
+    except (DatasetError, RuntimeError, KeyError) as err:  # unreadable, or weights that don't fit
         raise GenerationError(
             f"{path} could not be loaded as a generator ({one_line(err)}): train it again "
             "(make train) or give --model another generator.safetensors"

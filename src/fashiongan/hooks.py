@@ -70,11 +70,11 @@ def end_run_killed() -> str | None:
         return None
     import mlflow
 
-    while (active := mlflow.active_run()) is not None:  # nested runs first, then the pipeline's
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:  # the usual case: end it here
         mlflow.end_run(status="KILLED")
-        if active.info.run_id == run_id:
-            return run_id
-    client = mlflow.MlflowClient()  # the run was not on this thread's stack
+        return run_id
+    client = mlflow.MlflowClient()  # not this thread's active run: end it by id, touch nothing else
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_terminated(run_id, "KILLED")
     return run_id
@@ -120,8 +120,11 @@ class RunRecordHook:
                 atexit.register(end_run_killed)  # after MLflow's own handler: runs before it
                 self._at_exit = True
         on_main_thread = threading.current_thread() is threading.main_thread()
-        if on_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupted)
+        current = signal.getsignal(signal.SIGTERM)
+        if on_main_thread and current in (signal.SIG_DFL, _raise_interrupted):
+            # ours, left by an earlier interrupted run in this process (a notebook): reclaim it
+            signal.signal(signal.SIGTERM, _raise_interrupted)
+            self._previous_sigterm = signal.SIG_DFL
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self) -> None:

@@ -35,6 +35,7 @@ from fashiongan.config import (
     SearchQuery,
     parse_block,
 )
+from fashiongan.errors import one_line
 from fashiongan.generation import GenerationError, generate, text_encoder
 from fashiongan.images import ImageInputError, open_image, to_model_input, to_picture
 from fashiongan.models.conditional_gan import ConditionalGenerator
@@ -483,7 +484,7 @@ def _load_output(catalog, name: str, data: SearchDatasets) -> Any:
     try:
         return catalog.load(name)
     except DatasetError as err:
-        raise SearchInputError(_first_line(err)) from err
+        raise SearchInputError(one_line(err)) from err
 
 
 def _load_generators(
@@ -502,16 +503,9 @@ def _load_generators(
         try:
             generators[name] = catalog.load(dataset)
         except DatasetError as err:
-            log.warning("model %s (%s) skipped: %s", name, dataset, _first_line(err))
+            log.warning("model %s (%s) skipped: %s", name, dataset, one_line(err))
     if not generators:
         raise SearchInputError(
             f"no generator found among {list(available.values())}: train one first (make train)"
         )
     return generators
-
-
-def _first_line(err: BaseException, limit: int = 300) -> str:
-    """The error as one line (Kedro wraps loader errors over several lines)."""
-    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-    text = text or type(err).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashiongan.config import TextEncoderParams
+from fashiongan.errors import one_line
 from fashiongan.training.runtime import pick_device
 
 log = logging.getLogger(__name__)
@@ -67,12 +68,6 @@ def _unreadable_file(folder: Path) -> Path | None:
         except Exception:  # any failure to parse is what we are looking for
             return path
     return None
-
-
-def _first_line(err: BaseException) -> str:
-    return next(
-        (line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__
-    )
 
 
 @contextlib.contextmanager
@@ -178,7 +173,7 @@ class TextEncoder(nn.Module):
             damaged = _unreadable_file(Path(source)) if looks_like_path else None
             if damaged is not None:
                 raise TextModelNotFoundError(
-                    f"{damaged} is unreadable ({_first_line(err)}): the text model folder "
+                    f"{damaged} is unreadable ({one_line(err)}): the text model folder "
                     f"{source} is damaged; copy it again or retrain (make train)"
                 ) from err
             if not isinstance(err, OSError):

@@ -1,8 +1,13 @@
-import pandas as pd
 import pytest
 import torch
 
-from fashiongan.config import ConditionalTraining, TrainingItems, load_parameters, overridden
+from fashiongan.config import (
+    ConditionalTraining,
+    ConfigError,
+    TrainingItems,
+    load_parameters,
+    parse_block,
+)
 from fashiongan.pipelines.fashioniq.nodes import make_training_items, training_input
 from fashiongan.training.conditional import train_conditional_gan
 from tests.conftest import REPO_ROOT
@@ -117,8 +122,9 @@ def test_training_input_gathers_the_items_and_fingerprints_them(ingested):
 
 def test_fine_tuning_bert_is_refused_for_fashioniq():
     """Its evaluation encodes queries with the frozen BERT, so a tuned one would not match."""
-    encoder = overridden(
-        load_parameters(REPO_ROOT / "conf")["fashioniq"].text_encoder, trainable_top_layers=1
-    )
-    with pytest.raises(ValueError, match="trainable_top_layers must be 0"):
-        training_input({}, pd.DataFrame(), encoder)
+    raw = load_parameters(REPO_ROOT / "conf")["fashioniq"].model_dump()
+    raw["text_encoder"]["trainable_top_layers"] = 1
+    with pytest.raises(
+        ConfigError, match=r"fashioniq\.text_encoder\.trainable_top_layers: input should be 0"
+    ):
+        parse_block("fashioniq", raw)

