@@ -12,6 +12,8 @@ import logging
 import os
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +198,22 @@ TINY_PARAMETERS: dict = {
         "figures": {"ncols": 3},
     },
 }
+
+
+def kedro_run_failure(project: Path, *args: str, exit_code: int = 2) -> str:
+    """``kedro run *args`` in ``project`` as a user types it; assert it failed with ``exit_code``
+    and printed no traceback; return its last line (the one a user reads)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == exit_code, output[-3000:]
+    assert "Traceback" not in output
+    return output.strip().splitlines()[-1]
 
 
 def run_pipeline(project: Path, names: list[str], runtime_params: dict | None = None) -> dict:
