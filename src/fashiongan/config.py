@@ -21,6 +21,9 @@ Rate = Annotated[float, Field(gt=0)]
 Weight = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 Betas = tuple[Probability, Probability]
+#: A non-empty list of sizes (layer widths, K values) and of texts (captions, names).
+Sizes = Annotated[tuple[Count, ...], Field(min_length=1)]
+Texts = Annotated[tuple[str, ...], Field(min_length=1)]
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
 Threads = Count | None
 Seed = NonNegative
@@ -50,8 +53,8 @@ class FashionMNISTParams(Block):
 
 class MLPModel(Block):
     noise_dim: Count
-    generator_hidden: Annotated[tuple[Count, ...], Field(min_length=1)]
-    discriminator_hidden: Annotated[tuple[Count, ...], Field(min_length=1)]
+    generator_hidden: Sizes
+    discriminator_hidden: Sizes
     dropout: Probability
     leaky_slope: Weight
     image_size: Count
@@ -182,7 +185,7 @@ class ConditionalParams(Block):
     captions: Captions
     composed: Composed
     text_encoder: TextEncoderParams
-    sample_captions: Annotated[tuple[str, ...], Field(min_length=1)]
+    sample_captions: Texts
     training: ConditionalTraining
     figures: GridFigures
 
@@ -194,8 +197,8 @@ class EvaluatorModel(Block):
     in_channels: Count
     image_size: Count
     n_classes: Count
-    channels: Annotated[tuple[Count, ...], Field(min_length=1)]
-    convs_per_block: Annotated[tuple[Count, ...], Field(min_length=1)]
+    channels: Sizes
+    convs_per_block: Sizes
     feature_dim: Count
     block_dropout: Probability
     dropout: Probability
@@ -244,7 +247,7 @@ class RetrievalParams(Block):
     n_queries: Count
     n_images: Count
     same_class_prob: Probability
-    ks: Annotated[tuple[Count, ...], Field(min_length=1)]
+    ks: Sizes
     map_k: Count
     n_examples: NonNegative
 
@@ -255,7 +258,7 @@ class EvaluationFigures(Block):
     n_noise: Count
     interpolation_steps: Annotated[int, Field(ge=2)]
     interpolation_rows: Count
-    noise_captions: Annotated[tuple[str, ...], Field(min_length=1)]
+    noise_captions: Texts
 
 
 class EvaluationParams(Block):
@@ -279,7 +282,7 @@ class EvaluationParams(Block):
 
 class AutoencoderModel(Block):
     latent_dim: Count
-    channels_hidden: Annotated[tuple[Count, ...], Field(min_length=1)]
+    channels_hidden: Sizes
     image_size: Count
     channels: Count
 
@@ -348,7 +351,7 @@ class TitleText(Block):
 class ClassifierModel(Block):
     image_branch: Literal["small_cnn"]
     channels: Count
-    cnn_channels: Annotated[tuple[Count, ...], Field(min_length=1)]
+    cnn_channels: Sizes
     embedding_dim: Count
     lstm_hidden: Count
     fusion_hidden: Count
@@ -378,9 +381,9 @@ class ClassifierParams(Block):
 class FashionIQData(Block):
     root: str
     images_dir: str
-    categories: Annotated[tuple[str, ...], Field(min_length=1)]
-    splits: Annotated[tuple[str, ...], Field(min_length=1)]
-    gallery_splits: Annotated[tuple[str, ...], Field(min_length=1)]
+    categories: Texts
+    splits: Texts
+    gallery_splits: Texts
     caption_joiner: str
     image_size: Count
     channels: Literal[1, 3]
@@ -394,7 +397,7 @@ class TrainingItems(Block):
 
 class FashionIQEvaluation(Block):
     split: str
-    ks: Annotated[tuple[Count, ...], Field(min_length=1)]
+    ks: Sizes
     n_samples: Count
     fusion_weight: Probability
     text_ridge: Weight
@@ -410,7 +413,7 @@ class FashionIQParams(Block):
     data: FashionIQData
     training_items: TrainingItems
     text_encoder: FrozenTextEncoderParams
-    sample_captions: Annotated[tuple[str, ...], Field(min_length=1)]
+    sample_captions: Texts
     training: ConditionalTraining
     evaluation: FashionIQEvaluation
 

@@ -106,11 +106,11 @@ def test_checkpoint_with_foreign_fingerprint_is_refused(images, tmp_path):
     folder.rename(checkpoints / "0123456789abcdef")  # as if copied under another run's name
     state_dir = checkpoints / "0123456789abcdef"
     from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
-    from fashiongan.training.checkpoint import TrainingState, resume_latest
+    from fashiongan.training.checkpoint import TrainingState, load_latest
 
     state = TrainingState({"G": MLPGenerator(MLPGANConfig())}, {}, torch.Generator())
     with pytest.raises(CheckpointError, match="different parameters"):
-        resume_latest(state_dir, state, "0123456789abcdef")
+        load_latest(state_dir, state, "0123456789abcdef")
 
 
 def test_nan_loss_stops_with_clear_message_and_keeps_checkpoint(images, tmp_path):

@@ -98,12 +98,16 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+#: What to do about a bad or changed file when its catalog entry says nothing more specific.
+DEFAULT_REMEDY = "rerun the pipeline that makes it"
+
+
 @dataclass(frozen=True)
 class TensorContract:
     """The tensors a file must hold, and what to tell the user when it does not."""
 
     tensors: Mapping[str, TensorSpec]
-    remedy: str = "rerun the pipeline that makes it"
+    remedy: str = DEFAULT_REMEDY
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TensorContract:
@@ -138,12 +142,6 @@ class TensorContract:
             if found:
                 return found
         return None
-
-    def check(self, data: Mapping[str, torch.Tensor]) -> None:
-        """Raise :class:`ContractError` with the first problem found."""
-        found = self.problem(data)
-        if found:
-            raise ContractError(found)
 
 
 def _shape_problem(

@@ -25,7 +25,7 @@ from safetensors.torch import safe_open, save_file
 
 from fashiongan.datasets.atomic import atomic_path
 from fashiongan.datasets.base import FileDataset
-from fashiongan.datasets.contracts import ContractError, TensorContract
+from fashiongan.datasets.contracts import DEFAULT_REMEDY, ContractError, TensorContract
 
 _ALLOWED_MODULE_PREFIX = "fashiongan.models."
 #: The metadata key of the tensors' SHA-256 (see :func:`tensors_sha256`).
@@ -97,9 +97,7 @@ class TensorDictDataset(FileDataset[dict[str, torch.Tensor], dict[str, torch.Ten
     @property
     def remedy(self) -> str:
         """What the user should do about a bad file (the contract's remedy, else a generic one)."""
-        return (
-            "rerun the pipeline that makes it" if self._contract is None else self._contract.remedy
-        )
+        return DEFAULT_REMEDY if self._contract is None else self._contract.remedy
 
     def load(self) -> dict[str, torch.Tensor]:
         path, shown = self.path, self.shown_path

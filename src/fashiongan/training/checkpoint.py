@@ -190,8 +190,3 @@ def load_latest(directory: Path, state: TrainingState, fingerprint: str) -> Path
             f"No readable checkpoint in {directory}: {[c.name for c in candidates]}"
         )
     return None
-
-
-def resume_latest(directory: Path, state: TrainingState, fingerprint: str) -> bool:
-    """:func:`load_latest`, answering whether a checkpoint was loaded."""
-    return load_latest(directory, state, fingerprint) is not None
