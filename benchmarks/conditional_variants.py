@@ -12,8 +12,13 @@ screening, not a verdict; differences of a few hundredths are within run-to-run 
         'diversity_1={"diversity_weight": 1.0}' 'diversity_025={"diversity_weight": 0.25}' \\
         'tuned_1={"text_encoder": {"trainable_top_layers": 1}}'
 
-``--saved models/conditional NAME`` scores the model a pipeline run saved there (generator and
-the text encoder beside it) instead of training one, so full runs compare on the same footing.
+``--saved models/conditional/default NAME`` scores the model a pipeline run saved there
+(generator and the text encoder beside it) instead of training one, so full runs compare on the same footing.
+
+A variant with ``ema_decay`` is scored twice: its saved (averaged) generator as ``NAME`` and the
+live generator from its last checkpoint as ``NAME:live``, which is the same run without the
+average (the average does not change training): a side by side with no seed noise. Training runs
+on ``--threads`` torch threads (default 1).
 
 Overrides are of ``conditional.training`` (nested keys merge into their block:
 ``{"model": {"g_channels": 16}}``), except a ``text_encoder`` entry, which overrides
@@ -21,7 +26,7 @@ Overrides are of ``conditional.training`` (nested keys merge into their block:
 the test captions are encoded with the tuned encoder).
 
 Needs data/05_model_input and the captions (make data: ``data_processing`` then ``captions``),
-the conditioning (the conditional pipeline's ``encode_conditioning`` node) and models/evaluator
+the conditioning (the conditional pipeline's ``encode_conditioning`` node) and models/evaluator/default
 (make evaluator). Results accumulate in
 benchmarks/results/conditional_variants.json (a variant run again replaces its entry).
 """
@@ -29,7 +34,10 @@ benchmarks/results/conditional_variants.json (a variant run again replaces its e
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -46,11 +54,11 @@ from fashiongan.evaluation.scoring import attribute_accuracy
 from fashiongan.pipelines.train_gan.nodes import encode_conditioning, train_conditional
 
 MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
-CONDITIONING = Path("data/05_model_input/conditional_conditioning.safetensors")
+CONDITIONING = Path("data/05_model_input/conditional/default/conditioning.safetensors")
 CAPTIONS = Path("data/04_feature/fashion_mnist_captions.parquet")
 COMPOSED = Path("data/04_feature/composed_queries.parquet")
 ATTRIBUTES = Path("data/04_feature/fashion_mnist_attributes.safetensors")
-EVALUATOR = Path("models/evaluator/evaluator.safetensors")
+EVALUATOR = Path("models/evaluator/default/evaluator.safetensors")
 
 
 def dotted(overrides: dict, prefix: str = "") -> dict:
@@ -102,15 +110,71 @@ def score(generator, text_encoder, data: dict, n: int) -> dict:
     }
 
 
+def live_generator(average: torch.nn.Module, checkpoints: Path) -> torch.nn.Module:
+    """The trained generator itself (not its average) from the run's newest checkpoint."""
+    newest = sorted(checkpoints.rglob("ckpt-*.safetensors"))[-1]
+    prefix = "module.G."
+    weights = {
+        k[len(prefix) :]: v for k, v in load_file(str(newest)).items() if k.startswith(prefix)
+    }
+    live = copy.deepcopy(average)
+    live.load_state_dict(weights)
+    return live.eval()
+
+
+def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: dict) -> dict:
+    """Train one variant and score it; with ``ema_decay`` also its live generator (``name:live``).
+
+    The average does not change training, so ``name:live`` is the same run without it: a side
+    by side with no seed noise between the two.
+    """
+    base = parameters("conditional")
+    encoder = overridden(base.text_encoder, **dotted(overrides.get("text_encoder", {})))
+    conditioning = load_file(str(CONDITIONING))
+    if encoder.trainable_top_layers:  # tuning needs the frozen layers' states
+        conditioning = encode_conditioning(
+            pd.read_parquet(CAPTIONS), pd.read_parquet(COMPOSED), base.sample_captions, encoder
+        )
+    with tempfile.TemporaryDirectory() as checkpoints:
+        training = overridden(
+            base.training,
+            **{
+                "epochs": args.epochs,
+                "checkpoint_dir": checkpoints,
+                "resume": False,
+                "device": "cpu",
+                "num_threads": args.threads,
+                **dotted({k: v for k, v in overrides.items() if k != "text_encoder"}),
+            },
+        )
+        generator, _, _, text_encoder, history, summary = train_conditional(
+            data, conditioning, training, encoder, base.sample_captions
+        )
+        live = live_generator(generator, Path(checkpoints)) if training.ema_decay else None
+    entry = {
+        "overrides": overrides,
+        "epochs": args.epochs,
+        "num_threads": args.threads,
+        "train_s": summary["wall_time_s"],
+        "load_after_training": [round(v, 2) for v in os.getloadavg()],
+        **score(generator, text_encoder, data, args.n),
+        "final_window": history.iloc[-1].to_dict(),
+    }
+    if live is None:
+        return {name: entry}
+    live_entry = {**entry, **score(live, text_encoder, data, args.n), "live_of": name}
+    return {name: entry, f"{name}:live": live_entry}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("variants", nargs="+", help="name={json overrides of conditional.training}")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--n", type=int, default=3000, help="test captions scored")
     parser.add_argument("--saved", type=Path, help="score the model saved in this folder")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while training")
     args = parser.parse_args()
-    base = parameters("conditional")
-    data, conditioning = load_file(str(MODEL_INPUT)), load_file(str(CONDITIONING))
+    data = load_file(str(MODEL_INPUT))
     path = RESULTS / "conditional_variants.json"
     results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}
     if args.saved:
@@ -131,39 +195,11 @@ def main() -> None:
         return
     for spec in args.variants:
         name, _, overrides = spec.partition("=")
-        overrides = json.loads(overrides or "{}")
-        encoder = overridden(base.text_encoder, **dotted(overrides.get("text_encoder", {})))
-        variant_conditioning = conditioning
-        if encoder.trainable_top_layers:  # tuning needs the frozen layers' states
-            variant_conditioning = encode_conditioning(
-                pd.read_parquet(CAPTIONS),
-                pd.read_parquet(COMPOSED),
-                base.sample_captions,
-                encoder,
-            )
-        training = overridden(
-            base.training,
-            **{
-                "epochs": args.epochs,
-                "checkpoint_dir": None,
-                "device": "cpu",
-                **dotted({k: v for k, v in overrides.items() if k != "text_encoder"}),
-            },
-        )
-        generator, _, _, text_encoder, history, summary = train_conditional(
-            data, variant_conditioning, training, encoder, base.sample_captions
-        )
-        entry = {
-            "overrides": overrides,
-            "epochs": args.epochs,
-            "train_s": summary["wall_time_s"],
-            **score(generator, text_encoder, data, args.n),
-            "final_window": history.iloc[-1].to_dict(),
-        }
-        results["variants"][name] = entry
-        print(name, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
-        RESULTS.mkdir(exist_ok=True)
-        path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+        for key, entry in train_and_score(name, json.loads(overrides or "{}"), args, data).items():
+            results["variants"][key] = entry
+            print(key, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
+            RESULTS.mkdir(exist_ok=True)
+            path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -149,6 +149,9 @@ def make_kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     mlflow_conf = yaml.safe_load((REPO_ROOT / "conf/base/mlflow.yml").read_text())
     mlflow_conf["server"]["mlflow_tracking_uri"] = f"sqlite:///{project / 'mlflow.db'}"
     (local / "mlflow.yml").write_text(yaml.safe_dump(mlflow_conf))
+    # Logging and registering each trained model costs 1-4 s a run; the tests of the registry
+    # and of run records switch it back on.
+    monkeypatch.setenv("FASHIONGAN_REGISTER_MODELS", "0")
     monkeypatch.chdir(project)
     return project
 

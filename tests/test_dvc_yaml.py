@@ -150,3 +150,78 @@ def test_every_parameter_key_exists_in_its_file(stages):
                     block = block[part]
                 checked += 1
     assert checked >= len(stages)  # every stage names at least one parameter block
+
+
+def _top_level_plots() -> dict[str, dict]:
+    plots = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["plots"]
+    return {path: spec for plot in plots for path, spec in plot.items()}
+
+
+def test_every_training_history_is_plotted_against_its_step(stages):
+    histories = {
+        out.def_path
+        for stage in stages.values()
+        for out in stage.outs
+        if out.def_path.endswith("history.csv")
+    }
+    plots = _top_level_plots()
+    assert len(histories) >= 10 and histories <= set(plots)
+    for path in histories:
+        assert plots[path]["x"] == "step" and plots[path]["y"], path
+
+
+def test_the_evaluation_metrics_are_plotted_per_model(stages):
+    """Its metrics file holds a ``table`` list (model, fid_evaluator, …) that DVC plots read."""
+    (path,) = (out.def_path for out in stages["evaluate"].outs if out.metric)
+    assert _top_level_plots()[path] == {
+        "template": "bar_horizontal",
+        "x": "fid_evaluator",
+        "y": "model",
+    }
+
+
+def test_metrics_are_cached_so_experiments_show_them(stages):
+    """data/ is git-ignored: an experiment's metrics reach `dvc exp show` through the cache."""
+    metrics = [out for stage in stages.values() for out in stage.outs if out.metric]
+    assert len(metrics) >= 9
+    assert all(out.use_cache for out in metrics), [o.def_path for o in metrics if not o.use_cache]
+
+
+def test_every_stage_depends_on_the_catalog_and_the_dataset_code(stages):
+    for name, stage in stages.items():
+        paths = {dep.def_path for dep in stage.deps}
+        assert "conf/base/catalog.yml" in paths, name
+        assert {"src/fashiongan/datasets", "src/fashiongan/datasets/"} & paths, name
+        own = REPO_ROOT / "conf/base" / f"catalog_{name.removeprefix('train_')}.yml"
+        if own.exists():
+            assert own.relative_to(REPO_ROOT).as_posix() in paths, name
+
+
+def test_the_tracking_uri_is_the_project_roots():
+    """Absolute, found from the working directory: a DVC experiment's temporary copy logs to it."""
+    mlflow = yaml.safe_load((REPO_ROOT / "conf/base/mlflow.yml").read_text())
+    assert mlflow["server"]["mlflow_tracking_uri"] == "sqlite:///${project_root:}/mlflow.db"
+
+
+@pytest.mark.slow
+def test_a_reproduced_stage_is_up_to_date_afterwards(tmp_path, monkeypatch):
+    """`dvc repro data` on the tiny project, then `dvc status` has nothing to say (what `make
+    data` leaves behind)."""
+    from tests.conftest import make_kedro_project
+
+    project = make_kedro_project(tmp_path, monkeypatch)
+    (project / "src" / "fashiongan").symlink_to(REPO_ROOT / "src" / "fashiongan")
+    shutil.copy(REPO_ROOT / "dvc.yaml", project / "dvc.yaml")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{DVC.parent}:{os.environ['PATH']}"}
+
+    def dvc(*args: str) -> str:
+        result = subprocess.run(
+            [str(DVC), *args], cwd=project, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    dvc("init", "--no-scm", "-q")
+    assert "Running stage 'data'" in dvc("repro", "data")
+    assert "up to date" in dvc("status", "data")
+    assert "didn't change" in dvc("repro", "data")

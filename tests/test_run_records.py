@@ -22,6 +22,7 @@ from tests.scale.conftest import child_env
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CHECKPOINTS = "data/06_models/checkpoints/records"
+RUN = "train_gan.baseline"  # the MLflow run's name: pipeline.namespace
 #: Runs long enough to be interrupted (iterations does not change the checkpoint fingerprint).
 LONG = (
     f"baseline.training.checkpoint_dir={CHECKPOINTS},baseline.training.sample_every=0,"
@@ -92,12 +93,12 @@ def interrupt(project: Path, sig: signal.Signals, log: Path, after_step: int) ->
 def test_ctrl_c_and_sigterm_are_killed_and_the_same_command_resumes(project: Path, tmp_path):
     before = statuses(project)
     stopped = interrupt(project, signal.SIGINT, tmp_path / "sigint.log", after_step=0)
-    assert statuses(project)[len(before) :] == [("train_gan", "KILLED")]
+    assert statuses(project)[len(before) :] == [(RUN, "KILLED")]
 
     # The same command resumes from Ctrl-C's checkpoint; SIGTERM ends it KILLED too.
     stopped_again = interrupt(project, signal.SIGTERM, tmp_path / "sigterm.log", stopped)
     assert f"(step {stopped})" in (tmp_path / "sigterm.log").read_text()  # "Resumed from …"
-    assert statuses(project)[len(before) :] == [("train_gan", "KILLED")] * 2
+    assert statuses(project)[len(before) :] == [(RUN, "KILLED")] * 2
 
     # Then to the end (iterations a little past the checkpoint: same fingerprint, so it resumes).
     final = stopped_again + 10
@@ -106,10 +107,12 @@ def test_ctrl_c_and_sigterm_are_killed_and_the_same_command_resumes(project: Pat
     output = (tmp_path / "end.log").read_text()
     assert re.search(rf"Resumed from \S+ckpt-0*{stopped_again}\.safetensors", output)
     assert checkpoint_steps(project)[-1] == final
-    assert statuses(project)[len(before) :] == [("train_gan", "KILLED")] * 2 + [
-        ("train_gan", "FINISHED")
-    ]
-    assert (project / "models/baseline/generator.safetensors").is_file()
+    assert statuses(project)[len(before) :] == [(RUN, "KILLED")] * 2 + [(RUN, "FINISHED")]
+    assert (project / "models/baseline/default/generator.safetensors").is_file()
+    with sqlite3.connect(project / "mlflow.db") as db:
+        commands = db.execute("select value from tags where key = 'fashiongan.command'").fetchall()
+    expected = f"kedro run --pipelines=train_gan --namespaces=baseline --params {LONG[: LONG.rindex('=')]}={final}"
+    assert (expected,) in commands  # as typed, with its namespace and parameters
 
 
 def test_a_crash_is_failed(project: Path, tmp_path):
@@ -122,4 +125,4 @@ def test_a_crash_is_failed(project: Path, tmp_path):
     process = kedro_run(project, params, tmp_path / "crash.log")
     assert process.wait(timeout=120) == 1
     assert "became nan at step 0" in (tmp_path / "crash.log").read_text()
-    assert statuses(project)[len(before) :] == [("train_gan", "FAILED")]
+    assert statuses(project)[len(before) :] == [(RUN, "FAILED")]

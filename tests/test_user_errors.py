@@ -119,7 +119,7 @@ def test_kedro_run_failure_is_one_line_with_the_traceback_in_a_file(project, cas
 @pytest.mark.slow
 def test_kedro_run_unknown_environment_names_the_ones_there_are(project):
     assert kedro_run_failure(project, "--env", "nope") == (
-        "Error: no configuration environment 'nope' in conf/ (have: base, local, team): pass "
+        "Error: no configuration environment 'nope' in conf/ (have: base, local, smoke, team): pass "
         "one of them to --env, or create conf/nope/"
     )
     assert not (project / "data" / "02_intermediate").exists()  # refused before any work
@@ -128,10 +128,11 @@ def test_kedro_run_unknown_environment_names_the_ones_there_are(project):
 # --- fashiongan generate ---------------------------------------------------------------------------
 @pytest.fixture
 def models(tmp_path: Path) -> Path:
-    """A project-like folder: models/baseline/{generator,discriminator}, a checkpoint, junk."""
+    """A project-like folder: models/baseline/default/{generator,discriminator}, a checkpoint,
+    junk."""
     torch.manual_seed(0)
     config = MLPGANConfig(generator_hidden=(8, 8, 8), discriminator_hidden=(8,))
-    baseline = tmp_path / "models" / "baseline"
+    baseline = tmp_path / "models" / "baseline" / "default"
     save_module(MLPGenerator(config), baseline / "generator.safetensors")
     save_module(MLPDiscriminator(config), baseline / "discriminator.safetensors")
     checkpoints = tmp_path / "data/06_models/checkpoints/baseline/4a59f25c0d5e3180"
@@ -171,9 +172,9 @@ GENERATE_CASES = {
         "is a training checkpoint: use the generator in models/baseline/",
     ),
     "discriminator": (
-        ["--model", "models/baseline/discriminator.safetensors"],
-        "Error: models/baseline/discriminator.safetensors is a discriminator, not a generator: "
-        "use models/baseline/generator.safetensors",
+        ["--model", "models/baseline/default/discriminator.safetensors"],
+        "Error: models/baseline/default/discriminator.safetensors is a discriminator, not a generator: "
+        "use models/baseline/default/generator.safetensors",
     ),
     "PNG grid too large": (
         ["--n", "100000"],
@@ -296,7 +297,7 @@ def conf_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ),
         (
             ["--env", "nope"],
-            "Error: no configuration environment 'nope' in conf/ (have: base, local, team): "
+            "Error: no configuration environment 'nope' in conf/ (have: base, local, smoke, team): "
             "pass one of them to --env, or create conf/nope/",
         ),
     ],

@@ -28,8 +28,8 @@ from fashiongan.errors import (
     write_traceback,
 )
 
-DEFAULT_BASELINE = Path("models/baseline/generator.safetensors")
-DEFAULT_CONDITIONAL = Path("models/conditional/generator.safetensors")
+DEFAULT_BASELINE = Path("models/baseline/default/generator.safetensors")
+DEFAULT_CONDITIONAL = Path("models/conditional/default/generator.safetensors")
 
 
 class UserError(click.ClickException):
@@ -63,8 +63,9 @@ def cli() -> None:
 @cli.command()
 @click.option(
     "--model",
-    type=click.Path(path_type=Path),
-    help="Generator .safetensors (default: conditional if --text, else baseline).",
+    help="A generator .safetensors, its folder, or a registered model: "
+    "models:/fashiongan-conditional@champion, models:/fashiongan-baseline/3 "
+    "(default: models/conditional/default if --text, else models/baseline/default).",
 )
 @click.option("--text", help='What to draw, e.g. "a dark ankle boot" (conditional models).')
 @click.option(
@@ -84,30 +85,41 @@ def cli() -> None:
     "--out", type=click.Path(path_type=Path), required=True, help="grid.png or images.npz"
 )
 def generate(
-    model: Path | None, text: str | None, image: Path | None, n: int, seed: int, out: Path
+    model: str | None, text: str | None, image: Path | None, n: int, seed: int, out: Path
 ) -> None:
     """Sample images from a trained generator into a PNG grid or an .npz (uint8 `images`, `captions`)."""
     from fashiongan.generation import GenerationError, load_generator
     from fashiongan.generation import generate as sample
     from fashiongan.images import ImageInputError, load_image
+    from fashiongan.registry import ModelNotFoundError
 
     try:
         _check_output(out, n)
-        model_path = model or (
-            DEFAULT_CONDITIONAL if text is not None or image else DEFAULT_BASELINE
-        )
+        model_path = _generator_file(model, conditional=text is not None or image is not None)
         generator = load_generator(model_path)
         reference = None
         if image is not None:
             reference = load_image(image, generator.config.image_size, generator.config.channels)
         images = sample(generator, n, seed, text, reference)
-        title = f"{model_path.parent.name}: {text}" if text else model_path.parent.name
+        label = model if model and model.startswith("models:/") else model_path.parent.name
+        title = f"{label}: {text}" if text else label
         _write_images(images, out, text, title)
-    except (GenerationError, ImageInputError, OSError) as err:
+    except (GenerationError, ImageInputError, ModelNotFoundError, OSError) as err:
         raise UserError(str(err)) from err
     except Exception as err:  # a bug, not the user's doing: one line, the frames in a file
         raise click.ClickException(failure_line(err, "fashiongan_error.log")) from None
     click.echo(f"wrote {n} images to {out}")
+
+
+def _generator_file(model: str | None, conditional: bool) -> Path:
+    """The generator file ``--model`` names: a file, a model folder, or a ``models:/`` URI
+    (downloaded from the project's MLflow registry); the default models when not given."""
+    from fashiongan.registry import resolve_model_dir
+
+    if model is None:
+        return DEFAULT_CONDITIONAL if conditional else DEFAULT_BASELINE
+    path = resolve_model_dir(model)
+    return path / "generator.safetensors" if path.is_dir() else path
 
 
 def _check_output(out: Path, n: int) -> None:

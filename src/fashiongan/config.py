@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 Count = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[int, Field(ge=0)]
@@ -27,12 +27,22 @@ Texts = Annotated[tuple[str, ...], Field(min_length=1)]
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
 Threads = Count | None
 Seed = NonNegative
+#: A variant's name: a folder name under models/<family>/, so a lower-case slug.
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 
 class Block(BaseModel):
     """A parameter block: frozen, no unknown keys, no defaults (they live in YAML)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunName(RootModel[Slug]):
+    """The top-level ``run_name``: the variant a run trains or evaluates (``default`` unless
+    ``--params run_name=…``); its models go to ``models/<family>/<run_name>/``, so that a
+    variant never overwrites another. A scalar, not a block."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 class ConfigError(ValueError):
@@ -61,9 +71,16 @@ class MLPModel(Block):
     channels: Count
 
 
+#: A trainer's torch CPU threads: a count, or "auto": the cores free, rechecked while training.
+TrainerThreads = Count | Literal["auto"]
+#: The generator's weight average for sampling and saving: null or 0 = off.
+EMADecay = Annotated[float, Field(ge=0, lt=1)] | None
+
+
 class BaselineTraining(Block):
     seed: Seed
     device: Device
+    num_threads: TrainerThreads
     iterations: Count
     batch_size: Count
     d_lr: Rate
@@ -146,6 +163,7 @@ class EmbeddingParams(Block):
 class ConditionalTraining(Block):
     seed: Seed
     device: Device
+    num_threads: TrainerThreads
     amp: bool
     epochs: Count
     batch_size: Count
@@ -165,6 +183,7 @@ class ConditionalTraining(Block):
     aux_weight: Weight
     attribute_mismatch: Probability
     image_drop: Probability
+    ema_decay: EMADecay
     log_every: Count
     sample_columns: Count
     checkpoint_dir: str | None
@@ -272,6 +291,8 @@ class EvaluationParams(Block):
     kid_subsets: Count
     prdc_k: Count
     discriminator_loss: dict[str, Literal["bce", "wgan-gp", "hinge"]]
+    registered_models: tuple[Annotated[str, Field(pattern=r"^models:/[^/@]+(@[^/@]+|/\d+)$")], ...]
+    promote_champion: bool
     inception: InceptionParams
     retrieval: RetrievalParams
     figures: EvaluationFigures
@@ -459,6 +480,7 @@ class SearchDatasets(Block):
     index: str
     catalog: str
     thumbnails: str
+    attributes: str  # tone/fit/pattern cut points: what a picked or drawn reference measures
 
 
 class SearchQuery(Block):
@@ -469,6 +491,9 @@ class SearchQuery(Block):
     use_intent_caption: bool
     class_threshold: Probability
     attribute_threshold: Probability
+    fuse_text: bool
+    class_boost: Weight
+    modify_generates: Literal["caption", "composed"]
 
 
 class SearchAppParams(Block):
@@ -479,10 +504,13 @@ class SearchAppParams(Block):
     query: SearchQuery
     threads: Threads
     upload_max_mb: Rate
+    title_vectors: str
+    max_conversations: Count
 
 
 #: Every top-level block of the parameter files and its model.
-BLOCKS: dict[str, type[Block]] = {
+BLOCKS: dict[str, type[Block] | type[RunName]] = {
+    "run_name": RunName,
     "fashion_mnist": FashionMNISTParams,
     "baseline": BaselineParams,
     "conditional": ConditionalParams,
@@ -523,7 +551,7 @@ def _describe(block: str, model: type[Block], error: dict[str, Any]) -> str:
     return f"{key}: {error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
 
 
-def parse_block(name: str, values: Any) -> Block:
+def parse_block(name: str, values: Any) -> Block | RunName:
     """Build the typed block ``name`` from its YAML values.
 
     Raises:
@@ -539,7 +567,9 @@ def parse_block(name: str, values: Any) -> Block:
         raise ConfigError("; ".join(problems)) from None
 
 
-def parse_parameters(params: dict[str, Any], blocks: set[str] | None = None) -> dict[str, Block]:
+def parse_parameters(
+    params: dict[str, Any], blocks: set[str] | None = None
+) -> dict[str, Block | RunName]:
     """Check the top-level keys, then build the ``blocks`` asked for (default: all present)."""
     for name in params:
         if name not in BLOCKS:
@@ -551,7 +581,9 @@ def parse_parameters(params: dict[str, Any], blocks: set[str] | None = None) -> 
     return {name: parse_block(name, params[name]) for name in sorted(wanted)}
 
 
-def load_parameters(conf_source: str | Path = "conf", env: str = "base") -> dict[str, Block]:
+def load_parameters(
+    conf_source: str | Path = "conf", env: str = "base"
+) -> dict[str, Block | RunName]:
     """Every block of ``<conf_source>/<env>/parameters_*.yml``, typed (for scripts and tests)."""
     params: dict[str, Any] = {}
     for path in sorted(Path(conf_source, env).glob("parameters*.yml")):

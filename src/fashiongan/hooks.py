@@ -1,17 +1,24 @@
-"""Project hooks: every parameter block is checked before any work starts, and every run's end
-is recorded truthfully in MLflow (FINISHED, FAILED, or KILLED by Ctrl-C / SIGTERM)."""
+"""Project hooks: every parameter block is checked before any work starts; every MLflow run says
+what it is (name, command, code, data) and how it ended (FINISHED, FAILED, or KILLED by Ctrl-C /
+SIGTERM); the models a training run wrote are logged to it and registered."""
 
 from __future__ import annotations
 
 import atexit
+import logging
+import os
+import re
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from pydantic import BaseModel
 
 from fashiongan.config import parse_parameters
+from fashiongan.errors import one_line
+from fashiongan.registry import publish, run_tags
 
 
 class ConfigHook:
@@ -140,3 +147,149 @@ class RunRecordHook:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+
+
+#: Set to 0 to log and register no models at the end of training runs (quick experiments).
+REGISTER_ENV = "FASHIONGAN_REGISTER_MODELS"
+#: run_params keys kedro-mlflow logs as Python reprs of lists/dicts: rewritten as plain text.
+_LISTED = ("pipeline_names", "namespaces", "tags", "node_names", "from_nodes", "to_nodes",
+           "from_inputs", "to_outputs", "load_versions", "runtime_params")  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+
+class RunNamingHook:
+    """Names and tags each MLflow run for what it is; logs and registers the models it trained.
+
+    The run is named ``<pipeline>[.<namespace>][.<run_name>][@<env>]`` (``train_gan.conditional``,
+    ``train_gan.conditional.tuned``, ``train_gan.conditional@smoke``; the variant ``default`` is
+    left out) and tagged with the command as typed, the Kedro environment and variant, the git
+    commit and dirty flag, the SHA-256 of every data file the pipeline reads, and the DVC stage or
+    experiment that launched it. kedro-mlflow's own tags are kept but written as text (no list or
+    object reprs). The experiment is marked as classic model training, so the MLflow UI opens on
+    its runs table. When the pipeline has run, each model folder it wrote under
+    ``models/<family>/<run_name>/`` is logged to the run as a pyfunc and registered as
+    ``fashiongan-<family>`` (see :mod:`fashiongan.registry.publish`).
+    """
+
+    def __init__(self) -> None:
+        self._variant, self._run_id, self._outer_run = "default", None, None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Note the variant, and a run opened before the session (not ours to name).
+
+        Also forget the run kedro-mlflow's (process-wide) hook kept from an earlier session in
+        this process: for a pipeline whose tracking is disabled (ingestion) it would otherwise
+        reopen that finished run before every node, and fail once its store is gone.
+        """
+        import mlflow
+        from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
+
+        mlflow_hook.run_id = None
+
+        active = mlflow.active_run()
+        self._outer_run = None if active is None else active.info.run_id
+        try:
+            self._variant = str(context.params.get("run_name") or "default")
+        except Exception:  # a bad parameter is ConfigHook's to report, in one line
+            self._variant = "default"
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        import mlflow
+
+        self._run_id = None
+        active = mlflow.active_run()
+        if active is None or active.info.run_id == self._outer_run:
+            return
+        self._run_id = active.info.run_id
+        self._variant = str((run_params.get("runtime_params") or {}).get("run_name", self._variant))
+        mlflow.set_tags(_run_tags(run_params, self._variant, _input_paths(pipeline, catalog)))
+        experiment = active.info.experiment_id
+        client = mlflow.MlflowClient()
+        if client.get_experiment(experiment).tags.get("mlflow.experimentKind") is None:
+            client.set_experiment_tag(experiment, "mlflow.experimentKind", run_tags.EXPERIMENT_KIND)
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's, which ends the run
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        import mlflow
+
+        active = mlflow.active_run()
+        if self._run_id is None or active is None or active.info.run_id != self._run_id:
+            return
+        project = Path(run_params.get("project_path") or Path.cwd())
+        written = [_absolute(p, project) for p in _paths(pipeline.all_outputs(), catalog).values()]
+        folders = publish.model_folders(written, project / "models")
+        register = os.environ.get(REGISTER_ENV, "1") != "0"
+        tags = {"fashiongan.kedro_env": str(run_params.get("env") or "local"),
+                "fashiongan.run_name": self._variant}  # fmt: skip
+        for family, folder in sorted(folders.items()):
+            shown = _shown(folder, project)
+            try:
+                version = publish.log_and_register(
+                    family, folder, {**tags, "fashiongan.model_dir": shown}, register
+                )
+            except Exception as err:  # the model is saved; the run must still end FINISHED
+                log.warning("%s was not logged to MLflow: %s", shown, one_line(err))
+                mlflow.set_tag(f"fashiongan.model_error.{family}", one_line(err)[:500])
+                continue
+            if version is not None:
+                log.info("registered %s version %s (%s)", version.name, version.version, shown)
+
+
+def _run_tags(run_params: dict[str, Any], variant: str, inputs: dict[str, Path]) -> dict[str, str]:
+    """Every tag :class:`RunNamingHook` writes at the start of a run."""
+    project = Path(run_params.get("project_path") or Path.cwd())
+    env = run_params.get("env")
+    pipelines = run_params.get("pipeline_names") or ["__default__"]
+    experiment = os.environ.get("DVC_EXP_NAME")
+    name = run_tags.run_name(pipelines, run_params.get("namespaces"), variant, env, experiment)
+    runner = str(run_params.get("runner") or "")
+    plain = {  # kedro-mlflow wrote these as the reprs of lists and dicts
+        key: run_tags.params_text(value) if isinstance(value, dict) else ",".join(map(str, value))
+        for key in _LISTED
+        if (value := run_params.get(key))
+    }
+    return {
+        **plain,
+        "mlflow.runName": name,
+        "runner": re.sub(r"^<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-f]+>$", r"\1", runner),
+        "kedro_command": run_tags.equivalent_command(run_params),
+        "fashiongan.command": run_tags.command_line(run_tags.argv(), run_params),
+        "fashiongan.pipeline": "+".join(pipelines),
+        "fashiongan.namespace": ",".join(run_params.get("namespaces") or []),
+        "fashiongan.run_name": variant,
+        "fashiongan.kedro_env": str(env or "local"),
+        **run_tags.git_state(project),
+        **run_tags.dvc_tags(),
+        **run_tags.data_tags(inputs, project),
+    }
+
+
+def _paths(names: Any, catalog: Any) -> dict[str, Path]:
+    """Dataset name → the file or folder it is stored at, for the catalog's file datasets."""
+    out = {}
+    for name in sorted(names):
+        if name == "parameters" or name.startswith("params:"):
+            continue
+        try:
+            dataset = catalog.get(name)
+        except Exception:  # a dataset that cannot even be built is the run's to report
+            continue
+        if dataset is not None and (path := run_tags.dataset_path(dataset)) is not None:
+            out[name] = path
+    return out
+
+
+def _input_paths(pipeline: Any, catalog: Any) -> dict[str, Path]:
+    """The files the pipeline reads and does not write itself (its free inputs)."""
+    return _paths(pipeline.inputs(), catalog)
+
+
+def _absolute(path: Path, project: Path) -> Path:
+    return path if path.is_absolute() else project / path
+
+
+def _shown(path: Path, project: Path) -> str:
+    return (path.relative_to(project) if path.is_relative_to(project) else path).as_posix()

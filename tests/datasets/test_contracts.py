@@ -139,7 +139,7 @@ def test_kedro_run_refuses_out_of_range_model_input_and_keeps_models(kedro_proje
     write_unchecked(
         kedro_project, model_input() | {"train_images": torch.full((6, 1, 28, 28), 3.0)}
     )
-    published = kedro_project / "models/baseline/generator.safetensors"
+    published = kedro_project / "models/baseline/default/generator.safetensors"
     published.parent.mkdir(parents=True)
     published.write_bytes(b"the published baseline")
     line = kedro_run_failure(kedro_project, "--pipelines=train_gan", "--namespaces=baseline")

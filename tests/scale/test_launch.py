@@ -35,10 +35,10 @@ def test_train_gan_under_torchrun_writes_one_set_of_outputs_and_one_mlflow_run(
     (rank1,) = [p for p in logs.rglob("*") if p.is_dir() and p.name == "1"]
     assert "Rank 1 of 2 joined the gloo" in "".join(f.read_text() for f in rank1.glob("*.log"))
     metrics = json.loads(
-        (kedro_project / "data/08_reporting/baseline/training_metrics.json").read_text()
+        (kedro_project / "data/08_reporting/baseline/default/training_metrics.json").read_text()
     )
     assert metrics["iterations"] == 20
-    assert (kedro_project / "models/baseline/generator.safetensors").stat().st_size > 0
+    assert (kedro_project / "models/baseline/default/generator.safetensors").stat().st_size > 0
     assert list((kedro_project / "data/06_models/checkpoints/baseline").glob("*/ckpt-*"))
 
     client = mlflow.MlflowClient(f"sqlite:///{kedro_project / 'mlflow.db'}")

@@ -198,7 +198,7 @@ def test_team_env_logs_to_the_postgres_backed_server(mlflow_server, tmp_path, mo
     client = mlflow.MlflowClient(tracking_uri=mlflow_server["uri"])
     experiment = client.get_experiment_by_name("fashiongan")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.status == "FINISHED" and run.info.run_name == "train_gan"
+    assert run.info.status == "FINISHED" and run.info.run_name == "train_gan.baseline@team"
     assert run.data.params["baseline.training.iterations"] == "20"
     history = client.get_metric_history(run.info.run_id, "baseline/d_loss")
     assert [m.step for m in history] == [5, 10, 15, 20]

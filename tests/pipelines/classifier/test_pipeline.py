@@ -23,13 +23,19 @@ def test_classifier_end_to_end_with_mlflow(tiny_classifier):
     assert vocabulary["<pad>"] == 0 and vocabulary["<unk>"] == 1
 
     for modality in ("multimodal", "image", "text"):
-        model = TorchModelDataset(filepath=f"models/classifier/{modality}.safetensors").load()
+        model = TorchModelDataset(
+            filepath=f"models/classifier/default/{modality}.safetensors"
+        ).load()
         assert isinstance(model, ProductClassifier) and model.config.modality == modality
         assert model.config.vocab_size == len(vocabulary)
-        history = pd.read_csv(project / f"data/08_reporting/classifier/{modality}_history.csv")
+        history = pd.read_csv(
+            project / f"data/08_reporting/classifier/default/{modality}_history.csv"
+        )
         assert list(history["epoch"]) == [1, 2]
 
-    metrics = json.loads((project / "data/08_reporting/classifier/metrics.json").read_text())
+    metrics = json.loads(
+        (project / "data/08_reporting/classifier/default/metrics.json").read_text()
+    )
     assert set(metrics["models"]) == {"multimodal", "image", "text"}
     for scores in metrics["models"].values():
         for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
@@ -57,6 +63,15 @@ def test_classifier_end_to_end_with_mlflow(tiny_classifier):
     )
     assert run.data.params["classifier.titles.noise.misleading"] == "0.15"
     assert {"test/multimodal/macro_f1", "test/text/accuracy"} <= set(run.data.metrics)
+    # The summary reaches MLflow through the catalog's classifier_mlflow_metrics dataset.
+    logged = {k for k in run.data.metrics if k.startswith("test/")}
+    assert logged == {
+        f"test/{modality}/{key}"
+        for modality in models
+        for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+    }
+    (f1,) = client.get_metric_history(run.info.run_id, "test/multimodal/macro_f1")
+    assert (f1.step, f1.value) == (0, models["multimodal"]["macro_f1"])
     history = client.get_metric_history(run.info.run_id, "classifier_image/val_accuracy")
     assert len(history) == 2
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/classifier")}

@@ -2,7 +2,6 @@
 parameters, figures once, and the report. The scoring itself is tested in tests/evaluation/."""
 
 import re
-import subprocess
 
 import pandas as pd
 import pytest
@@ -19,11 +18,12 @@ from fashiongan.pipelines.evaluation.nodes import (
     sample_models,
     score_inception,
     score_models,
+    write_report,
 )
 from fashiongan.pipelines.evaluation.report import (
     data_checksum,
-    git_commit,
     markdown,
+    mlflow_metrics,
     row_summary,
     verdict_sentence,
 )
@@ -44,7 +44,8 @@ def data(evaluation_project):
     captions = pd.read_parquet(project / "data/04_feature/fashion_mnist_captions.parquet")
 
     def model(name, stem="generator"):
-        return TorchModelDataset(filepath=str(project / f"models/{name}/{stem}.safetensors")).load
+        path = project / f"models/{name}/default/{stem}.safetensors"
+        return TorchModelDataset(filepath=str(path)).load
 
     return {
         "project": project,
@@ -68,14 +69,14 @@ def samples(data):
     return sample_models(generators, data["model_input"], data["captions"], PARAMS)
 
 
-def test_partitioned_datasets_name_models_by_folder(data):
+def test_partitioned_datasets_name_variants_by_family_and_folder(data):
     project = data["project"]
     generators = OptionalPartitionedDataset(
         path=str(project / "models"),
         dataset="fashiongan.datasets.TorchModelDataset",
         filename_suffix="/generator.safetensors",
     ).load()
-    assert set(generators) == {"baseline", "conditional", "vae"}
+    assert set(generators) == {"baseline/default", "conditional/default", "vae/default"}
     empty = OptionalPartitionedDataset(
         path=str(project / "models"),
         dataset="fashiongan.datasets.TorchModelDataset",
@@ -201,13 +202,37 @@ def _comparison_inputs():
 
 def test_markdown_has_a_row_a_model_and_the_reference_rows():
     model_metrics, inception, retrieval = _comparison_inputs()
-    metrics, _, text = compile_report(model_metrics, inception, retrieval, {}, CLASS_NAMES)
+    metrics, _, logged = compile_report(model_metrics, inception, retrieval, {})
+    text = write_report(metrics, model_metrics, retrieval, {}, CLASS_NAMES)
     assert "| **baseline** |" in text and "| real train vs test (floor) |" in text
     assert "| uniform noise |" in text and "N = 50" in text and "no retrieval" in text
     assert "| **baseline** | 1.00 | 1.00 | 0.500 | 0.500 | 1.000 | 0.500 | — |" in text
     assert "Inception FID not computed: off" in text and "No model has a discriminator." in text
+    assert "No registered model was scored" in text
     assert text.endswith("no retrieval\n")
-    assert text == markdown(metrics, model_metrics, retrieval, CLASS_NAMES)
+    assert text == markdown(metrics, model_metrics, retrieval, {}, CLASS_NAMES)
+    assert logged["baseline/fid_evaluator"] == {"value": 1.0, "step": 0}
+    assert "baseline/fid_inception" not in logged  # None: not a metric
+
+
+def test_summary_metrics_keys_are_ones_mlflow_accepts():
+    metrics = {
+        "rows": {"fashiongan-conditional@champion": {"fid_evaluator": 2.0, "x": float("nan")}}
+    }
+    assert mlflow_metrics(metrics) == {
+        "fashiongan-conditional_champion/fid_evaluator": {"value": 2.0, "step": 0}
+    }
+
+
+def test_the_report_names_each_champion_and_the_rule():
+    model_metrics, inception, retrieval = _comparison_inputs()
+    metrics, _, _ = compile_report(model_metrics, inception, retrieval, {})
+    decision = {"champion": "3", "previous": "1", "model": "baseline/default",
+                "fid_evaluator": 1.0, "conditional_accuracy": None, "smoke": False}  # fmt: skip
+    champions = {"rule": "lowest evaluator FID", "families": {"baseline": decision}}
+    text = write_report(metrics, model_metrics, retrieval, champions, CLASS_NAMES)
+    assert "Alias `champion` in each family: lowest evaluator FID." in text
+    assert "| fashiongan-baseline | 3 | 1 | baseline/default | 1.00 | — | no |" in text
 
 
 def test_data_checksum_changes_with_the_data(data):
@@ -216,25 +241,3 @@ def test_data_checksum_changes_with_the_data(data):
     changed = {**model_input, "test_labels": model_input["test_labels"].flip(0)}
     assert first == data_checksum(dict(model_input)) and first != data_checksum(changed)
     assert re.fullmatch(r"[0-9a-f]{64}", first)
-
-
-def _git(folder, *args):
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=folder, check=True, capture_output=True,
-    )  # fmt: skip
-
-
-def test_git_commit_names_the_checkout_and_whether_it_is_dirty(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert git_commit() == "unknown"  # not a git checkout
-    _git(tmp_path, "init", "-q")
-    (tmp_path / "tracked.txt").write_text("one\n")
-    _git(tmp_path, "add", "tracked.txt")
-    _git(tmp_path, "commit", "-q", "-m", "first")
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert git_commit() == head and re.fullmatch(r"[0-9a-f]{40}", head)
-    (tmp_path / "tracked.txt").write_text("two\n")
-    assert git_commit() == f"{head}-dirty"

@@ -74,25 +74,25 @@ def test_ingestion_report_and_tables(project):
 
 def test_trained_models_at_64x64_rgb(project):
     generator = TorchModelDataset(
-        filepath=str(project / "models/fashioniq/generator.safetensors")
+        filepath=str(project / "models/fashioniq/default/generator.safetensors")
     ).load()
     embedder = TorchModelDataset(
-        filepath=str(project / "models/fashioniq/embedder.safetensors")
+        filepath=str(project / "models/fashioniq/default/embedder.safetensors")
     ).load()
     assert isinstance(generator, ConditionalGenerator) and isinstance(embedder, ImageEmbedder)
     assert (generator.config.image_size, generator.config.channels) == (64, 3)
     assert generator.config.stages == 4 and generator.config.text_dim == 384
-    history = pd.read_csv(project / "data/08_reporting/fashioniq/training_history.csv")
+    history = pd.read_csv(project / "data/08_reporting/fashioniq/default/training_history.csv")
     assert list(history["step"]) == [1, 2, 3, 4, 5, 6]  # 25 items // 8 = 3 steps × 2 epochs
 
 
 def test_official_recall_for_every_query_kind(project):
-    metrics = json.loads((project / "data/08_reporting/fashioniq/metrics.json").read_text())
+    metrics = json.loads((project / "data/08_reporting/fashioniq/default/metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["ks"] == [1, 5]
     sizes = {"dress": 8, "shirt": 7, "toptee": 8}
     assert metrics["gallery_size"] == sizes
     assert set(metrics["methods"]) == set(METHODS)
-    rankings = pd.read_parquet(project / "data/07_model_output/fashioniq/rankings.parquet")
+    rankings = pd.read_parquet(project / "data/07_model_output/fashioniq/default/rankings.parquet")
     assert len(rankings) == len(METHODS) * EXPECTED_VAL_PAIRS
     assert (rankings["target_rank"] < rankings["gallery_size"]).all()
     assert rankings["top"].map(len).max() == 5  # the first max(ks) gallery items
@@ -117,13 +117,19 @@ def test_official_recall_for_every_query_kind(project):
     fused = metrics["methods"]["fused"]["average"]["recall_at_5"]
     assert run.data.metrics["fashioniq/eval/fused/average/recall_at_5"] == pytest.approx(fused)
     assert "fashioniq/d_loss" in run.data.metrics
+    # The summaries reach MLflow through the catalog's metric datasets: fashioniq.mlflow_metrics
+    # (Recall@K at step 0) and the training template's fashioniq.training_mlflow_metrics.
+    (recall,) = client.get_metric_history(run.info.run_id, "fashioniq/eval/image/dress/recall_at_1")
+    assert (recall.step, recall.value) == (0, metrics["methods"]["image"]["dress"]["recall_at_1"])
+    assert not any(name.endswith("/queries") for name in run.data.metrics)
+    assert {"fashioniq/final_d_loss", "fashioniq/wall_time_s"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/fashioniq")}
     assert "figures/fashioniq/fashioniq_examples.png" in artifacts
 
 
 def test_report_and_figures(project):
     report = (project / "reports/fashioniq.md").read_text()
-    metrics = json.loads((project / "data/08_reporting/fashioniq/metrics.json").read_text())
+    metrics = json.loads((project / "data/08_reporting/fashioniq/default/metrics.json").read_text())
     assert report.startswith("# FashionIQ")
     assert "| Query | dress R@1 | dress R@5 | shirt R@1 |" in report
     fused = metrics["methods"]["fused"]["dress"]["recall_at_1"]

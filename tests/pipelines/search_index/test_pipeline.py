@@ -1,5 +1,6 @@
 import json
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,7 +80,7 @@ def indexed(tmp_path_factory):
 
 
 def test_pipeline_writes_catalog_vectors_index_and_report(indexed):
-    out = indexed / "data/07_model_output/search"
+    out = indexed / "data/07_model_output/search/default"
     table = pd.read_parquet(out / "catalog.parquet")
     assert len(table) == N_TEST and table["id"].is_unique
     assert table.loc[7, "category"] == "Sneaker" and table.loc[7, "title"] == "a plain sneaker"
@@ -91,7 +92,9 @@ def test_pipeline_writes_catalog_vectors_index_and_report(indexed):
     _, rows = search(index, vectors[:3].numpy(), 1)
     assert rows[:, 0].tolist() == [0, 1, 2]
 
-    metrics = json.loads((indexed / "data/08_reporting/search_index/metrics.json").read_text())
+    metrics = json.loads(
+        (indexed / "data/08_reporting/search_index/default/metrics.json").read_text()
+    )
     assert metrics["n_queries"] == 6 and metrics["index"]["ntotal"] == N_TEST
     assert metrics["intent_class_accuracy"] == 1.0  # titles name their class
     assert metrics["chance_class_precision_at_3"] == pytest.approx(0.1)
@@ -100,6 +103,22 @@ def test_pipeline_writes_catalog_vectors_index_and_report(indexed):
     assert metrics["image_class_precision_at_3"] >= 0.5
     assert 0.0 <= metrics["text_class_precision_at_3"] <= 1.0  # untrained generator: noise
     assert (indexed / "reports/figures/search_index/search_examples.png").stat().st_size > 5000
+
+
+def test_summary_metrics_reach_mlflow_through_the_dataset(indexed):
+    """search_mlflow_metrics: the rates as ``search/<name>`` at step 0, no counts."""
+    metrics = json.loads(
+        (indexed / "data/08_reporting/search_index/default/metrics.json").read_text()
+    )
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{indexed / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("fashiongan").experiment_id])
+    logged = {k: v for k, v in run.data.metrics.items() if k.startswith("search/")}
+    assert logged == {
+        f"search/{key}": value for key, value in metrics.items() if isinstance(value, float)
+    }
+    assert {"search/intent_class_accuracy", "search/query_latency_ms_median"} <= set(logged)
+    (accuracy,) = client.get_metric_history(run.info.run_id, "search/intent_class_accuracy")
+    assert (accuracy.step, accuracy.value) == (0, 1.0)
 
 
 def test_service_loads_from_the_project_catalog(indexed):

@@ -13,14 +13,14 @@ def test_train_evaluator_end_to_end_with_mlflow(evaluator_project):
     project = evaluator_project
     run_pipeline(project, ["data_processing", "train_evaluator"])
 
-    model = TorchModelDataset(filepath="models/evaluator/evaluator.safetensors").load()
+    model = TorchModelDataset(filepath="models/evaluator/default/evaluator.safetensors").load()
     assert isinstance(model, EvaluatorCNN)
     assert model.config.channels == (8, 16, 16) and model.config.feature_dim == 32
     assert model.features(torch.zeros(2, 1, 28, 28)).shape == (2, 32)
 
-    history = pd.read_csv(project / "data/08_reporting/evaluator/training_history.csv")
+    history = pd.read_csv(project / "data/08_reporting/evaluator/default/training_history.csv")
     assert list(history["epoch"]) == [1, 2]
-    metrics = json.loads((project / "data/08_reporting/evaluator/metrics.json").read_text())
+    metrics = json.loads((project / "data/08_reporting/evaluator/default/metrics.json").read_text())
     assert metrics["n_test"] == 50 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["validation_accuracy"] == history["val_accuracy"].max()
     assert len(metrics["per_class_test_accuracy"]) == 10
@@ -34,5 +34,10 @@ def test_train_evaluator_end_to_end_with_mlflow(evaluator_project):
     logged = {"test_accuracy", "evaluator/val_accuracy", "evaluator/train_loss"}
     assert logged | {"test_accuracy_class_0"} <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "evaluator/val_accuracy")) == 2
+    # The summary reaches MLflow through the catalog's evaluator_mlflow_metrics dataset.
+    (test_accuracy,) = client.get_metric_history(run.info.run_id, "test_accuracy")
+    assert (test_accuracy.step, test_accuracy.value) == (2, metrics["test_accuracy"])
+    assert run.data.metrics["best_val_accuracy"] == metrics["validation_accuracy"]
+    assert {f"test_accuracy_class_{i}" for i in range(10)} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures/evaluator")}
     assert "figures/evaluator/evaluator_confusion_matrix.png" in artifacts

@@ -81,7 +81,6 @@ def test_train_conditional_passes_what_shapes_the_run(monkeypatch):
 
     monkeypatch.setattr(nodes, "TextEncoder", Encoder)
     monkeypatch.setattr(nodes, "train_conditional_gan", trainer)
-    monkeypatch.setattr(nodes, "log_metrics", lambda *args, **kwargs: None)
     training = load_parameters(REPO_ROOT / "conf")["conditional"].training
     model_input = {
         "train_images": torch.zeros(2, 1, 28, 28),
@@ -104,3 +103,13 @@ def test_train_conditional_passes_what_shapes_the_run(monkeypatch):
     del model_input["data_fingerprint"]  # Fashion-MNIST: no data fingerprint, as before
     nodes.train_conditional(model_input, {}, training, ENCODER, ("a coat",))
     assert "data_fingerprint" not in calls["fingerprint_extra"]
+
+
+def test_training_mlflow_metrics_keep_the_names_at_the_last_step():
+    from fashiongan.pipelines.train_gan.nodes import training_mlflow_metrics
+
+    summary = {"final_d_loss": 0.5, "wall_time_s": 3.25, "iterations": 20}
+    assert training_mlflow_metrics(summary, "baseline/") == {
+        "baseline/final_d_loss": {"value": 0.5, "step": 20},
+        "baseline/wall_time_s": {"value": 3.25, "step": 20},
+    }

@@ -36,17 +36,19 @@ def _run(project, name):
 
 def test_baseline_outputs_and_mlflow(trained):
     generator = TorchModelDataset(
-        filepath=str(trained / "models/baseline/generator.safetensors")
+        filepath=str(trained / "models/baseline/default/generator.safetensors")
     ).load()
     assert isinstance(generator, MLPGenerator)
     assert generator(torch.randn(2, 100)).shape == (2, 1, 28, 28)
-    history = pd.read_csv(trained / "data/08_reporting/baseline/training_history.csv")
+    history = pd.read_csv(trained / "data/08_reporting/baseline/default/training_history.csv")
     assert list(history["step"]) == [5, 10, 15, 20]
-    metrics = json.loads((trained / "data/08_reporting/baseline/training_metrics.json").read_text())
+    metrics = json.loads(
+        (trained / "data/08_reporting/baseline/default/training_metrics.json").read_text()
+    )
     assert metrics["iterations"] == 20 and "final_d_loss" in metrics
     for name in ("baseline_samples.png", "baseline_loss_curves.png"):
         assert (trained / "reports/figures/baseline" / name).stat().st_size > 1000
-    assert not (trained / "data/08_reporting/baseline/figures").exists()  # saved once
+    assert not (trained / "data/08_reporting/baseline/default/figures").exists()  # saved once
 
     client, run = _run(trained, "train_gan")
     assert run.data.params["baseline.training.batch_size"] == "16"
@@ -57,6 +59,10 @@ def test_baseline_outputs_and_mlflow(trained):
         "baseline/d_acc_fake",
     } <= set(run.data.metrics)
     assert len(client.get_metric_history(run.info.run_id, "baseline/d_loss")) == 4
+    # The summary reaches MLflow through the catalog's training_mlflow_metrics dataset.
+    (final,) = client.get_metric_history(run.info.run_id, "baseline/final_d_loss")
+    assert (final.step, final.value) == (20, pytest.approx(metrics["final_d_loss"]))
+    assert run.data.metrics["baseline/wall_time_s"] == metrics["wall_time_s"]
     assert "figures/baseline/baseline_samples.png" in {
         a.path for a in client.list_artifacts(run.info.run_id, "figures/baseline")
     }
@@ -69,16 +75,16 @@ def test_baseline_outputs_and_mlflow(trained):
 
 def test_conditional_outputs_and_mlflow(trained):
     generator = TorchModelDataset(
-        filepath=str(trained / "models/conditional/generator.safetensors")
+        filepath=str(trained / "models/conditional/default/generator.safetensors")
     ).load()
     embedder = TorchModelDataset(
-        filepath=str(trained / "models/conditional/embedder.safetensors")
+        filepath=str(trained / "models/conditional/default/embedder.safetensors")
     ).load()
     assert isinstance(generator, ConditionalGenerator) and isinstance(embedder, ImageEmbedder)
     assert generator.config.text_dim == 384
     # The generator names the encoder it was trained with: the folder saved beside it, whose
     # tuned last layer differs from the bundled MiniLM's and whose other layers do not.
-    folder = trained / "models/conditional/text_encoder"
+    folder = trained / "models/conditional/default/text_encoder"
     assert generator.config.text_encoder == str(folder)
     tuned = TextEncoderDataset(filepath=str(folder)).load()
     bundled = TextEncoder(device="cpu")
@@ -97,16 +103,16 @@ def test_conditional_outputs_and_mlflow(trained):
     )
     composed = pd.read_parquet(trained / "data/04_feature/composed_queries.parquet")
     assert len(composed) == (captions["split"] == "train").sum()
-    history = pd.read_csv(trained / "data/08_reporting/conditional/training_history.csv")
+    history = pd.read_csv(trained / "data/08_reporting/conditional/default/training_history.csv")
     assert {"d_loss", "g_adv_loss", "g_triplet_loss", "e_loss", "d_aux_loss"} <= set(
         history.columns
     )
     discriminator = TorchModelDataset(
-        filepath=str(trained / "models/conditional/discriminator.safetensors")
+        filepath=str(trained / "models/conditional/default/discriminator.safetensors")
     ).load()
     assert len(discriminator.config.aux_classes) == 4  # class, tone, fit, pattern
     conditioning = TensorDictDataset(
-        filepath=str(trained / "data/05_model_input/conditional_conditioning.safetensors")
+        filepath=str(trained / "data/05_model_input/conditional/default/conditioning.safetensors")
     ).load()
     stated, truth = conditioning["text_attributes"], conditioning["item_attributes"]
     assert stated.shape == (len(conditioning["text_embeddings"]), 3) and (stated >= 0).any()
@@ -117,6 +123,14 @@ def test_conditional_outputs_and_mlflow(trained):
     assert (trained / "reports/figures/conditional/conditional_samples.png").stat().st_size > 1000
     client, run = _run(trained, "train_gan")
     assert {"conditional/d_loss", "conditional/g_triplet_loss"} <= set(run.data.metrics)
+    summary = json.loads(
+        (trained / "data/08_reporting/conditional/default/training_metrics.json").read_text()
+    )
+    (final,) = client.get_metric_history(run.info.run_id, "conditional/final_d_loss")
+    assert (final.step, final.value) == (
+        summary["iterations"],
+        pytest.approx(summary["final_d_loss"]),
+    )
     assert run.data.params["conditional.training.loss"] == "hinge"
     epochs = {a.path for a in client.list_artifacts(run.info.run_id, "conditional/samples")}
     assert epochs == {"conditional/samples/epoch_001.png", "conditional/samples/epoch_002.png"}

@@ -35,7 +35,7 @@ from fashiongan.training.autoencoders import (
     train_autoencoder,
     train_beta_vae,
 )
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 
 def train_vanilla_autoencoder(
@@ -76,7 +76,7 @@ def evaluate_autoencoders(
     beta: float,
     params: AutoencoderEvaluation,
 ) -> dict[str, Any]:
-    """Score the three models on the test set (also logged to MLflow as ``test/...``).
+    """Score the three models on the test set.
 
     Args:
         model_input: ``test_images`` in [-1, 1].
@@ -118,8 +118,13 @@ def evaluate_autoencoders(
             "vanilla_ae_psnr_db": plain["psnr_db"],
         }
     metrics["vae"] = {"beta": beta, **elbo_summary(vae.eval(), images, beta, generator)}
-    log_metrics(_flatten(metrics, "test"), step=0)
     return metrics
+
+
+def autoencoders_mlflow_metrics(metrics: dict[str, Any]) -> dict[str, dict]:
+    """Every number of the test metrics as ``test/<path>`` (``test/denoising/masking/
+    psnr_gain_db``, ``test/vae/elbo``, …) at step 0, for the run's metric columns."""
+    return metric_records(_flatten(metrics, "test"), step=0)
 
 
 def _flatten(tree: dict[str, Any], prefix: str) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from fashiongan.pipelines.autoencoders.nodes import (
+    autoencoders_mlflow_metrics,
     evaluate_autoencoders,
     plot_autoencoders,
     train_denoising_autoencoder,
@@ -60,6 +61,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="autoencoders_metrics",
                 name="evaluate_autoencoders",
+            ),
+            Node(
+                func=autoencoders_mlflow_metrics,
+                inputs="autoencoders_metrics",
+                outputs="autoencoders_mlflow_metrics",
+                name="autoencoders_mlflow_metrics",
             ),
             Node(
                 func=plot_autoencoders,

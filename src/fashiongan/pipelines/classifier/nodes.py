@@ -29,7 +29,7 @@ from fashiongan.text.titles import (
     encode_titles,
 )
 from fashiongan.training.classifier import classifier_logits, split_inputs, train_classifier
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 SPLITS = ("train", "validation", "test")
 LABELS = {"multimodal": "Multimodal (image + title)", "image": "Image only", "text": "Title only"}
@@ -151,8 +151,6 @@ def evaluate_classifiers(
 ) -> dict[str, Any]:
     """Test-set scores of the three variants, overall and by title noise outcome.
 
-    Also logged to MLflow as ``test/<modality>/<metric>``.
-
     Returns:
         ``models``: per modality, accuracy, macro precision/recall/F1, ``accuracy_by_title``
         (per noise outcome) and ``confusion`` (rows true, columns predicted);
@@ -166,7 +164,6 @@ def evaluate_classifiers(
     for modality, model in (("multimodal", multimodal), ("image", image), ("text", text)):
         predictions = classifier_logits(model, images, tokens, lengths).argmax(1).numpy()
         scores = classification_scores(y, predictions)
-        log_metrics({f"test/{modality}/{k}": v for k, v in scores.items()}, step=0)
         scores["accuracy_by_title"] = {
             kind: float((predictions[kinds == kind] == y[kinds == kind]).mean())
             for kind in NOISE_KINDS
@@ -182,6 +179,19 @@ def evaluate_classifiers(
     )
     results["title_outcomes"] = {kind: float((kinds == kind).mean()) for kind in NOISE_KINDS}
     return results
+
+
+def classifier_mlflow_metrics(metrics: dict[str, Any]) -> dict[str, dict]:
+    """Each variant's overall test scores as ``test/<modality>/<metric>`` at step 0 (accuracy,
+    macro precision/recall/F1; the per-title and confusion tables stay in the JSON)."""
+    return metric_records(
+        {
+            f"test/{modality}/{name}": value
+            for modality, scores in metrics["models"].items()
+            for name, value in scores.items()
+            if not isinstance(value, dict | list)
+        }
+    )
 
 
 def plot_classifiers(

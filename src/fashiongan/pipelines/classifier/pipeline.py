@@ -8,6 +8,7 @@ from kedro.pipeline import Node, Pipeline
 
 from fashiongan.pipelines.classifier.nodes import (
     build_title_vocabulary,
+    classifier_mlflow_metrics,
     encode_product_titles,
     evaluate_classifiers,
     make_product_titles,
@@ -77,6 +78,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 + [f"classifier_{m}" for m in _TRAINERS],
                 outputs="classifier_metrics",
                 name="evaluate_classifiers",
+            ),
+            Node(
+                func=classifier_mlflow_metrics,
+                inputs="classifier_metrics",
+                outputs="classifier_mlflow_metrics",
+                name="classifier_mlflow_metrics",
             ),
             Node(
                 func=plot_classifiers,

@@ -19,19 +19,22 @@ from matplotlib.figure import Figure
 from fashiongan.compute import torch_threads
 from fashiongan.config import EvaluationParams
 from fashiongan.evaluation import inception, retrieval, sampling, scoring
+from fashiongan.evaluation.scoring import REFERENCE_ROWS
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.evaluator import EvaluatorCNN
 from fashiongan.pipelines.evaluation.figures import model_figures, plot_retrieval_examples
 from fashiongan.pipelines.evaluation.report import (
     comparison,
     data_checksum,
-    git_commit,
-    log_to_mlflow,
     markdown,
+    mlflow_metrics,
 )
+from fashiongan.registry import champion, is_model_uri, resolve_model_dir
 from fashiongan.training.runtime import pick_device
 
 log = logging.getLogger(__name__)
+#: The families the evaluation scores and aliases ``champion`` in (the generators).
+GENERATOR_FAMILIES = ("baseline", "conditional", "vae")
 
 
 def materialise(partitions: Mapping[str, Any], only: list[str] | None = None) -> dict[str, Any]:
@@ -49,7 +52,31 @@ def materialise(partitions: Mapping[str, Any], only: list[str] | None = None) ->
 
 
 def _wanted(params: EvaluationParams) -> list[str] | None:
-    return None if params.models is None else list(params.models)
+    """The local variants asked for (``models``), plus every registry version asked for."""
+    if params.models is None:
+        return None
+    return [*params.models, *(_label(uri) for uri in params.registered_models)]
+
+
+def _label(uri: str) -> str:
+    """``models:/fashiongan-conditional@champion`` → ``fashiongan-conditional@champion``: the
+    row's name in metrics, the report and file names."""
+    return uri.removeprefix("models:/")
+
+
+def with_registered(
+    partitions: Mapping[str, Any], params: EvaluationParams, filename: str
+) -> dict[str, Any]:
+    """The catalog's ``models/<family>/<variant>/`` partitions plus the registry versions in
+    ``registered_models`` that hold ``filename``, loaded lazily like the catalog's."""
+    from fashiongan.datasets.safetensors import load_module
+
+    out = dict(partitions)
+    for uri in params.registered_models:
+        path = resolve_model_dir(uri) / filename if is_model_uri(uri) else None
+        if path is not None and path.is_file():
+            out[_label(uri)] = lambda path=path: load_module(path)
+    return out
 
 
 def sample_models(
@@ -60,7 +87,9 @@ def sample_models(
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Draw each model's evaluation samples, one per evaluated test item from its caption, so
     that every later node scores the same images (see ``fashiongan.evaluation.sampling``)."""
-    models = materialise(generators, _wanted(params))
+    models = materialise(
+        with_registered(generators, params, "generator.safetensors"), _wanted(params)
+    )
     with torch_threads(params.num_threads):
         return sampling.sample_models(
             models, model_input["test_labels"], captions, params.n_samples, params.seed,
@@ -83,6 +112,7 @@ def score_models(
     Only the sampled models' discriminators and histories are loaded (a VAE has none).
     """
     samples = materialise(samples)
+    discriminators = with_registered(discriminators, params, "discriminator.safetensors")
     with torch_threads(params.num_threads):
         return scoring.score_models(
             samples, materialise(discriminators, list(samples)),
@@ -120,6 +150,8 @@ def evaluate_retrieval(
         ``verdict``) and one example figure per model.
     """
     wanted = _wanted(params)
+    generators = with_registered(generators, params, "generator.safetensors")
+    embedders = with_registered(embedders, params, "embedder.safetensors")
     names = [n for n in sorted(embedders) if n in generators and (wanted is None or n in wanted)]
     if not names:
         return {"note": "no conditional model with an embedder: retrieval not evaluated"}, {}
@@ -160,6 +192,7 @@ def plot_evaluation(
     catalog writes them to reports/figures/evaluation and logs them to MLflow)."""
     plots: dict[str, Figure] = {}
     evaluator = evaluator.eval().cpu()
+    generators = with_registered(generators, params, "generator.safetensors")
     for name, generator in materialise(generators, _wanted(params)).items():
         history = materialise(histories, [name]).get(name)
         plots |= model_figures(
@@ -175,15 +208,51 @@ def compile_report(
     inception_fid: dict[str, Any],
     retrieval_metrics: dict[str, Any],
     model_input: dict[str, torch.Tensor],
-    class_names: list[str],
-) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """Assemble the comparison, log it to MLflow and write it as Markdown.
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Assemble the comparison (the git commit and the data files' SHA-256s are the run's tags).
 
     Returns:
         ``metrics`` (compact, one flat dict a row: DVC metrics), ``details`` (everything,
-        per class included) and the Markdown report.
+        per class included) and the summary metrics MLflow records (``<row>/<metric>``).
     """
-    run = {"git_commit": git_commit(), "data_checksum": data_checksum(model_input)}
+    run = {"data_checksum": data_checksum(model_input)}
     metrics, details = comparison(model_metrics, inception_fid, retrieval_metrics, run)
-    log_to_mlflow(metrics)
-    return metrics, details, markdown(metrics, model_metrics, retrieval_metrics, class_names)
+    return metrics, details, mlflow_metrics(metrics)
+
+
+def promote_champions(
+    generators: Mapping[str, Any], metrics: dict[str, Any], params: EvaluationParams
+) -> dict[str, Any]:
+    """Alias ``champion`` the best registered version of each generator family by the report's
+    rule (:data:`fashiongan.registry.champion.RULE`).
+
+    Each scored generator is matched to its registered version by its tensors' SHA-256, so a
+    folder retrained since its registration is not mistaken for it.
+    """
+    if not params.promote_champion:
+        return {"note": "promote_champion is off: no alias changed"}
+    import mlflow
+
+    from fashiongan.datasets.safetensors import tensors_sha256
+    from fashiongan.registry import project_tracking_uri
+
+    rows = {name: row for name, row in metrics["rows"].items() if name not in REFERENCE_ROWS}
+    generators = with_registered(generators, params, "generator.safetensors")
+    digests = {
+        name: tensors_sha256(module.state_dict())
+        for name, module in materialise(generators, list(rows)).items()
+    }
+    client = mlflow.MlflowClient(tracking_uri=project_tracking_uri())
+    decisions = champion.promote_evaluated(client, digests, rows, GENERATOR_FAMILIES)
+    return {"rule": champion.RULE, "families": decisions}
+
+
+def write_report(
+    metrics: dict[str, Any],
+    model_metrics: dict[str, Any],
+    retrieval_metrics: dict[str, Any],
+    champions: dict[str, Any],
+    class_names: list[str],
+) -> str:
+    """``reports/model_comparison.md``, with the champion of each family and the rule."""
+    return markdown(metrics, model_metrics, retrieval_metrics, champions, class_names)

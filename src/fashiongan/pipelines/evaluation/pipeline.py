@@ -1,4 +1,5 @@
-"""``kedro run --pipelines=evaluation``: every model in models/ → metrics, figures, comparison."""
+"""``kedro run --pipelines=evaluation``: every variant in models/<family>/ → metrics, figures, the
+comparison, and the ``champion`` alias of each family in the MLflow Model Registry."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -6,9 +7,11 @@ from fashiongan.pipelines.evaluation.nodes import (
     compile_report,
     evaluate_retrieval,
     plot_evaluation,
+    promote_champions,
     sample_models,
     score_inception,
     score_models,
+    write_report,
 )
 
 DATA = ["fashion_mnist_model_input", "fashion_mnist_captions"]
@@ -69,17 +72,41 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="evaluation_figures",
                 name="plot_evaluation",
             ),
-            Node(
-                func=compile_report,
-                inputs=[
-                    "evaluation_model_metrics",
-                    "evaluation_inception",
-                    "evaluation_retrieval",
-                    "fashion_mnist_model_input",
-                    "params:fashion_mnist.class_names",
-                ],
-                outputs=["evaluation_metrics", "evaluation_details", "evaluation_report"],
-                name="compile_report",
-            ),
+            *report_nodes(),
         ]
     )
+
+
+def report_nodes() -> list[Node]:
+    """The comparison, the ``champion`` aliases it decides, and the report that states them."""
+    return [
+        Node(
+            func=compile_report,
+            inputs=[
+                "evaluation_model_metrics",
+                "evaluation_inception",
+                "evaluation_retrieval",
+                "fashion_mnist_model_input",
+            ],
+            outputs=["evaluation_metrics", "evaluation_details", "evaluation_mlflow_metrics"],
+            name="compile_report",
+        ),
+        Node(
+            func=promote_champions,
+            inputs=["evaluation_generators", "evaluation_metrics", "params:evaluation"],
+            outputs="evaluation_champions",
+            name="promote_champions",
+        ),
+        Node(
+            func=write_report,
+            inputs=[
+                "evaluation_metrics",
+                "evaluation_model_metrics",
+                "evaluation_retrieval",
+                "evaluation_champions",
+                "params:fashion_mnist.class_names",
+            ],
+            outputs="evaluation_report",
+            name="write_report",
+        ),
+    ]

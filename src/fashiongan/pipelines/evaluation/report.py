@@ -1,22 +1,20 @@
 """The model comparison: flat metrics (DVC, MLflow), full details and ``reports/model_comparison.md``.
 
 The numbers come from the evaluation library; this module flattens them into one row a model,
-records which code and data produced them, and lays them out with ``evaluation.md.j2``.
+records which data produced them (the code's commit is the MLflow run's tag), and lays them out
+with ``evaluation.md.j2``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import subprocess
 from typing import Any
 
-import mlflow
 import torch
 
 from fashiongan.evaluation.scoring import REFERENCE_ROWS
 from fashiongan.reporting import render
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 ROW_TITLES = {"floor": "real train vs test (floor)", "noise": "uniform noise"}
 QUERY_TITLES = {"text": "text queries", "composed": "composed queries (reference + modification)"}
@@ -26,21 +24,6 @@ METHOD_TITLES = {
     "synthetic": "synthetic (generated image → embedding)",
     "fused": "synthetic + text (z-scored sum)",
 }
-
-
-def git_commit() -> str:
-    """The checked-out commit (with ``-dirty`` for uncommitted changes), or ``unknown``."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
 
 
 def data_checksum(model_input: dict[str, torch.Tensor]) -> str:
@@ -100,8 +83,8 @@ def comparison(
     retrieval: dict[str, Any],
     run: dict[str, str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``metrics`` (compact, one flat dict a row: DVC metrics) and ``details`` (everything, per
-    class included) of one evaluation run."""
+    """``metrics`` (compact, one flat dict a row: DVC metrics; the same rows as a ``table``
+    list: DVC plots) and ``details`` (everything, per class included) of one evaluation run."""
     fid_inc = inception.get("models", {}) if inception.get("enabled") else {}
     retrieval_models = retrieval.get("models", {})
     rows = {
@@ -116,7 +99,13 @@ def comparison(
         "retrieval": retrieval.get("settings", {"note": retrieval.get("note")}),
     }
     verdicts = {name: m["verdict"] for name, m in retrieval_models.items()}
-    metrics = {"run": run, "settings": settings, "rows": rows, "retrieval_verdicts": verdicts}
+    metrics = {
+        "run": run,
+        "settings": settings,
+        "rows": rows,
+        "table": plot_table(rows),
+        "retrieval_verdicts": verdicts,
+    }
     details = {
         "run": run,
         "evaluator_metrics": model_metrics,
@@ -126,28 +115,21 @@ def comparison(
     return metrics, details
 
 
-def log_to_mlflow(metrics: dict[str, Any]) -> None:
-    """Every finite row value as ``<row>/<metric>``; the run identity and settings as tags."""
-    rows, run, settings = metrics["rows"], metrics["run"], metrics["settings"]
-    flat = {
-        f"{row}/{key}": value
-        for row, values in rows.items()
-        for key, value in values.items()
-        if isinstance(value, int | float) and math.isfinite(value)
-    }
-    log_metrics(flat, step=0)
-    if mlflow.active_run() is not None:
-        mlflow.set_tags(
-            {
-                "git_commit": run["git_commit"],
-                "data_checksum": run["data_checksum"],
-                "evaluation.extractor": settings["evaluator"]["extractor"],
-                "evaluation.n_samples": str(settings["evaluator"]["n_samples"]),
-                "evaluation.inception_n_samples": str(
-                    settings["inception"].get("n_samples", "off")
-                ),
-            }
-        )
+def plot_table(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as a list, ``model`` first, for ``dvc plots`` (which reads lists of records, not
+    dicts of rows). Every record has every key (None where a row lacks one): DVC skips a list
+    whose records differ in keys."""
+    keys = list(dict.fromkeys(key for row in rows.values() for key in row))
+    return [{"model": name, **{key: row.get(key) for key in keys}} for name, row in rows.items()]
+
+
+def mlflow_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Every finite row value as ``<row>/<metric>`` at step 0, in the form kedro-mlflow's
+    ``MlflowMetricsHistoryDataset`` saves."""
+    rows = metrics["rows"]
+    return metric_records(
+        {f"{row}/{k}": v for row, values in rows.items() for k, v in values.items()}
+    )
 
 
 def verdict_sentence(name: str, verdict: dict[str, Any]) -> str:
@@ -176,6 +158,7 @@ def markdown(
     metrics: dict[str, Any],
     model_metrics: dict[str, Any],
     retrieval: dict[str, Any],
+    champions: dict[str, Any],
     class_names: list[str],
 ) -> str:
     """``reports/model_comparison.md``: one row a model beside the floor and noise rows."""
@@ -210,4 +193,5 @@ def markdown(
         },
         query_titles=QUERY_TITLES,
         method_titles=METHOD_TITLES,
+        champions=champions,
     )

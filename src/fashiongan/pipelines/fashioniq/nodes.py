@@ -37,7 +37,7 @@ from fashiongan.plotting import image_grid, loss_curves
 from fashiongan.reporting import render
 from fashiongan.text.encoder import TextEncoder
 from fashiongan.training.runtime import pick_device
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def score_queries(
 
 
 def fashioniq_metrics(rankings: pd.DataFrame, evaluation: FashionIQEvaluation) -> dict[str, Any]:
-    """Recall@K per category and average for each method, chance level, logged to MLflow."""
+    """Recall@K per category and average for each method, and the chance level."""
     ks = list(evaluation.ks)
     methods = {}
     for method in METHODS:
@@ -303,18 +303,21 @@ def fashioniq_metrics(rankings: pd.DataFrame, evaluation: FashionIQEvaluation) -
         "methods": methods,
         "chance": chance,
     }
-    prefix = evaluation.mlflow_prefix
-    log_metrics(
+    return metrics
+
+
+def fashioniq_mlflow_metrics(metrics: dict[str, Any], prefix: str) -> dict[str, dict]:
+    """Every method's Recall@K as ``<prefix><method>/<category or average>/recall_at_<k>`` at
+    step 0 (query counts and chance stay in the JSON)."""
+    return metric_records(
         {
             f"{prefix}{method}/{category}/{name}": value
-            for method, table in methods.items()
+            for method, table in metrics["methods"].items()
             for category, values in table.items()
             for name, value in values.items()
             if name != "queries"
-        },
-        step=0,
+        }
     )
-    return metrics
 
 
 def plot_fashioniq(

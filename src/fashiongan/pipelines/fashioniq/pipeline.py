@@ -10,6 +10,7 @@ from kedro.pipeline import Node, Pipeline
 from fashiongan.pipelines.fashioniq.nodes import (
     encode_queries,
     fashioniq_metrics,
+    fashioniq_mlflow_metrics,
     fit_text_projection,
     make_training_items,
     plot_fashioniq,
@@ -74,6 +75,12 @@ def create_evaluation_pipeline() -> Pipeline:
             inputs=["rankings", evaluation],
             outputs="metrics",
             name="fashioniq_metrics",
+        ),
+        Node(
+            func=fashioniq_mlflow_metrics,
+            inputs=["metrics", "params:evaluation.mlflow_prefix"],
+            outputs="mlflow_metrics",
+            name="fashioniq_mlflow_metrics",
         ),
         Node(
             func=plot_fashioniq,

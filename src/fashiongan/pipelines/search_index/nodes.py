@@ -25,7 +25,7 @@ from fashiongan.images import ImageInputError, load_image
 from fashiongan.pixels import from_uint8, to_uint8
 from fashiongan.search.index import IndexSettings, build_index, describe, search
 from fashiongan.search.service import Catalog, SearchService, SearchSettings
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,7 @@ def evaluate_search(
     conf/base) serve them faster than many threads contending on a shared CPU.
 
     Returns:
-        Metrics (also logged to MLflow as ``search/…``) and the example figure (saved to
-        reports/figures and MLflow).
+        Metrics and the example figure (saved to reports/figures and MLflow).
     """
     with torch_threads(evaluation.threads):
         return _evaluate_search(
@@ -219,9 +218,16 @@ def _evaluate_search(
         "query_latency_ms_median": _mean([float(np.median(latencies))]) if latencies else None,
         "index": index_info,
     }
-    log_metrics({f"search/{key}": v for key, v in metrics.items() if isinstance(v, float)}, step=0)
     figure = plot_examples(service, list(evaluation.examples), min(k, 8))
     return metrics, {"search_examples.png": figure}
+
+
+def search_mlflow_metrics(metrics: dict[str, Any]) -> dict[str, dict]:
+    """The rates and the median latency as ``search/<name>`` at step 0; counts, ``k`` and the
+    index description stay in the JSON only."""
+    return metric_records(
+        {f"search/{key}": value for key, value in metrics.items() if isinstance(value, float)}
+    )
 
 
 def _mean(values: list) -> float | None:

@@ -7,6 +7,7 @@ from fashiongan.pipelines.search_index.nodes import (
     collect_catalog,
     embed_catalog,
     evaluate_search,
+    search_mlflow_metrics,
 )
 
 
@@ -55,6 +56,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["search_metrics", "search_figures"],
                 name="evaluate_search",
+            ),
+            Node(
+                func=search_mlflow_metrics,
+                inputs="search_metrics",
+                outputs="search_mlflow_metrics",
+                name="search_mlflow_metrics",
             ),
         ]
     )

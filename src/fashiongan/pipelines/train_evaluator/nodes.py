@@ -23,7 +23,7 @@ from fashiongan.evaluation.metrics import class_confusion
 from fashiongan.models.evaluator import EvaluatorCNN
 from fashiongan.plotting import confusion_figure
 from fashiongan.training.evaluator import train_evaluator_cnn
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def evaluate_evaluator(
     class_names: Sequence[str],
     eval_batch_size: int = 1000,
 ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Test accuracy overall and per class of the selected model (also logged to MLflow).
+    """Test accuracy overall and per class of the selected model.
 
     Returns:
         The metrics for ``data/08_reporting/evaluator/metrics.json`` and the test confusion
@@ -87,16 +87,20 @@ def evaluate_evaluator(
         "feature_dim": model.config.feature_dim,
         "per_class_test_accuracy": dict(zip(class_names, per_class, strict=True)),
     }
-    log_metrics(
-        {
-            "test_accuracy": metrics["test_accuracy"],
-            "best_val_accuracy": metrics["validation_accuracy"],
-            "train_wall_time_s": metrics["train_wall_time_s"],
-            **{f"test_accuracy_class_{i}": acc for i, acc in enumerate(per_class)},
-        },
-        step=metrics["epochs"],
-    )
     return metrics, confusion
+
+
+def evaluator_mlflow_metrics(metrics: dict[str, Any]) -> dict[str, dict]:
+    """The test metrics as MLflow shows them (``test_accuracy``, ``best_val_accuracy``,
+    ``train_wall_time_s``, ``test_accuracy_class_<i>`` in class order) at the last epoch."""
+    per_class = metrics["per_class_test_accuracy"].values()
+    values = {
+        "test_accuracy": metrics["test_accuracy"],
+        "best_val_accuracy": metrics["validation_accuracy"],
+        "train_wall_time_s": metrics["train_wall_time_s"],
+        **{f"test_accuracy_class_{i}": acc for i, acc in enumerate(per_class)},
+    }
+    return metric_records(values, step=metrics["epochs"])
 
 
 def training_curves_figure(history: pd.DataFrame) -> Figure:

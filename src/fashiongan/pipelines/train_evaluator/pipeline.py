@@ -4,6 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from fashiongan.pipelines.train_evaluator.nodes import (
     evaluate_evaluator,
+    evaluator_mlflow_metrics,
     plot_evaluator,
     train_evaluator,
 )
@@ -29,6 +30,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs=["evaluator_metrics", "evaluator_test_confusion"],
                 name="evaluate_evaluator",
+            ),
+            Node(
+                func=evaluator_mlflow_metrics,
+                inputs="evaluator_metrics",
+                outputs="evaluator_mlflow_metrics",
+                name="evaluator_mlflow_metrics",
             ),
             Node(
                 func=plot_evaluator,

@@ -32,7 +32,7 @@ from fashiongan.text.captions import ATTRIBUTES, stated_attributes
 from fashiongan.text.encoder import TextEncoder
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.conditional import train_conditional_gan
-from fashiongan.training.tracking import log_metrics
+from fashiongan.training.tracking import metric_records
 
 #: What conditional training returns: G, D, the embedder, the text encoder, history, summary.
 TrainedConditional = tuple[
@@ -66,23 +66,30 @@ def train_baseline_gan(
         generator,
         discriminator,
         frame,
-        summarise_training(frame, wall_time, training.mlflow_prefix),
+        summarise_training(frame, wall_time),
     )
 
 
-def summarise_training(
-    history: pd.DataFrame, wall_time_s: float, prefix: str = ""
-) -> dict[str, float]:
-    """Final-window metrics and this invocation's wall time as a flat dict (also logged to MLflow).
+def summarise_training(history: pd.DataFrame, wall_time_s: float) -> dict[str, float]:
+    """Final-window metrics, this invocation's wall time and the last step as a flat dict.
 
     A resumed run's wall time counts only the part after the resume.
     """
     last = history.iloc[-1]
     summary = {f"final_{k}": float(v) for k, v in last.items() if k != "step"}
     summary["wall_time_s"] = round(wall_time_s, 2)
-    log_metrics({prefix + k: v for k, v in summary.items()}, step=int(last["step"]))
     summary["iterations"] = int(last["step"])
     return summary
+
+
+def training_mlflow_metrics(summary: dict[str, float], prefix: str) -> dict[str, dict]:
+    """The summary as MLflow metrics ``<prefix>final_*`` and ``<prefix>wall_time_s``, at the
+    last step, so they sit beside the per-step curves of the same names in the run.
+
+    ``iterations`` is the step itself, not a metric.
+    """
+    values = {prefix + key: value for key, value in summary.items() if key != "iterations"}
+    return metric_records(values, step=int(summary["iterations"]))
 
 
 def plot_training(
@@ -204,7 +211,7 @@ def train_conditional(
         fingerprint_extra=fingerprint_extra,
     )
     frame = pd.DataFrame(history)
-    summary = summarise_training(frame, time.perf_counter() - started, training.mlflow_prefix)
+    summary = summarise_training(frame, time.perf_counter() - started)
     return generator, discriminator, embedder, text_encoder, frame, summary
 
 

@@ -13,6 +13,7 @@ from fashiongan.pipelines.train_gan.nodes import (
     plot_training,
     train_baseline_gan,
     train_conditional,
+    training_mlflow_metrics,
 )
 
 #: The template's free inputs: the training tensors and the texts of each item.
@@ -28,6 +29,16 @@ TRAINED_CONDITIONAL = [
 ]
 
 
+def summary_to_mlflow() -> Node:
+    """``training_metrics`` → ``training_mlflow_metrics``, the summary as MLflow metrics."""
+    return Node(
+        func=training_mlflow_metrics,
+        inputs=["training_metrics", "params:training.mlflow_prefix"],
+        outputs="training_mlflow_metrics",
+        name="training_mlflow_metrics",
+    )
+
+
 def create_baseline_pipeline() -> Pipeline:
     nodes = [
         Node(
@@ -36,6 +47,7 @@ def create_baseline_pipeline() -> Pipeline:
             outputs=["generator", "discriminator", "training_history", "training_metrics"],
             name="train_baseline_gan",
         ),
+        summary_to_mlflow(),
         Node(
             func=plot_training,
             inputs=["generator", "training_history", "params:figures"],
@@ -47,7 +59,8 @@ def create_baseline_pipeline() -> Pipeline:
 
 
 def create_conditional_training() -> Pipeline:
-    """Texts → BERT conditioning → G, D, embedder and text encoder (no namespace: a template).
+    """Texts → BERT conditioning → G, D, embedder, text encoder and the summary's MLflow metrics
+    (no namespace: a template).
 
     Inputs ``model_input`` (``train_images``, ``train_labels``), ``captions``,
     ``composed_queries`` and ``params:{text_encoder, sample_captions, training}``.
@@ -77,6 +90,7 @@ def create_conditional_training() -> Pipeline:
                 outputs=TRAINED_CONDITIONAL,
                 name="train_conditional_gan",
             ),
+            summary_to_mlflow(),
         ]
     )
 
