@@ -131,6 +131,7 @@ def generate(
     seed: int = 0,
     text: str | None = None,
     image: torch.Tensor | None = None,
+    features: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw ``n`` images in [-1, 1], (n, C, H, W).
 
@@ -138,6 +139,8 @@ def generate(
         generator: an ``MLPGenerator`` (noise only) or a ``ConditionalGenerator``.
         text: the query (required by conditional generators).
         image: optional reference (1, C, H, W) in [-1, 1] for a composed query.
+        features: ``text`` already encoded, (1, D): a caller that also ranks by the text vector
+            (the search service) encodes it once.
     """
     if n < 1:
         raise GenerationError(f"n must be ≥ 1, got {n}")
@@ -152,7 +155,9 @@ def generate(
             return generator(torch.randn(n, config.noise_dim, generator=noise))
         if text is None or not text.strip():
             raise GenerationError("the conditional model needs a non-empty --text")
-        features = text_encoder(config.text_encoder, config.text_pooling).encode([text.strip()])
+        if features is None:
+            encoder = text_encoder(config.text_encoder, config.text_pooling)
+            features = encoder.encode([text.strip()])
         z = torch.randn(n, config.noise_dim, generator=noise)
         reference = None if image is None else image.expand(n, -1, -1, -1)
         return generator(z, features.expand(n, -1), reference)

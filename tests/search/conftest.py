@@ -62,6 +62,24 @@ class PlantedGenerator(ConditionalGenerator):
         return from_uint8(torch.from_numpy(drawn).unsqueeze(1))
 
 
+class TonedGenerator(PlantedGenerator):
+    """The planted generator that also draws the asked tone: the text's nearest of "a coat",
+    "a dark coat", "a medium-tone coat", "a light coat" (every class) sets class and shade."""
+
+    SHADES = (1.0, 0.7, 1.0, 1.3)  # no tone named, dark, medium, light
+
+    def __init__(self, config: ConditionalGANConfig, caption_features: torch.Tensor) -> None:
+        super().__init__(config, caption_features[:10])
+        self.register_buffer("caption_features", F.normalize(caption_features, dim=1))
+
+    def forward(self, z, text, reference=None):  # (B, noise) (B, text_dim) → (B, 1, 28, 28)
+        nearest = (F.normalize(text, dim=1) @ self.caption_features.T).argmax(1)  # (B,)
+        labels, shade = nearest % 10, nearest // 10
+        drawn = torch.from_numpy(draw_items(labels.numpy(), seed=11)).float()
+        scale = torch.tensor(self.SHADES)[shade].view(-1, 1, 1)
+        return from_uint8((drawn * scale).clamp(0, 255).round().unsqueeze(1))
+
+
 class PrototypeEmbedder(ImageEmbedder):
     """A stand-in for a trained embedder: each class one tight cluster.
 
@@ -97,9 +115,9 @@ def tiny_models(folder: Path) -> dict[str, Path]:
         MLPGANConfig(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
     )
     paths = {
-        "generator": folder / "conditional" / "generator.safetensors",
-        "embedder": folder / "conditional" / "embedder.safetensors",
-        "baseline": folder / "baseline" / "generator.safetensors",
+        "generator": folder / "conditional" / "default" / "generator.safetensors",
+        "embedder": folder / "conditional" / "default" / "embedder.safetensors",
+        "baseline": folder / "baseline" / "default" / "generator.safetensors",
     }
     for key, module in (("generator", generator), ("embedder", embedder), ("baseline", baseline)):
         save_module(module.eval(), paths[key])
@@ -189,7 +207,7 @@ def write_index_files(project: Path) -> None:
 
     paths = tiny_models(project / "models")
     table, pixels = tiny_items()
-    out = project / "data/07_model_output/search"
+    out = project / "data/07_model_output/search/default"
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / "catalog.parquet")
     TensorDictDataset(filepath=str(out / "thumbnails.safetensors")).save({"images": pixels})
@@ -208,3 +226,50 @@ def search_project(tmp_path_factory):
     write_index_files(project)
     yield project
     monkeypatch.undo()
+
+
+def described_items(n: int = 300) -> tuple[pd.DataFrame, torch.Tensor, dict[str, torch.Tensor]]:
+    """A tiny catalog whose titles state each item's measured tone (as the real catalog's
+    captions do), its pictures and the attribute cut points fit on it."""
+    from fashiongan.attributes import assign, fit_thresholds
+    from fashiongan.search.intent import Intent
+
+    table, pixels = tiny_items(n)
+    labels = torch.tensor(table["label"].to_numpy(dtype=np.int64))
+    thresholds = fit_thresholds(pixels, labels)
+    values = assign(pixels, labels, thresholds)
+    # the tone only: box drawings differ in shade, barely in fit or pattern
+    table["title"] = [
+        Intent(int(label), int(tone)).caption()
+        for label, tone in zip(labels, values["tone"], strict=True)
+    ]
+    return table, pixels, thresholds
+
+
+@pytest.fixture(scope="session")
+def conversation_service():
+    """The planted service over 300 described items, measuring references (k=10)."""
+    from fashiongan.generation import text_encoder
+    from fashiongan.search.index import build_index
+    from fashiongan.search.service import Catalog, SearchService, SearchSettings
+    from fashiongan.text.captions import TONE_WORDS
+
+    table, pixels, thresholds = described_items()
+    _, embedder = planted_models()
+    captions = [
+        f"a {shade}{CLASS_SYNONYMS[label][0]}"
+        for shade in ("", *(f"{TONE_WORDS[t][0]} " for t in range(3)))
+        for label in range(10)
+    ]
+    features = text_encoder("bundled", TINY_GENERATOR.text_pooling).encode(captions)
+    generator = TonedGenerator(TINY_GENERATOR, features).eval()
+    with torch.no_grad():
+        vectors = embedder(from_uint8(pixels)).numpy()
+    return SearchService(
+        {"toned": generator},
+        embedder,
+        build_index(vectors),
+        Catalog(table, pixels),
+        SearchSettings(k=10, n_images=2, fuse_text=True, class_boost=4.0),  # as conf/base
+        attribute_thresholds=thresholds,
+    )

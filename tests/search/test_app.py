@@ -8,6 +8,7 @@ saves the README screenshot there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -55,22 +56,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(request):
+@contextlib.contextmanager
+def serve_app(request, planted: str, trained: bool):
+    """(service, url) of the app on a free local port: the project's trained models when
+    ``trained`` (for the README screenshots), else the test fixture ``planted`` (seconds)."""
     from fashiongan.search.app import build_app, launch
 
-    if SCREENSHOT:
+    if trained:
         from fashiongan.search.service import load_service
 
         service, _ = load_service("conf")
     else:
-        service = request.getfixturevalue("service")
+        service = request.getfixturevalue(planted)
     demo = build_app(service)
     port = _free_port()
     launch(demo, port=port, block=False)  # default host: 127.0.0.1
     assert demo.server_name == "127.0.0.1"
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    try:
+        yield service, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(request):
+    with serve_app(request, "service", bool(SCREENSHOT)) as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")

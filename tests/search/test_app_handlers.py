@@ -20,14 +20,35 @@ def test_the_app_has_three_tabs_and_four_api_endpoints(service):
 
 
 def test_chat_turn_shows_the_reply_the_drawing_and_the_items(service):
-    history, box, generated, gallery, keywords = app.answer_chat(
+    history, box, previous, generated, gallery, keywords, conversation, ids = app.answer_chat(
         service, 5, {"text": " black running trainers ", "files": []}, None
     )
     assert history[0] == {"role": "user", "content": "black running trainers"}
     assert "Detected keywords" in history[1]["content"] and box is None
     assert isinstance(generated, Image.Image) and generated.size == (4 * 62, 4 * 32)  # 2 images
-    assert len(gallery) == 5 and gallery[0][1].startswith("1. ")
-    assert "trainers → sneaker" in keywords
+    assert previous is None  # nothing before the first turn
+    assert len(gallery) == 5 and gallery[0][1].startswith("1. ") and ids[0] in gallery[0][1]
+    assert "trainers → sneaker" in keywords and "Turn 1:** new" in keywords
+    # the next turn modifies the drawing: the previous drawing is shown beside the new one
+    history, _, previous, generated, _, keywords, again, _ = app.answer_chat(
+        service, 5, {"text": "lighter"}, history, conversation
+    )
+    assert again == conversation and isinstance(previous, Image.Image)
+    assert "**Modify:** 'lighter' changes the reference" in history[-2]["content"]
+    assert "Looking for:** a medium-tone sneaker" in keywords  # dark, one step lighter
+
+
+def test_a_clicked_result_becomes_the_reference(service):
+    *_, conversation, ids = app.answer_chat(service, 5, {"text": "a coat"}, [])
+    chosen, said = app.select_result(ids, gr.SelectData(None, {"index": 2, "value": None}))
+    assert chosen == ids[2] and "Selected result 3" in said
+    history, shown, panel, same = app.use_as_reference(service, conversation, chosen, [])
+    assert same == conversation and isinstance(shown, Image.Image)
+    assert f"catalog item {chosen}" in panel and "as the reference" in history[-1]["content"]
+    history, *_ = app.answer_chat(service, 5, {"text": "as a dress"}, history, conversation)
+    assert f"Starting from catalog item {chosen}" in history[-2]["content"]
+    history, *_ = app.use_as_reference(service, conversation, None, [])
+    assert history[-1]["content"] == "⚠️ Click a result first."
 
 
 def test_chat_errors_are_one_message_and_the_app_keeps_serving(service, tmp_path):
@@ -35,7 +56,7 @@ def test_chat_errors_are_one_message_and_the_app_keeps_serving(service, tmp_path
     notes.write_text("not a picture")
     history, *rest = app.answer_chat(service, 5, {"text": "a bag", "files": [str(notes)]}, [])
     assert history[-1]["content"].startswith("⚠️ notes.txt: not a readable image")
-    assert rest == [None, None, [], ""]
+    assert rest == [None, None, None, [], "", None, []]
     history, *_ = app.answer_chat(service, 5, {"text": "a purse"}, history)
     assert "purse → bag" in history[-2]["content"]
 
@@ -128,7 +149,10 @@ def test_served_app_answers_its_api_endpoints(service):
         found = client.predict("a purse", 3, 0, api_name="/search")
         assert found["generator_text"] == "a bag" and len(found["results"]) == 3
         chat = client.predict({"text": "black running trainers", "files": []}, [], api_name="/chat")
-        assert "trainers → sneaker" in chat[-1] and len(chat[3]) == 5
+        assert "trainers → sneaker" in chat[-1] and len(chat[4]) == 5
+        again = client.predict("darker", 3, 0, found["conversation"]["id"], "", api_name="/search")
+        assert again["conversation"]["decision"] == "modify"
+        assert again["conversation"]["id"] == found["conversation"]["id"]
         grid, notes = client.predict("a dark coat", None, 0, 4, "conditional", api_name="/generate")
         assert Image.open(grid).size == (4 * (4 * 30 + 2), 4 * 32) and notes == ""
         compared = client.predict("a coat", None, 0, api_name="/compare")

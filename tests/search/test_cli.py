@@ -56,13 +56,64 @@ def test_non_image_upload_exits_2(search_project, tmp_path):
 
 
 def test_missing_index_says_what_to_run(search_project):
-    (search_project / "data/07_model_output/search/index.faiss").rename(
+    (search_project / "data/07_model_output/search/default/index.faiss").rename(
         search_project / "index.bak"
     )
     try:
         result = _run("--text", "a bag")
     finally:
         (search_project / "index.bak").rename(
-            search_project / "data/07_model_output/search/index.faiss"
+            search_project / "data/07_model_output/search/default/index.faiss"
         )
     assert result.exit_code == 2 and "kedro run --pipelines=search_index" in result.stderr
+
+
+def test_a_session_file_carries_the_conversation(search_project, tmp_path):
+    session = tmp_path / "chat" / "session.json"
+    first = _run("--session", str(session), "--text", "a coat", "--k", "3")
+    assert first.exit_code == 0, first.output
+    conversation = json.loads(first.stdout)["conversation"]
+    assert conversation["decision"] == "new" and session.is_file()
+    darker = json.loads(_run("--session", str(session), "--text", "darker").stdout)
+    assert darker["conversation"]["id"] == conversation["id"]
+    assert darker["conversation"]["decision"] == "modify"
+    assert darker["conversation"]["reference"]["kind"] == "generated"
+    picked = _run("--session", str(session), "--reference-id", "item-007", "--text", "as a dress")
+    payload = json.loads(picked.stdout)
+    assert payload["conversation"]["reference"]["item_id"] == "item-007"
+    assert payload["generator_text"].endswith("dress")
+    saved = json.loads(session.read_text())
+    assert [turn.get("decision") for turn in saved["turns"]] == ["new", "modify", "modify"]
+    assert saved["reference"]["kind"] == "generated" and saved["reference"]["image_png"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "not a search session file"), ('{"turns": []}', "not a search session")],
+)
+def test_a_bad_session_file_exits_2_with_one_line(search_project, tmp_path, content, message):
+    session = tmp_path / "session.json"
+    session.write_text(content)
+    result = _run("--session", str(session), "--text", "darker")
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_modification_with_nothing_to_modify_exits_2(search_project):
+    result = _run("--text", "the same but lighter")
+    assert result.exit_code == 2 and "nothing to change yet" in result.stderr
+    unknown = _run("--reference-id", "item-999", "--text", "darker")
+    assert unknown.exit_code == 2 and "no catalog item 'item-999'" in unknown.stderr
+
+
+def test_model_from_a_folder_or_a_registry_uri(search_project):
+    folder = search_project / "models" / "conditional" / "default"
+    assert (folder / "generator.safetensors").is_file()
+    result = _run("--text", "a coat", "--k", "2", "--model", str(folder))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"] == str(folder)
+    missing = _run("--text", "a coat", "--model", "models:/fashiongan-nothing@champion")
+    assert missing.exit_code == 2 and "Traceback" not in missing.stderr
+    # the last line (MLflow logs its own lines when it creates a fresh store)
+    last = missing.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: no registered model 'fashiongan-nothing' (have: ")

@@ -66,3 +66,49 @@ def test_long_queries_are_read_up_to_max_words(detector):
 def test_candidate_phrases_skip_stopword_edges():
     phrases = [p for _, _, p in candidate_phrases(["i", "want", "a", "dark", "coat"])]
     assert phrases == ["dark", "coat", "dark coat"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "label", "steps"),
+    [
+        ("a coat", "new", 4, {}),
+        ("a dark wide coat", "new", 4, {}),
+        ("darker", "modify", None, {"tone": -1}),
+        ("much darker", "modify", None, {"tone": -2}),
+        ("the same but lighter", "modify", None, {"tone": 1}),
+        ("but as a dress", "modify", 3, {}),
+        ("as a dress", "modify", 3, {}),
+        ("wider, with a pattern", "modify", None, {"fit": 1}),
+        ("a shade lighter", "modify", None, {"tone": 1}),
+        ("with a pattern", "modify", None, {}),
+        ("a bag like this", "modify", 8, {}),
+        ("start over", "start over", None, {}),
+        ("start over, a light bag", "start over", 8, {}),
+        ("something nice for the weekend", "new", None, {}),
+    ],
+)
+def test_a_message_modifies_describes_or_starts_over(detector, text, kind, label, steps):
+    from fashiongan.search.intent import read_message
+
+    message = read_message(detector, text, has_reference=True)
+    assert (message.kind, message.intent.label, message.steps) == (kind, label, steps)
+    assert message.reason
+
+
+def test_a_comparative_is_a_change_not_an_absolute_attribute(detector):
+    from fashiongan.search.intent import read_message
+
+    message = read_message(detector, "wider, with a pattern", has_reference=True)
+    assert message.intent.fit is None and message.intent.pattern == 1
+    assert message.reason == "'wider' changes the reference"
+    alone = read_message(detector, "darker", has_reference=False)
+    assert alone.kind == "modify" and "no reference" in alone.reason
+
+
+def test_a_message_sent_with_a_picture_changes_that_picture(detector):
+    from fashiongan.search.intent import read_message
+
+    alone = read_message(detector, "a dark coat", has_reference=False)
+    shown = read_message(detector, "a dark coat", has_reference=True, with_picture=True)
+    assert alone.kind == "new"
+    assert shown.kind == "modify" and shown.intent.label == 4 and "picture" in shown.reason

@@ -1,5 +1,6 @@
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -31,6 +32,8 @@ def test_text_query_detects_intent_generates_and_ranks(service):
     payload = json.loads(json.dumps(result.to_dict()))
     assert payload["results"][0]["id"].startswith("item-")
     assert set(payload["timings_ms"]) >= {"intent", "generate", "embed", "search", "total"}
+    assert payload["conversation"]["decision"] == "new"
+    assert payload["conversation"]["wanted"]["caption"] == "a dark sneaker"
 
 
 @pytest.mark.parametrize("label", range(10))
@@ -42,18 +45,23 @@ def test_text_query_finds_the_asked_class_with_a_generator_that_draws_it(planted
         assert [hit["label"] for hit in result.hits] == [label] * 5, synonym
 
 
-def test_relevance_follows_what_the_generator_draws(planted_service):
-    """The ranking comes from the generated picture: a generator drawing the next class moves
-    every hit there (the text alone, or the intent, does not pick the items)."""
+def test_relevance_follows_the_drawing_alone_and_the_asked_class_when_fused(planted_service):
+    """Image alone (no text fusion, no class boost): a generator drawing the next class moves
+    every hit there. Fused with the text and boosted to the detected class (conf/base), the
+    asked class wins even over a generator that gets it wrong."""
     generator = planted_service.generators["planted"]
+    settings = planted_service.settings
     generator.shift = 1
     try:
-        hits = planted_service.search("black running trainers", k=5).hits
+        planted_service.settings = replace(settings, fuse_text=False, class_boost=0.0)
+        image_only = planted_service.search("black running trainers", k=5).hits
+        planted_service.settings = replace(settings, fuse_text=True, class_boost=4.0)
+        fused = planted_service.search("black running trainers", k=5).hits
     finally:
         generator.shift = 0
-    assert [hit["label"] for hit in hits] == [8] * 5
-    best = planted_service.search("black running trainers", k=5).hits
-    assert [hit["label"] for hit in best] == [7] * 5
+        planted_service.settings = settings
+    assert [hit["label"] for hit in image_only] == [8] * 5
+    assert [hit["label"] for hit in fused] == [7] * 5
 
 
 def test_same_query_same_seed_is_deterministic(service):
@@ -92,10 +100,26 @@ def test_image_only_query_embeds_the_picture(service):
     assert result.hits[0]["row"] == 7 and result.hits[0]["score"] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_composed_query_sends_the_typed_text_with_the_picture(service):
+def test_a_modification_of_a_picture_draws_the_changed_caption_or_the_composed_query(service):
+    """The picture's class comes from its nearest items; "darker" from an unknown tone lands on
+    dark. ``modify_generates: composed`` sends the typed text with the picture instead."""
     result = service.search("the same but darker", image=_png())
-    assert result.generator_text == "the same but darker" and result.had_image
-    assert result.images.shape[0] == 2
+    assert result.had_image and result.conversation["decision"] == "modify"
+    assert result.generator_text.startswith("a dark ") and result.images.shape[0] == 2
+    assert result.conversation["wanted"]["tone"] == 0
+    settings = service.settings
+    service.settings = replace(settings, modify_generates="composed")
+    try:
+        composed = service.search("the same but darker", image=_png())
+    finally:
+        service.settings = settings
+    assert composed.generator_text == "the same but darker" and composed.images.shape[0] == 2
+
+
+def test_a_modification_without_a_reference_is_never_drawn_as_a_description(service):
+    with pytest.raises(SearchInputError, match="nothing to change yet"):
+        service.search("the same but lighter")
+    assert service.search("as a dress").conversation["wanted"]["label"] == 3  # names a class
 
 
 @pytest.mark.parametrize(
@@ -199,6 +223,12 @@ def test_settings_come_from_the_typed_search_app_block():
     settings = SearchSettings.from_params(query)
     assert (settings.k, settings.n_images, settings.class_threshold) == (3, 4, 0.7)
     assert settings.max_k == SearchSettings().max_k  # limits not in the YAML keep theirs
+    # the app ranks with the fused query and the class boost; modifications draw the caption
+    assert (settings.fuse_text, settings.class_boost, settings.modify_generates) == (
+        True, 4.0, "caption",
+    )  # fmt: skip
+    with pytest.raises(Exception, match="modify_generates"):
+        overridden(query, modify_generates="both")
 
 
 def test_a_bad_search_app_key_is_one_line_naming_it(tmp_path):

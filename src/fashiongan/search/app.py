@@ -5,14 +5,16 @@ Run from the project root (``make app``)::
     python -m fashiongan.search.app [--host 127.0.0.1] [--port 7860]
 
 Tabs:
-    Chat: messages (text and/or an uploaded picture), the detected keywords, the generated
-        images and a gallery of the matching catalog items.
+    Chat: a conversation (``fashiongan.search.conversation``): messages (text and/or an uploaded
+        picture) describe an item or modify the reference ("darker", "as a dress"); the reply
+        says which, the previous drawing is shown beside the new one, and a clicked result
+        becomes the reference ("Use as reference").
     Generate: caption + optional reference picture + seed → a grid of samples.
     Compare: the same query on every trained model, side by side.
 
 Every handler turns bad input into one message on screen and keeps the app serving. The app
 listens on 127.0.0.1 unless told otherwise; ``/search`` is also a JSON API endpoint (used by
-the load benchmark).
+the load benchmark) that keeps a conversation by the id it returns.
 """
 
 from __future__ import annotations
@@ -49,27 +51,34 @@ def picture(images: torch.Tensor | None, ncols: int = 4, scale: int = 4) -> Imag
 
 
 def gallery_items(service: SearchService, result: SearchResult) -> list[tuple[Image.Image, str]]:
-    """(picture, caption) per hit: rank, category, cosine score and title."""
+    """(picture, caption) per hit: rank, category, score, title and the item id."""
     return [
         (
             service.catalog.image(hit["row"]),
-            f"{hit['rank']}. {hit['category']} · {hit['score']:.2f} — {hit['title']}",
+            f"{hit['rank']}. {hit['category']} · {hit['score']:.2f} — {hit['title']} ({hit['id']})",
         )
         for hit in result.hits
     ]
 
 
 def describe(result: SearchResult) -> str:
-    """The assistant's chat reply (markdown)."""
+    """The assistant's chat reply (markdown): what the message was read as, then the results."""
     lines = []
+    turn = result.conversation
+    if turn is not None and turn["decision"] in ("modify", "start over", "pick"):
+        lines.append(f"**{turn['decision'].capitalize()}:** {turn['reason']}.")
+        if turn["decision"] == "modify" and turn["reference"]:
+            lines.append(f"Starting from {turn['reference']['description']}.")
     if result.keywords:
         lines.append("**Detected keywords:** " + ", ".join(f"`{k}`" for k in result.keywords))
-    elif result.text:
+    elif result.text and (turn is None or turn["decision"] == "new"):
         lines.append("**Detected keywords:** none — searching with your words as typed.")
-    if result.generator_text:
+    if result.generator_text and result.images is not None:
         lines.append(f"Generated {len(result.images)} images of *{result.generator_text}*.")
-    elif result.images is None:
+    elif result.images is None and result.hits:
         lines.append("Searched with your picture.")
+    elif turn is not None and turn["decision"] == "start over":
+        lines.append("Starting over: describe what you are looking for.")
     if result.hits:
         best = result.hits[0]
         lines.append(
@@ -77,6 +86,18 @@ def describe(result: SearchResult) -> str:
             f"({best['category']}, score {best['score']:.2f})."
         )
     lines += [f"_Note: {notice}_" for notice in result.notices]
+    return "\n\n".join(lines)
+
+
+def status(result: SearchResult) -> str:
+    """The panel beside the pictures: keywords, the turn's decision and the wanted item."""
+    keywords = ", ".join(f"`{w}`" for w in result.keywords) or "—"
+    lines = [f"**Keywords:** {keywords}"]
+    turn = result.conversation
+    if turn is not None:
+        lines.append(f"**Turn {turn['turn']}:** {turn['decision']} — {turn['reason']}")
+        if turn.get("wanted") and turn["wanted"].get("caption"):
+            lines.append(f"**Looking for:** {turn['wanted']['caption']}")
     return "\n\n".join(lines)
 
 
@@ -88,8 +109,19 @@ def _error(err: Exception) -> str:
 
 
 # --- the handlers: plain functions of the service (one per event) ---------------------------------
-def answer_chat(service: SearchService, k: int, message: dict | None, history: list | None):
-    """The Chat tab: the user's turn, the reply, the generated picture, the gallery, keywords."""
+def answer_chat(
+    service: SearchService,
+    k: int,
+    message: dict | None,
+    history: list | None,
+    conversation_id: str | None = None,
+):
+    """The Chat tab, one turn of the conversation ``conversation_id`` (None: a new one).
+
+    Returns:
+        history, the cleared input box, the previous picture (this turn's reference), the
+        generated picture, the gallery, the status panel, the conversation id, the shown ids.
+    """
     history = list(history or [])
     message = message or {}
     text = (message.get("text") or "").strip()
@@ -100,16 +132,57 @@ def answer_chat(service: SearchService, k: int, message: dict | None, history: l
     if upload is not None:
         history.append({"role": "user", "content": {"path": _path(upload)}})
     try:
-        result = service.search(text or None, _path(upload) if upload else None, k=k)
+        result = service.converse(
+            conversation_id or None, text or None, _path(upload) if upload else None, k=k
+        )
     except Exception as err:  # one message on screen, and the app keeps serving
         history.append({"role": "assistant", "content": _error(err)})
-        return history, None, None, [], ""
-    generated = picture(result.images)
+        return history, None, None, None, [], "", conversation_id, []
+    generated = picture(result.images, ncols=2)  # 2 × 2: big enough beside the previous one
     history.append({"role": "assistant", "content": describe(result)})
     if generated is not None:
         history.append({"role": "assistant", "content": gr.Image(generated, show_label=False)})
-    keywords = ", ".join(f"`{w}`" for w in result.keywords) or "—"
-    return history, None, generated, gallery_items(service, result), f"**Keywords:** {keywords}"
+    previous = picture(result.reference_image, scale=8)
+    ids = [hit["id"] for hit in result.hits]
+    items = gallery_items(service, result)
+    return history, None, previous, generated, items, status(result), result.conversation["id"], ids
+
+
+def select_result(shown_ids: list[str], evt: gr.SelectData) -> tuple[str | None, str]:
+    """A gallery click: remember the item; the button below makes it the reference."""
+    index = evt.index if isinstance(evt.index, int) else evt.index[0]
+    if not shown_ids or not 0 <= index < len(shown_ids):
+        return None, ""
+    return shown_ids[index], f"Selected result {index + 1} (`{shown_ids[index]}`)."
+
+
+def use_as_reference(
+    service: SearchService, conversation_id: str | None, item_id: str | None, history: list | None
+):
+    """ "Use this as reference": the selected catalog item becomes the conversation's reference.
+
+    Returns:
+        history, the reference picture, the status panel, the conversation id.
+    """
+    history = list(history or [])
+    if not item_id:
+        history.append({"role": "assistant", "content": "⚠️ Click a result first."})
+        return history, None, "", conversation_id
+    try:
+        result = service.converse(conversation_id or None, pick=item_id)
+    except Exception as err:
+        history.append({"role": "assistant", "content": _error(err)})
+        return history, None, "", conversation_id
+    reference = result.conversation["reference"]
+    history.append(
+        {
+            "role": "assistant",
+            "content": f"Using {reference['description']} as the reference: tell me what to "
+            "change (e.g. 'darker', 'as a dress').",
+        }
+    )
+    shown = picture(result.reference_image, scale=8)
+    return history, shown, f"**Reference:** {reference['description']}", result.conversation["id"]
 
 
 def generate_samples(
@@ -140,10 +213,22 @@ def compare_models(
     return outputs
 
 
-def search_json(service: SearchService, text: str, k: int = 10, seed: int = 0) -> dict:
-    """Text query → the JSON the CLI prints; errors come back as {"error": message}."""
+def search_json(
+    service: SearchService,
+    text: str,
+    k: int = 10,
+    seed: int = 0,
+    conversation_id: str = "",
+    reference_id: str = "",
+) -> dict:
+    """One turn → the JSON the CLI prints, with ``conversation.id`` to send back next turn (an
+    empty id starts a conversation); errors come back as {"error": message}."""
     try:
-        return service.search(text, k=int(k), seed=int(seed)).to_dict()
+        result = service.converse(
+            conversation_id or None, text or None, pick=reference_id or None, k=int(k),
+            seed=int(seed),
+        )  # fmt: skip
+        return result.to_dict()
     except SearchInputError as err:
         return {"error": str(err)}
 
@@ -161,22 +246,31 @@ def build_app(service: SearchService) -> gr.Blocks:
         generate_tab(service)
         compare_tab(service, k)
 
-        def search_api(text: str, k: int = 10, seed: int = 0) -> dict:
-            """Text query → the JSON the CLI prints; errors come back as {"error": message}."""
-            return search_json(service, text, k, seed)
+        def search_api(
+            text: str,
+            k: int = 10,
+            seed: int = 0,
+            conversation_id: str = "",
+            reference_id: str = "",
+        ) -> dict:
+            """One turn of a conversation (empty id: a new one) → the JSON the CLI prints, with
+            ``conversation.id``; errors come back as {"error": message}."""
+            return search_json(service, text, k, seed, conversation_id, reference_id)
 
         gr.api(search_api, api_name="search")
     return demo
 
 
 def chat_tab(service: SearchService, k: int) -> None:
-    """Messages (text and/or a picture) → reply, keywords, generated image, matching items."""
+    """A conversation: messages (text and/or a picture) → reply, the previous and the new
+    drawing, the matching items; a clicked item can become the reference."""
     with gr.Tab("Chat"):
+        conversation, shown_ids, selected = gr.State(None), gr.State([]), gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat", height=420, elem_id="chat")
                 box = gr.MultimodalTextbox(
-                    placeholder=f"e.g. '{EXAMPLE_QUERY}', or attach a picture…",
+                    placeholder=f"e.g. '{EXAMPLE_QUERY}', then 'darker', 'as a dress'…",
                     file_count="single",
                     sources=["upload"],
                     show_label=False,
@@ -185,18 +279,37 @@ def chat_tab(service: SearchService, k: int) -> None:
                 gr.Examples(EXAMPLES, inputs=box, label="Try")
             with gr.Column(scale=2):
                 keywords = gr.Markdown("**Keywords:** —", elem_id="keywords")
-                generated = gr.Image(
-                    label="Generated", type="pil", interactive=False, elem_id="generated"
-                )
+                with gr.Row():
+                    previous = gr.Image(
+                        label="Before (reference)", type="pil", interactive=False,
+                        elem_id="previous",
+                    )  # fmt: skip
+                    generated = gr.Image(
+                        label="Generated", type="pil", interactive=False, elem_id="generated"
+                    )
         gallery = gr.Gallery(
-            label="Matching catalog items", columns=5, height="auto", elem_id="results"
-        )
+            label="Matching catalog items (click one, then 'Use as reference')",
+            columns=5, height="auto", elem_id="results", allow_preview=False,
+        )  # fmt: skip
+        with gr.Row():
+            picked = gr.Markdown("", elem_id="selected")
+            use = gr.Button("Use as reference", elem_id="use-reference", scale=0)
 
-        def chat(message: dict | None, history: list | None):
-            return answer_chat(service, k, message, history)
+        def chat(message: dict | None, history: list | None, conversation_id: str | None):
+            return answer_chat(service, k, message, history, conversation_id)
+
+        def pick(conversation_id: str | None, item_id: str | None, history: list | None):
+            return use_as_reference(service, conversation_id, item_id, history)
 
         box.submit(
-            chat, [box, chatbot], [chatbot, box, generated, gallery, keywords], api_name="chat"
+            chat,
+            [box, chatbot, conversation],
+            [chatbot, box, previous, generated, gallery, keywords, conversation, shown_ids],
+            api_name="chat",
+        ).then(lambda: (None, ""), None, [selected, picked], api_visibility="private")
+        gallery.select(select_result, [shown_ids], [selected, picked])
+        use.click(
+            pick, [conversation, selected, chatbot], [chatbot, previous, keywords, conversation]
         )
 
 
@@ -292,12 +405,21 @@ class StartupError(click.ClickException):
 @click.option("--port", type=int, default=None, help="Port [search_app.port: 7860].")
 @click.option("--conf-source", default="conf", show_default=True, help="Kedro conf folder.")
 @click.option("--env", default=None, help="Kedro config environment [local].")
-def main(host: str | None, port: int | None, conf_source: str, env: str | None) -> None:
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="Serve only these: names under search_app.models, model folders or registry URIs "
+    "(models:/fashiongan-conditional@champion); repeatable [all of search_app.models].",
+)
+def main(
+    host: str | None, port: int | None, conf_source: str, env: str | None, models: tuple[str, ...]
+) -> None:
     """Serve the FashionGAN search app (run from the project root)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if port is not None and not 1 <= port <= 65535:
         raise StartupError(f"--port must be between 1 and 65535, got {port}")
-    service, settings = _startup_service(conf_source, env)
+    service, settings = _startup_service(conf_source, env, list(models) or None)
     host = host or settings.host
     port = port or settings.port
     click.echo(f"FashionGAN search on http://{host}:{port} (models: {service.model_names})")
@@ -311,7 +433,7 @@ def main(host: str | None, port: int | None, conf_source: str, env: str | None) 
             ) from None
 
 
-def _startup_service(conf_source: str, env: str | None):
+def _startup_service(conf_source: str, env: str | None, models: list[str] | None = None):
     """The service and its settings, or one line saying why not (the traceback to a file when
     the cause is not the user's)."""
     from pathlib import Path
@@ -322,7 +444,7 @@ def _startup_service(conf_source: str, env: str | None):
     try:
         if problem := conf_problem(Path(conf_source), env):
             raise SearchInputError(problem)
-        return load_service(conf_source, env)
+        return load_service(conf_source, env, models)
     except SearchInputError as err:
         raise StartupError(str(err)) from None
     except Exception as err:

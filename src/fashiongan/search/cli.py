@@ -1,4 +1,14 @@
-"""``fashiongan search``: one query from the command line, JSON on stdout.
+"""``fashiongan search``: one query, or one turn of a conversation, from the command line; JSON
+on stdout.
+
+A conversation lives in a session file (``--session PATH``: read when it exists, written after
+the turn): the reference (the last generated image, a picked catalog item, an upload) and a
+summary of each turn, so that ``--text darker`` modifies what the previous call drew.
+``--reference-id ID`` makes a catalog item the reference first ("use this as reference")::
+
+    fashiongan search --session coat.json --text "a coat"
+    fashiongan search --session coat.json --text "darker"
+    fashiongan search --session coat.json --reference-id fmnist-test-00012 --text "as a dress"
 
 Registered on the project CLI with::
 
@@ -33,7 +43,11 @@ class SearchUsageError(click.ClickException):
 @click.option("--k", "k", type=int, default=None, help="Catalog items to return [default: 10].")
 @click.option("--n-images", type=int, default=None, help="Images generated per query [4].")
 @click.option("--seed", type=int, default=None, help="Noise seed [0].")
-@click.option("--model", help="A name under search_app.models (default: the conditional GAN).")
+@click.option(
+    "--model",
+    help="A name under search_app.models (default: the conditional GAN), a model folder, or a "
+    "registry URI: models:/fashiongan-conditional@champion.",
+)
 @click.option(
     "--save-images",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -47,6 +61,12 @@ class SearchUsageError(click.ClickException):
     help="Kedro conf folder (run from the project root: catalog paths are relative).",
 )
 @click.option("--env", default=None, help="Kedro config environment [local].")
+@click.option(
+    "--session",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A conversation file (JSON): read if it exists, written after the turn.",
+)
+@click.option("--reference-id", help="A catalog item id to use as the reference first.")
 def search(
     text: str | None,
     image: Path | None,
@@ -57,8 +77,11 @@ def search(
     save_images: Path | None,
     conf_source: Path,
     env: str | None,
+    session: Path | None,
+    reference_id: str | None,
 ) -> None:
-    """Search the catalog with text and/or a picture; print the results as JSON."""
+    """Search the catalog with text and/or a picture (a turn of a --session conversation);
+    print the results as JSON."""
     from fashiongan.compute import torch_threads
     from fashiongan.errors import conf_problem, failure_line
     from fashiongan.search.service import SearchInputError, load_service
@@ -66,17 +89,16 @@ def search(
     try:
         if problem := conf_problem(conf_source, env):
             raise SearchInputError(problem)
-        if save_images is not None and save_images.suffix != ".png":
-            raise SearchInputError(f"--save-images must end in .png, got {save_images.name}")
-        if image is not None and not image.is_file():
-            raise SearchInputError(f"{image}: no such file")
-        if not (text and text.strip()) and image is None:
-            raise SearchInputError(
-                "give --text (e.g. --text 'a dark ankle boot') and/or --image PATH"
-            )
+        _check_arguments(text, image, save_images, reference_id)
+        conversation = _read_session(session)
         service, settings = load_service(conf_source, env, models=[model] if model else None)
         with torch_threads(settings.threads):
-            result = service.search(text, image, model=model, k=k, n_images=n_images, seed=seed)
+            result = service.converse(
+                conversation, text, image, pick=reference_id, model=model, k=k,
+                n_images=n_images, seed=seed,
+            )  # fmt: skip
+        if session is not None:
+            _write_session(session, service.conversation(result.conversation["id"]))
         if save_images is not None and result.images is not None:
             from fashiongan.plotting import image_grid
 
@@ -88,6 +110,42 @@ def search(
     except Exception as err:  # not the user's doing: one line, the frames in a file
         raise click.ClickException(failure_line(err, "fashiongan_error.log")) from None
     click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _check_arguments(text, image, save_images, reference_id) -> None:
+    """Refuse bad arguments in one line before the (slow) models load."""
+    from fashiongan.search.service import SearchInputError
+
+    if save_images is not None and save_images.suffix != ".png":
+        raise SearchInputError(f"--save-images must end in .png, got {save_images.name}")
+    if image is not None and not image.is_file():
+        raise SearchInputError(f"{image}: no such file")
+    if not (text and text.strip()) and image is None and not reference_id:
+        raise SearchInputError(
+            "give --text (e.g. --text 'a dark ankle boot') and/or --image PATH or --reference-id"
+        )
+
+
+def _read_session(path: Path | None):
+    """The conversation in ``path`` (None: no file yet, a new conversation)."""
+    from fashiongan.search.conversation import Conversation
+    from fashiongan.search.service import SearchInputError
+
+    if path is None or not path.exists():
+        return None
+    try:
+        return Conversation.from_dict(json.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        reason = err.msg if isinstance(err, json.JSONDecodeError) else err
+        raise SearchInputError(
+            f"{path}: not a search session file ({reason}); give a new --session path"
+        ) from None
+
+
+def _write_session(path: Path, conversation) -> None:
+    """Write the conversation after the turn, so the next call continues from its reference."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(conversation.to_dict(), indent=1) + "\n")
 
 
 if __name__ == "__main__":

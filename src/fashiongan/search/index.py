@@ -123,3 +123,11 @@ def timed_build(
     started = time.perf_counter()
     index = build_index(vectors, settings)
     return index, time.perf_counter() - started
+
+
+def stored_vectors(index: faiss.Index) -> np.ndarray:
+    """(ntotal, d) float32: the vectors the index holds, row i = id i (flat, IVF or HNSW)."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.make_direct_map()
+    return index.reconstruct_n(0, int(index.ntotal))

@@ -50,7 +50,11 @@ STOPWORDS = frozenset({
     "in", "on", "at", "is", "are", "am", "be", "some", "any", "one", "something", "please",
     "want", "need", "looking", "look", "show", "find", "get", "give", "buy", "like", "would",
     "love", "have", "has", "do", "does", "can", "could", "this", "that", "these", "those",
-    "it", "its", "pair"
+    "it", "its", "pair",
+    # conversation words: "the same but …", "a shade darker", "make it a bit wider"
+    "same", "but", "similar", "instead", "rather", "make", "change", "form", "as", "into",
+    "more", "less", "bit", "little", "slightly", "much", "far", "way", "lot", "tone", "shade",
+    "version", "cut",
 })
 # fmt: on
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
@@ -235,3 +239,117 @@ class IntentDetector:
             keywords=keywords,
             words_used=len(words),
         )
+
+
+# --- conversation turns: does a message describe a new item or change the reference? -------------
+#: Comparatives and the step they take on their scale (tone: 0 dark → 2 light; fit: 0 slim → 2
+#: wide). "much"/"far"/"way" before one doubles the step.
+COMPARATIVES: dict[str, tuple[str, int]] = {
+    "darker": ("tone", -1),
+    "deeper": ("tone", -1),
+    "lighter": ("tone", 1),
+    "paler": ("tone", 1),
+    "brighter": ("tone", 1),
+    "slimmer": ("fit", -1),
+    "narrower": ("fit", -1),
+    "tighter": ("fit", -1),
+    "wider": ("fit", 1),
+    "broader": ("fit", 1),
+    "looser": ("fit", 1),
+    "baggier": ("fit", 1),
+}
+_INTENSIFIERS = frozenset({"much", "far", "way", "lot"})
+_RESET = re.compile(
+    r"\b(start(ing)? (over|again|afresh)|new search|reset|forget (it|that|this|everything))\b[,.!]*"
+)
+#: Words that say "like the reference, but…": a message with one of them modifies.
+_MODIFY_CUE = re.compile(
+    r"\b(the same|same but|like this|like that|like it|similar|instead|but|rather|"
+    r"in the form of|make it|change it|as an?|as a pair of)\b"
+)
+
+NEW, MODIFY, RESET = "new", "modify", "start over"
+
+
+@dataclass(frozen=True)
+class Message:
+    """How one chat message is read.
+
+    Attributes:
+        kind: ``new`` (describes an item: start afresh), ``modify`` (changes the reference) or
+            ``start over`` (forget the reference; a description after it starts a new search).
+        intent: the classes and absolute attributes named ("as a dress" → class 3).
+        steps: relative changes, e.g. ``{"tone": -1}`` for "darker".
+        reason: why ``kind`` was chosen, in words the shopper sees.
+    """
+
+    kind: str
+    intent: Intent
+    steps: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+
+    @property
+    def changes_something(self) -> bool:
+        i = self.intent
+        return bool(self.steps) or any(v is not None for v in (i.label, i.tone, i.fit, i.pattern))
+
+
+def relative_steps(text: str) -> dict[str, int]:
+    """{"tone": -1} for "darker", {"fit": 2} for "much wider"; the first comparative per scale."""
+    words = _WORD.findall(text.lower())
+    steps: dict[str, int] = {}
+    for i, word in enumerate(words):
+        if word in COMPARATIVES:
+            slot, step = COMPARATIVES[word]
+            doubled = i > 0 and words[i - 1] in _INTENSIFIERS
+            steps.setdefault(slot, step * (2 if doubled else 1))
+    return steps
+
+
+def read_message(
+    detector: IntentDetector, text: str, has_reference: bool, with_picture: bool = False
+) -> Message:
+    """Decide whether ``text`` modifies the current reference, describes a new item or resets.
+
+    A message modifies when there is a reference and it holds a comparative ("darker"), a
+    "like this / the same but / as a …" cue, or only attributes ("with a pattern"); a message
+    naming a class without such a cue ("a dark coat") describes a new item. A message sent
+    together with a picture always changes that picture: the shopper showed it for a reason.
+    """
+    lowered = text.lower()
+    reset = _RESET.search(lowered)
+    rest = (_RESET.sub(" ", lowered) if reset else lowered).strip(" ,.;:!-")
+    steps = relative_steps(rest)
+    described = " ".join(w for w in _WORD.findall(rest) if w not in COMPARATIVES)
+    intent = detector.detect(described) if described else Intent()
+    if steps:  # "darker" is a change of the reference's tone, not the absolute "dark"
+        intent = _without_slots(intent, steps)
+    if reset:
+        what = f" and describes a new item ({intent.caption()})" if intent.caption() else ""
+        return Message(RESET, intent, {}, f"'{reset.group(0).strip(' ,.!')}' starts over{what}")
+    cue = _MODIFY_CUE.search(rest)
+    if with_picture:
+        return Message(MODIFY, intent, steps, "the picture sent with the message is the reference")
+    attributes_only = intent.label is None and any(
+        v is not None for v in (intent.tone, intent.fit, intent.pattern)
+    )
+    if steps or cue or attributes_only:
+        phrases = ", ".join(k.phrase for k in intent.keywords)
+        said = next(iter(_comparatives_in(rest)), None) or (cue.group(0) if cue else phrases)
+        where = "the reference" if has_reference else "nothing yet (no reference)"
+        return Message(MODIFY, intent, steps, f"'{said}' changes {where}")
+    if intent.label is not None:
+        return Message(NEW, intent, {}, f"'{intent.caption()}' describes a new item")
+    return Message(NEW, intent, {}, "no item or change recognised: searching with your words")
+
+
+def _comparatives_in(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text) if w in COMPARATIVES]
+
+
+def _without_slots(intent: Intent, steps: dict[str, int]) -> Intent:
+    """The intent with the slots a comparative already changes left out."""
+    keep = tuple(k for k in intent.keywords if k.slot not in steps)
+    values = {slot: getattr(intent, slot) for slot in ("tone", "fit", "pattern")}
+    values.update(dict.fromkeys(steps))
+    return Intent(label=intent.label, keywords=keep, words_used=intent.words_used, **values)

@@ -5,19 +5,30 @@ benchmarks). Bad input raises :class:`SearchInputError` with one line that says 
 the service itself keeps serving. Problems that are not errors (text cut at the tokenizer limit,
 an image converted from RGBA) come back as ``notices``.
 
-Query kinds:
-    text only: the detected intent, rewritten in the caption grammar ("a dark ankle boot"), is
-        what the conditional generator draws; when no class is found the text is used as typed.
-    text + image: a composed query ("the same but darker"): the typed text and the picture go to
-        the generator together.
+Every query is a turn of a conversation (:mod:`fashiongan.search.conversation`): ``search`` is a
+turn of a fresh one, ``converse`` a turn of a kept one (the app, the JSON API, ``fashiongan search
+--session``). Query kinds:
+    a description ("a dark ankle boot", "black running trainers"): the detected intent, in the
+        caption grammar, is what the conditional generator draws; without a class, the text as
+        typed.
+    a modification ("darker", "as a dress") of the reference (the last drawing, a picked item or
+        an uploaded picture): the reference's class and attributes with the change applied.
     image only: the picture itself is embedded (query by example), nothing is generated.
+
+Ranking (:meth:`SearchService.rank`): the z-scored sum of the generated images' similarity and the
+text's similarity to the item titles, the ``fused`` query of
+:func:`fashiongan.evaluation.retrieval.query_similarities` (the evaluation measures it above the
+image alone for text queries), plus ``class_boost`` for items of the wanted class.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from fashiongan.attributes import assign
 from fashiongan.config import (
     ConfigError,
     SearchAppParams,
@@ -36,15 +48,33 @@ from fashiongan.config import (
     parse_block,
 )
 from fashiongan.errors import one_line
-from fashiongan.generation import GenerationError, generate, text_encoder
+from fashiongan.evaluation.retrieval import query_similarities
+from fashiongan.generation import (
+    GenerationError,
+    generate,
+    load_generator,
+    text_encoder,
+)
 from fashiongan.images import ImageInputError, open_image, to_model_input, to_picture
 from fashiongan.models.conditional_gan import ConditionalGenerator
+from fashiongan.pixels import from_uint8
+from fashiongan.search.conversation import (
+    SLOTS,
+    Conversation,
+    ConversationStore,
+    Reference,
+    TurnPlan,
+    plan_turn,
+    summary,
+)
 from fashiongan.search.index import search as index_search
-from fashiongan.search.intent import Intent, IntentDetector
+from fashiongan.search.index import stored_vectors
+from fashiongan.search.intent import MODIFY, Intent, IntentDetector, read_message
 
 log = logging.getLogger(__name__)
 
 EXAMPLE_QUERY = "a dark ankle boot"
+TEXT_CACHE_SIZE = 1024
 
 
 class SearchInputError(ValueError):
@@ -62,6 +92,11 @@ class SearchSettings:
     use_intent_caption: bool = True  # text-only queries: draw the detected intent's caption
     class_threshold: float = 0.6
     attribute_threshold: float = 0.6
+    # The app's YAML turns these on (search_app.query); off, the drawing alone ranks (what the
+    # search_index evaluation measures).
+    fuse_text: bool = False  # rank by generated image + text, z-scored (the evaluation's "fused")
+    class_boost: float = 0.0  # z-units added to the items of the wanted class
+    modify_generates: str = "caption"  # caption | composed (see fashiongan.search.conversation)
     max_words: int = 32
 
     @classmethod
@@ -122,6 +157,8 @@ class SearchResult:
     hits: list[dict[str, Any]]
     notices: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    conversation: dict[str, Any] | None = None  # id, turn, decision, reason, reference, wanted
+    reference_image: torch.Tensor | None = None  # (1, C, H, W): what this turn started from
 
     @property
     def keywords(self) -> list[str]:
@@ -138,6 +175,7 @@ class SearchResult:
             "results": self.hits,
             "notices": self.notices,
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "conversation": self.conversation,
         }
 
 
@@ -161,6 +199,9 @@ class SearchService:
         settings: defaults and limits.
         encoder: the sentence encoder for intent detection; default: the one the default
             generator was trained with (shared with generation, loaded once per process).
+        attribute_thresholds: ``fashiongan.attributes.fit_thresholds`` output; measures the tone,
+            fit and pattern of a picked item or an upload (None: those stay unknown).
+        max_conversations: conversations kept for the app and the API.
     """
 
     def __init__(
@@ -171,6 +212,8 @@ class SearchService:
         catalog: Catalog,
         settings: SearchSettings | None = None,
         encoder=None,
+        attribute_thresholds: dict[str, torch.Tensor] | None = None,
+        max_conversations: int = 1000,
     ) -> None:
         if not generators:
             raise ValueError("the search service needs at least one generator")
@@ -200,6 +243,11 @@ class SearchService:
         self.detector = IntentDetector(
             encoder, s.class_threshold, s.attribute_threshold, max_words=s.max_words
         )
+        self.attribute_thresholds = attribute_thresholds
+        self.conversations = ConversationStore(max_conversations)
+        self.title_vectors: torch.Tensor | None = None  # (N, text_dim), computed when first needed
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._labels = torch.tensor(catalog.table["label"].to_numpy(dtype=np.int64))
         # One query at a time: HF tokenizers and faiss are not safe to share between threads,
         # and on a CPU a query already uses every core.
         self._lock = threading.RLock()
@@ -270,12 +318,72 @@ class SearchService:
         vectors = self.embedder(_fit_images(images.float(), c.image_size, c.channels))
         return F.normalize(vectors.mean(0, keepdim=True), dim=1).numpy()
 
+    @functools.cached_property
+    def catalog_vectors(self) -> torch.Tensor:
+        """(N, dim) the catalog's unit image vectors, read back from the index."""
+        return torch.from_numpy(stored_vectors(self.index))
+
+    def titles_vectors(self) -> torch.Tensor:
+        """(N, text_dim) text vectors of the catalog titles (encoded once, or set by the loader)."""
+        if self.title_vectors is None:
+            titles = self.catalog.table["title"].astype(str).tolist()
+            _, embeddings, index = self.encoder.encode_unique(titles)
+            self.title_vectors = embeddings[index]
+        return self.title_vectors
+
     def lookup(self, query: np.ndarray, k: int) -> list[dict[str, Any]]:
-        """Top-k catalog items for one query vector, with their cosine scores."""
+        """Top-k catalog items for one query vector, with their cosine scores (the index)."""
         scores, rows = index_search(self.index, query, k)
+        return self._hits(scores[0].tolist(), rows[0].tolist())
+
+    def rank(
+        self,
+        query: np.ndarray,
+        text: str | None,
+        label: int | None,
+        k: int,
+        exclude_row: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Top-k items for a (1, dim) query vector (:meth:`embed`) by :meth:`scores`; with
+        neither text fusion nor a class boost nor an excluded row, the faiss index answers
+        (approximate on big catalogs)."""
+        sims = self.scores(query, text, label, exclude_row)
+        if sims is None:
+            return self.lookup(query, k)
+        scores, rows = sims.topk(min(k, len(sims) - (exclude_row is not None)))
+        return self._hits(scores.tolist(), rows.tolist())
+
+    def scores(
+        self, query: np.ndarray, text: str | None, label: int | None, exclude_row: int | None
+    ) -> torch.Tensor | None:
+        """(N,) ranking scores of every item, or None when the plain cosine (the index) ranks.
+
+        Fused: the z-scored sum of the query's cosine to each item's picture and the text's
+        cosine to each item's title (the evaluation's ``fused``), N · dim work per query; then
+        ``class_boost`` is added to the items of class ``label``; ``exclude_row`` never ranks.
+        """
+        fuse = self.settings.fuse_text and bool(text)
+        boost = self.settings.class_boost if label is not None else 0.0
+        if not fuse and not boost and exclude_row is None:
+            return None
+        query_vector = torch.from_numpy(query)
+        if fuse:
+            text_vector = self.text_vector(text)
+            sims = query_similarities(
+                "text", text_vector, query_vector, self.catalog_vectors, self.titles_vectors(), []
+            )["fused"][0]
+        else:
+            sims = (query_vector @ self.catalog_vectors.T)[0]
+        if boost:
+            sims = sims + boost * (self._labels == label).float()
+        if exclude_row is not None:
+            sims[exclude_row] = -torch.inf
+        return sims
+
+    def _hits(self, scores: list[float], rows: list[int]) -> list[dict[str, Any]]:
         table = self.catalog.table
         hits = []
-        for score, row in zip(scores[0].tolist(), rows[0].tolist(), strict=True):
+        for score, row in zip(scores, rows, strict=True):
             if row < 0:
                 continue
             hits.append(
@@ -291,6 +399,50 @@ class SearchService:
             )
         return hits
 
+    # --- references ----------------------------------------------------------------------------
+    def measure(self, image: torch.Tensor, label: int | None) -> dict[str, int | None]:
+        """Tone, fit and pattern of a (1, C, H, W) picture of class ``label`` (None: unknown)."""
+        unknown = {"label": label, "tone": None, "fit": None, "pattern": None}
+        if label is None or label < 0 or self.attribute_thresholds is None:
+            return unknown
+        size = self.catalog.thumbnails.shape[-1] if self.catalog.thumbnails is not None else 28
+        gray = _fit_images(image.float(), size, 1).clamp(-1, 1)
+        values = assign(gray, torch.tensor([label]), self.attribute_thresholds)
+        return {"label": label, **{name: int(v[0]) for name, v in values.items()}}
+
+    def guess_label(self, image: torch.Tensor, k: int = 10) -> int | None:
+        """The most common class among the picture's nearest catalog items (None if unknown)."""
+        labels = [hit["label"] for hit in self.lookup(self.embed(image), k) if hit["label"] >= 0]
+        return max(set(labels), key=labels.count) if labels else None
+
+    def catalog_reference(self, item: str | int) -> Reference:
+        """A catalog item (id, or row number) as the reference: "use this as reference"."""
+        table = self.catalog.table
+        rows = table.index[table["id"].astype(str) == str(item)].tolist()
+        if not rows and isinstance(item, int | np.integer) and 0 <= int(item) < len(table):
+            rows = [int(item)]
+        if not rows:
+            raise SearchInputError(f"no catalog item {item!r} (ids look like {table.at[0, 'id']})")
+        if self.catalog.thumbnails is None:
+            raise SearchInputError("this catalog has no pictures to use as a reference")
+        row = rows[0]
+        image = from_uint8(self.catalog.thumbnails[row : row + 1])
+        label = int(table.at[row, "label"])
+        slots = self.measure(image, label if label >= 0 else None)
+        return Reference(
+            "catalog", image, slots, str(table.at[row, "id"]), row, str(table.at[row, "title"])
+        )
+
+    def _complete(self, reference: Reference) -> Reference:
+        """Fill the reference's unknown class (nearest items) and attributes (measured)."""
+        slots = dict(reference.slots)
+        if slots["label"] is None:
+            slots["label"] = self.guess_label(reference.image)
+        measured = self.measure(reference.image, slots["label"])
+        slots.update({k: v for k, v in measured.items() if slots.get(k) is None})
+        reference.slots = slots
+        return reference
+
     def search(
         self,
         text: str | None = None,
@@ -301,15 +453,69 @@ class SearchService:
         n_images: int | None = None,
         seed: int | None = None,
     ) -> SearchResult:
-        """Answer one query (see the module docstring for the three kinds).
+        """Answer one query on its own: a turn of a fresh conversation that is not kept.
 
         Raises:
-            SearchInputError: empty query, unreadable image, bad k/n_images, unknown model.
+            SearchInputError: empty query, unreadable image, bad k/n_images, unknown model, a
+                modification ("darker") with nothing to modify.
         """
         with self._lock:
-            return self._search(text, image, model, k, n_images, seed)
+            return self._turn(Conversation(), text, image, model, k, n_images, seed)
 
-    def _search(self, text, image, model, k, n_images, seed) -> SearchResult:
+    def converse(
+        self,
+        conversation: str | Conversation | None = None,
+        text: str | None = None,
+        image: str | Path | bytes | Image.Image | None = None,
+        *,
+        pick: str | int | None = None,
+        model: str | None = None,
+        k: int | None = None,
+        n_images: int | None = None,
+        seed: int | None = None,
+    ) -> SearchResult:
+        """One turn of a kept conversation: its id (None: a new one) or the object itself (a
+        session file's). ``pick`` (a catalog id) becomes the reference before the message.
+
+        Raises:
+            SearchInputError: as :meth:`search`, and an unknown conversation id or item.
+        """
+        with self._lock:
+            state = self.conversation(conversation)
+            if pick is not None:
+                state.reference = self.catalog_reference(pick)
+            if pick is not None and text is None and image is None:
+                return self._picked(state)
+            return self._turn(state, text, image, model, k, n_images, seed)
+
+    def conversation(self, conversation: str | Conversation | None) -> Conversation:
+        """The kept conversation (a new one for None); an unknown id is a SearchInputError."""
+        if isinstance(conversation, Conversation):
+            return self.conversations.put(conversation)
+        if conversation is None or conversation == "":
+            return self.conversations.new()
+        found = self.conversations.get(conversation)
+        if found is None:
+            raise SearchInputError(
+                f"unknown conversation {conversation!r} (expired or never started): "
+                "send the message without a conversation id to start a new one"
+            )
+        return found
+
+    def _picked(self, state: Conversation) -> SearchResult:
+        """A pick without a message: only the reference changes, so nothing is drawn or ranked
+        (the shopper says what to change next)."""
+        reference = state.reference
+        state.turns.append({"turn": len(state.turns) + 1, "pick": reference.item_id})
+        info = {"id": state.id, "turn": len(state.turns), "decision": "pick",
+                "reason": f"picked {reference.describe()}",
+                "reference": reference.to_dict(), "wanted": None}  # fmt: skip
+        return SearchResult(
+            self.default_model, None, False, None, None, None, [], conversation=info,
+            reference_image=reference.image,
+        )  # fmt: skip
+
+    def _turn(self, state, text, image, model, k, n_images, seed) -> SearchResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         notices: list[str] = []
@@ -317,54 +523,118 @@ class SearchService:
         k, n_images = self._check_counts(k, n_images)
         seed = self.settings.seed if seed is None else int(seed)
         text = self._check_text(text, notices)
-        conditional = isinstance(generator, ConditionalGenerator)
-        reference = None
         if image is not None:
-            config = generator.config if conditional else self.embedder.config
-            reference = self._check_image(image, config.image_size, config.channels, notices)
-        if text is None and reference is None:
+            c = generator.config if self.is_conditional(name) else self.embedder.config
+            picture = self._check_image(image, c.image_size, c.channels, notices)
+            state.reference = Reference("upload", picture, dict.fromkeys(SLOTS))
+        if text is None and image is None:
             raise SearchInputError(
                 f"Type what you are looking for (e.g. '{EXAMPLE_QUERY}') or upload a picture."
             )
         timings["input"] = _ms_since(started)
-
-        mark = time.perf_counter()
-        intent = self.detector.detect(text) if text is not None else None
-        timings["intent"] = _ms_since(mark)
-
-        mark = time.perf_counter()
-        generator_text, images = None, None
-        if not conditional:
-            images = generate(generator, n_images, seed)
+        result = SearchResult(name, text, image is not None, None, None, None, [], notices)
+        result.reference_image = None if state.reference is None else state.reference.image
+        if not self.is_conditional(name):
+            result.images = generate(generator, n_images, seed)
             notices.append(f"'{name}' is unconditional: its samples ignore the query.")
-        elif text is not None:
-            caption = intent.caption() if intent is not None else None
-            use_caption = self.settings.use_intent_caption and reference is None and caption
-            generator_text = caption if use_caption else text
-            try:
-                images = generate(generator, n_images, seed, generator_text, reference)
-            except GenerationError as err:
-                raise SearchInputError(str(err)) from err
+            plan = None
+        elif text is None:  # query by example
+            plan = None
+        else:
+            plan = self._plan(state, text, result, timings, with_picture=image is not None)
+            self._draw(generator, plan, n_images, seed, result, timings)
+        if result.images is None and plan is not None:
+            state.reference = None  # a bare "start over": nothing to search
+        else:
+            pictures = result.images if result.images is not None else state.reference.image
+            mark = time.perf_counter()
+            query = self.embed(pictures)
+            timings["embed"] = _ms_since(mark)
+            mark = time.perf_counter()
+            if plan is None:  # query by example, or an unconditional model's samples
+                result.hits = self.rank(query, None, None, k)
+            else:
+                result.hits = self.rank(
+                    query, plan.query_text, plan.slots["label"], k, plan.exclude_row
+                )
+            timings["search"] = _ms_since(mark)
+        self._record(state, text, plan, result)
+        timings["total"] = _ms_since(started)
+        result.timings_ms = timings
+        return result
+
+    def _plan(
+        self, state: Conversation, text: str, result: SearchResult, timings, with_picture: bool
+    ) -> TurnPlan:
+        """Read the message and decide what to draw (see :func:`plan_turn`)."""
+        mark = time.perf_counter()
+        message = read_message(self.detector, text, state.reference is not None, with_picture)
+        result.intent = message.intent
+        if message.kind == MODIFY and state.reference is not None:
+            self._complete(state.reference)
+        timings["intent"] = _ms_since(mark)
+        s = self.settings
+        try:
+            return plan_turn(message, text, state.reference, s.modify_generates,
+                             s.use_intent_caption)  # fmt: skip
+        except ValueError as err:
+            raise SearchInputError(str(err)) from err
+
+    def _draw(self, generator, plan: TurnPlan, n_images, seed, result, timings) -> None:
+        """Generate what the plan says (nothing for a bare "start over")."""
+        mark = time.perf_counter()
+        result.generator_text = plan.generator_text
+        if plan.generator_text is not None:
+            reference = plan.generator_reference
+            if reference is not None:
+                c = generator.config
+                reference = _fit_images(reference, c.image_size, c.channels)
+            # the default model's text vector is the ranking's too: encoded once
+            draw = self._draw_text if result.model == self.default_model else _generate
+            result.images = draw(generator, n_images, seed, plan.generator_text, reference)
         timings["generate"] = _ms_since(mark)
 
-        mark = time.perf_counter()
-        query = self.embed(images if images is not None else reference)
-        timings["embed"] = _ms_since(mark)
-        mark = time.perf_counter()
-        hits = self.lookup(query, k)
-        timings["search"] = _ms_since(mark)
-        timings["total"] = _ms_since(started)
-        return SearchResult(
-            model=name,
-            text=text,
-            had_image=reference is not None,
-            intent=intent,
-            generator_text=generator_text,
-            images=images,
-            hits=hits,
-            notices=notices,
-            timings_ms=timings,
-        )
+    @torch.no_grad()
+    def _draw_text(self, generator, n: int, seed: int, text: str, reference) -> torch.Tensor:
+        """``fashiongan.generation.generate`` with the text vector from :meth:`text_vector`,
+        which the ranking reuses (the caption is encoded once a turn)."""
+        try:
+            return generate(generator, n, seed, text, reference, features=self.text_vector(text))
+        except GenerationError as err:
+            raise SearchInputError(str(err)) from err
+
+    def text_vector(self, text: str) -> torch.Tensor:
+        """(1, text_dim) sentence vector of ``text``; the last 1,024 texts are kept (a turn
+        draws and ranks with the same caption, and shoppers repeat captions)."""
+        text = text.strip()
+        with self._lock:
+            vector = self._text_cache.get(text)
+            if vector is None:
+                vector = self.encoder.encode([text])
+                self._text_cache[text] = vector
+                if len(self._text_cache) > TEXT_CACHE_SIZE:
+                    self._text_cache.popitem(last=False)
+            else:
+                self._text_cache.move_to_end(text)
+            return vector
+
+    def _record(self, state: Conversation, text, plan: TurnPlan | None, result) -> None:
+        """The conversation after the turn: the new reference and the turn's summary."""
+        before = None if state.reference is None else state.reference.to_dict()
+        if plan is not None and result.images is not None:
+            state.reference = Reference(
+                "generated", result.images[:1], dict(plan.slots),
+                caption=plan.caption or plan.generator_text,
+            )  # fmt: skip
+        state.turns.append(summary(len(state.turns) + 1, text, plan, result.hits))
+        result.conversation = {
+            "id": state.id,
+            "turn": len(state.turns),
+            "decision": "picture" if plan is None else plan.decision,
+            "reason": "searched with the picture" if plan is None else plan.reason,
+            "reference": before,
+            "wanted": None if plan is None else {**plan.slots, "caption": plan.caption},
+        }
 
     def generate(
         self,
@@ -410,6 +680,13 @@ class SearchService:
         return {
             name: self.search(text, image, model=name, k=k, seed=seed) for name in self.generators
         }
+
+
+def _generate(generator, n: int, seed: int, text: str, reference) -> torch.Tensor:
+    try:
+        return generate(generator, n, seed, text, reference)
+    except GenerationError as err:
+        raise SearchInputError(str(err)) from err
 
 
 def _ms_since(mark: float) -> float:
@@ -466,8 +743,47 @@ def load_service(
         _load_output(catalog, data.index, data),
         Catalog(table, thumbnails),
         SearchSettings.from_params(settings.query),
+        attribute_thresholds=_load_thresholds(catalog, data.attributes),
+        max_conversations=settings.max_conversations,
     )
+    if service.settings.fuse_text:
+        service.title_vectors = cached_title_vectors(service, Path(settings.title_vectors))
     return service, settings
+
+
+def _load_thresholds(catalog, name: str) -> dict[str, torch.Tensor] | None:
+    """The attribute cut points, or None (with a warning): references then keep unknown
+    attributes, and "darker" from an unknown tone lands on dark."""
+    from kedro.io import DatasetError
+
+    try:
+        return catalog.load(name) if catalog.exists(name) else None
+    except DatasetError as err:
+        log.warning("attribute thresholds %s unreadable (%s): not measuring", name, one_line(err))
+        return None
+
+
+def cached_title_vectors(service: SearchService, path: Path) -> torch.Tensor:
+    """The titles' text vectors from ``path`` when they were made from the same titles with the
+    same encoder (a SHA-256 of both in the file's metadata), else encoded and written there."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import save_file
+
+    titles = service.catalog.table["title"].astype(str).tolist()
+    probe = service.encoder.encode(["a dark wide coat"]).numpy().round(4).tobytes()
+    digest = hashlib.sha256(probe + "\n".join(titles).encode()).hexdigest()
+    if path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                if (handle.metadata() or {}).get("sha256") == digest:
+                    return handle.get_tensor("vectors")
+        except (SafetensorError, OSError) as err:
+            log.warning("%s unreadable (%s): encoding the titles again", path, err)
+    log.info("encoding %d catalog titles once (cached in %s)", len(titles), path)
+    vectors = service.titles_vectors()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"vectors": vectors.contiguous()}, str(path), metadata={"sha256": digest})
+    return vectors
 
 
 def _load_output(catalog, name: str, data: SearchDatasets) -> Any:
@@ -490,13 +806,19 @@ def _load_output(catalog, name: str, data: SearchDatasets) -> Any:
 def _load_generators(
     catalog, available: dict[str, str], wanted: list[str] | None
 ) -> dict[str, torch.nn.Module]:
-    """The generators named in ``search_app.models`` (only ``wanted`` ones when given)."""
+    """The generators named in ``search_app.models`` (only ``wanted`` ones when given); a wanted
+    registry URI (``models:/fashiongan-conditional@champion``) or model folder/file is loaded
+    from there, under that name."""
     from kedro.io import DatasetError
 
-    unknown = sorted(set(wanted or ()) - set(available))
+    located = [w for w in wanted or () if is_model_location(w)]
+    unknown = sorted(set(wanted or ()) - set(available) - set(located))
     if unknown:
-        raise SearchInputError(f"unknown model {unknown[0]!r}; available: {list(available)}")
-    generators = {}
+        raise SearchInputError(
+            f"unknown model {unknown[0]!r}; available: {list(available)}, a model folder or a "
+            "registry URI (models:/fashiongan-conditional@champion)"
+        )
+    generators = {location: _generator_at(location) for location in located}
     for name, dataset in available.items():
         if wanted and name not in wanted:
             continue
@@ -509,3 +831,24 @@ def _load_generators(
             f"no generator found among {list(available.values())}: train one first (make train)"
         )
     return generators
+
+
+def is_model_location(model: str) -> bool:
+    """A registry URI or a path, rather than a name under ``search_app.models``."""
+    return model.startswith("models:/") or "/" in model or model.endswith(".safetensors")
+
+
+def _generator_at(location: str) -> torch.nn.Module:
+    """The generator of a ``models:/`` URI (:func:`fashiongan.registry.resolve_model_dir`), a
+    model folder (its generator.safetensors) or a generator file."""
+    from fashiongan.registry import resolve_model_dir
+
+    try:
+        folder = resolve_model_dir(location)
+    except ValueError as err:  # ModelNotFoundError: names what exists
+        raise SearchInputError(one_line(err)) from err
+    path = folder if folder.suffix == ".safetensors" else folder / "generator.safetensors"
+    try:
+        return load_generator(path)
+    except GenerationError as err:
+        raise SearchInputError(str(err)) from err
