@@ -10,7 +10,7 @@ from tests.conftest import REPO_ROOT
 #: conf/base's block, shrunk: 12 iterations of a small MLP.
 PARAMS = overridden(
     load_parameters(REPO_ROOT / "conf")["baseline"].training,
-    seed=3, device="cpu", iterations=12, batch_size=8, d_lr=2e-4, g_lr=1e-4,
+    seed=3, device="cpu", num_threads=1, iterations=12, batch_size=8, d_lr=2e-4, g_lr=1e-4,
     d_betas=(0.5, 0.999), g_betas=(0.5, 0.999), log_every=2, sample_every=0, checkpoint_every=4,
     checkpoint_dir=None, model__noise_dim=16, model__generator_hidden=(16, 32, 32),
     model__discriminator_hidden=(32, 16),

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from pydantic import ValidationError
+from safetensors.torch import load_file
 
 from fashiongan.config import load_parameters, overridden
 from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
@@ -15,8 +16,8 @@ N, U, D = 64, 10, 12
 #: conf/base's block, shrunk: 4 steps an epoch of a 4-channel model.
 PARAMS = overridden(
     load_parameters(REPO_ROOT / "conf")["conditional"].training,
-    seed=5, device="cpu", epochs=3, batch_size=16, loss="hinge", n_critic=1, real_label=0.9,
-    gp_lambda=10.0, image_drop=0.5, g_lr=1e-4, d_lr=4e-4, e_lr=1e-3, g_betas=(0.0, 0.9),
+    seed=5, device="cpu", num_threads=1, ema_decay=None, epochs=3, batch_size=16, loss="hinge",
+    n_critic=1, real_label=0.9, gp_lambda=10.0, image_drop=0.5, g_lr=1e-4, d_lr=4e-4, e_lr=1e-3, g_betas=(0.0, 0.9),
     d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=1.0,
     aux_weight=0.0, attribute_mismatch=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
@@ -352,6 +353,7 @@ FINGERPRINT_EXTRA = {
 def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
     values = PARAMS.model_dump(mode="json")
+    del values["num_threads"], values["ema_decay"]  # added later; neither is in old hashes
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}
@@ -359,6 +361,8 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     assert fingerprint(PARAMS, MODEL_EXTRA, FINGERPRINT_EXTRA) == expected
     assert fingerprint(PARAMS) != expected
     assert fingerprint(PARAMS) == fingerprint(with_(epochs=9, log_every=1, device="cuda"))
+    assert fingerprint(PARAMS) == fingerprint(with_(num_threads="auto", ema_decay=0.0))
+    assert fingerprint(PARAMS) != fingerprint(with_(ema_decay=0.99))  # its checkpoints hold more
 
 
 def test_model_extra_reaches_the_saved_config_and_the_checkpoint_folder(data, tmp_path):
@@ -373,3 +377,69 @@ def test_model_extra_reaches_the_saved_config_and_the_checkpoint_folder(data, tm
     )
     (folder,) = checkpoints.iterdir()
     assert folder.name == fingerprint(PARAMS, MODEL_EXTRA, FINGERPRINT_EXTRA)
+
+
+def checkpointed_generators(checkpoints) -> dict[str, dict[str, torch.Tensor]]:
+    """The newest checkpoint's generator weights, per module name (G, G_average.module)."""
+    newest = sorted(checkpoints.rglob("ckpt-*.safetensors"))[-1]
+    tensors = load_file(str(newest))
+    found: dict[str, dict[str, torch.Tensor]] = {}
+    for name in ("G", "G_average.module"):
+        prefix = f"module.{name}."
+        found[name] = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return found
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_average_changes_only_the_returned_generator(data, tmp_path):
+    off = train_conditional_gan(*data, with_(checkpoint_dir=str(tmp_path / "off")))
+    on = train_conditional_gan(*data, with_(ema_decay=0.9, checkpoint_dir=str(tmp_path / "on")))
+    saved_off = checkpointed_generators(tmp_path / "off")
+    saved_on = checkpointed_generators(tmp_path / "on")
+    assert saved_off["G_average.module"] == {}  # off: the checkpoint holds what it always held
+    assert on[3] == off[3]  # training itself is untouched: same losses, same D, E and live G
+    assert same_weights(off[1].state_dict(), on[1].state_dict())
+    assert same_weights(off[2].state_dict(), on[2].state_dict())
+    assert same_weights(off[0].state_dict(), saved_on["G"])
+    average = on[0].state_dict()  # what the pipeline saves as generator.safetensors
+    assert same_weights(average, saved_on["G_average.module"])
+    assert average.keys() == off[0].state_dict().keys()  # the same file layout
+    assert not torch.equal(average["text_proj.0.weight"], saved_on["G"]["text_proj.0.weight"])
+
+
+def test_the_average_resumes_exactly(data, tmp_path, monkeypatch):
+    params = with_(ema_decay=0.9)
+    uninterrupted = train_conditional_gan(*data, params)[0]
+
+    class Killed(BaseException):
+        pass
+
+    def die_at_step_9(step, **losses):  # after the checkpoint of epoch 2 (4 steps an epoch)
+        if step == 9:
+            raise Killed
+
+    checkpoints = str(tmp_path / "ckpt")
+    monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
+    with pytest.raises(Killed):
+        train_conditional_gan(*data, overridden(params, checkpoint_dir=checkpoints))
+    monkeypatch.undo()
+    resumed = train_conditional_gan(*data, overridden(params, checkpoint_dir=checkpoints))[0]
+    for a, b in zip(
+        uninterrupted.state_dict().values(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_training_runs_on_its_threads_and_restores_them(data, monkeypatch):
+    seen = []
+    monkeypatch.setattr("fashiongan.compute.free_cores", lambda: 1)
+    monkeypatch.setattr(
+        "fashiongan.training.conditional.fit", lambda *a, **k: seen.append(torch.get_num_threads())
+    )
+    before = torch.get_num_threads()
+    train_conditional_gan(*data, with_(num_threads="auto", epochs=1))
+    train_conditional_gan(*data, with_(num_threads=2, epochs=1))
+    assert seen == [1, 2] and torch.get_num_threads() == before

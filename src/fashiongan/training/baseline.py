@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fashiongan.compute import thread_hooks, torch_threads
 from fashiongan.config import BaselineTraining
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
 from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
 from fashiongan.training.checkpoint import TrainingState, params_fingerprint
-from fashiongan.training.loop import fit
+from fashiongan.training.loop import fit, run_all
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_figure
 
@@ -32,6 +33,7 @@ _NOT_SHAPING = {
     "resume",
     "device",
     "mlflow_prefix",
+    "num_threads",
 }
 
 
@@ -98,6 +100,16 @@ class BaselineStep:
         return g_loss
 
 
+@dataclass
+class BaselineRun:
+    """A seeded run before its first step."""
+
+    step: BaselineStep
+    state: TrainingState
+    generator: MLPGenerator
+    discriminator: MLPDiscriminator
+
+
 def _sample_logger(generator: MLPGenerator, params: BaselineTraining) -> Callable[[int], None]:
     """Every ``sample_every`` iterations (rank 0): a grid from the same 64 noise vectors."""
     noise = torch.randn(
@@ -118,18 +130,8 @@ def _sample_logger(generator: MLPGenerator, params: BaselineTraining) -> Callabl
     return log_samples
 
 
-def train_mlp_gan(
-    images: torch.Tensor, params: BaselineTraining
-) -> tuple[MLPGenerator, MLPDiscriminator, list[dict[str, float]]]:
-    """Train the MLP GAN on ``images`` (N, 1, 28, 28) in [-1, 1].
-
-    Args:
-        images: training images.
-        params: the ``baseline.training`` block.
-
-    Returns:
-        The generator and discriminator (CPU, eval mode) and the logged metric history.
-    """
+def prepare_baseline(images: torch.Tensor, params: BaselineTraining) -> BaselineRun:
+    """Seed, build G and D and their optimizers, and wire one step (benchmarks time it alone)."""
     rng = seed_everything(params.seed)
     device = distributed.setup(pick_device(params.device))
     config = MLPGANConfig(**params.model.model_dump())
@@ -138,21 +140,40 @@ def train_mlp_gan(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=params.d_lr, betas=params.d_betas)
     state = TrainingState({"G": generator, "D": discriminator}, {"G": opt_g, "D": opt_d}, rng)
     distributed.check_batch(params.batch_size, "baseline.training.batch_size")  # before DDP
-    train_step = BaselineStep(
+    step = BaselineStep(
         distributed.wrap_ddp(generator, device), distributed.wrap_ddp(discriminator, device),
         opt_g, opt_d, images.to(device), rng, params.batch_size, config.noise_dim, params.seed,
     )  # fmt: skip
-    fit(
-        state,
-        train_step,
-        total_steps=params.iterations,
-        log_every=params.log_every,
-        checkpoint_every=params.checkpoint_every,
-        checkpoint_dir=params.checkpoint_dir,
-        fingerprint=fingerprint(params),
-        resume=params.resume,
-        after_step=_sample_logger(generator, params),
-        description="baseline GAN",
-        metric_prefix=params.mlflow_prefix,
-    )
-    return generator.cpu().eval(), discriminator.cpu().eval(), state.history
+    return BaselineRun(step, state, generator, discriminator)
+
+
+def train_mlp_gan(
+    images: torch.Tensor, params: BaselineTraining
+) -> tuple[MLPGenerator, MLPDiscriminator, list[dict[str, float]]]:
+    """Train the MLP GAN on ``images`` (N, 1, 28, 28) in [-1, 1], on ``num_threads`` threads.
+
+    Args:
+        images: training images.
+        params: the ``baseline.training`` block.
+
+    Returns:
+        The generator and discriminator (CPU, eval mode) and the logged metric history.
+    """
+    follow_free_cores = thread_hooks(params.num_threads)  # capped by the threads torch has now
+    with torch_threads(params.num_threads):
+        run = prepare_baseline(images, params)
+        samples = _sample_logger(run.generator, params)
+        fit(
+            run.state,
+            run.step,
+            total_steps=params.iterations,
+            log_every=params.log_every,
+            checkpoint_every=params.checkpoint_every,
+            checkpoint_dir=params.checkpoint_dir,
+            fingerprint=fingerprint(params),
+            resume=params.resume,
+            after_step=run_all([*follow_free_cores, samples]),
+            description="baseline GAN",
+            metric_prefix=params.mlflow_prefix,
+        )
+    return run.generator.cpu().eval(), run.discriminator.cpu().eval(), run.state.history

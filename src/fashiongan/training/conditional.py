@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from fashiongan.compute import thread_hooks, torch_threads
 from fashiongan.config import ConditionalTraining
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
@@ -38,7 +39,8 @@ from fashiongan.models.conditional_gan import (
 from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
 from fashiongan.training.checkpoint import TrainingState, params_fingerprint
-from fashiongan.training.loop import fit
+from fashiongan.training.ema import averaging_hook, generator_average
+from fashiongan.training.loop import fit, run_all
 from fashiongan.training.loss_terms import AuxiliaryHeads, Pass, Term, Texts, compose_terms
 from fashiongan.training.losses import discriminator_loss, generator_loss, triplet_loss
 from fashiongan.training.runtime import pick_device, seed_everything
@@ -55,7 +57,9 @@ from fashiongan.training.tracking import log_figure
 if TYPE_CHECKING:
     from fashiongan.text.encoder import TextEncoder
 
-_NOT_SHAPING = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
+_NOT_SHAPING = {
+    "epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix", "num_threads",
+}  # fmt: skip
 #: The history's columns, in the order the logs and loss curves have always shown them.
 COLUMNS = (
     "d_aux_loss", "g_aux_loss", "d_loss", "g_loss", "g_adv_loss", "g_triplet_loss", "e_loss",
@@ -74,11 +78,14 @@ def fingerprint(
 
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
+    The generator's average shapes the checkpoint (it holds the average) only when it is on, so
+    runs without it keep the fingerprint they had before it existed.
     """
     extra = dict(fingerprint_extra or {})
     if model_extra:
         extra["model"] = params.model.model_dump(mode="json") | model_extra
-    return params_fingerprint(params, _NOT_SHAPING, **extra)
+    ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
+    return params_fingerprint(params, ignore, **extra)
 
 
 def aux_heads(
@@ -324,6 +331,63 @@ def _compose_step(
     )  # fmt: skip
 
 
+@dataclass
+class PreparedTraining:
+    """A seeded run before its first step: the step, what a checkpoint holds, what is sampled.
+
+    ``sampled`` is the generator's average when ``ema_decay`` is on (also what the run returns
+    and the pipeline saves), else the generator; ``hooks`` run after every step.
+    """
+
+    step: ConditionalStep
+    state: TrainingState
+    nets: tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder]
+    sampled: ConditionalGenerator
+    hooks: list[Callable[[int], None]]
+    text: TextFeatures
+
+
+def prepare_training(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    conditioning: dict[str, torch.Tensor],
+    params: ConditionalTraining,
+    text_encoder: TextEncoder | None = None,
+    model_extra: dict[str, Any] | None = None,
+) -> PreparedTraining:
+    """Seed, build G, D, E (and the generator's average when on) and wire one step.
+
+    Arguments as :func:`train_conditional_gan`'s. Benchmarks time ``prepared.step(i)`` alone.
+    """
+    rng = seed_everything(params.seed)
+    device = distributed.setup(pick_device(params.device))
+    n, batch_size = len(images), params.batch_size  # batch: global
+    if n // batch_size == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
+    distributed.check_batch(batch_size, "conditional.training.batch_size")
+    attributes = _attributes(conditioning, params, device)
+    text = text_features(conditioning, text_encoder, params, device)
+    images, labels = images.to(device), labels.to(device)
+    aux_classes = aux_heads(labels, *attributes) if params.aux_weight > 0 else ()
+    text_dim = conditioning["text_embeddings"].shape[1]
+    nets = tuple(
+        m.to(device) for m in build_models(params, images, text_dim, aux_classes, model_extra)
+    )
+    generator, discriminator, embedder = nets
+    optimizers = _optimizers(params, generator, discriminator, embedder)
+    average = generator_average(generator, params.ema_decay)  # None: off
+    averaged = {} if average is None else {"G_average": average}
+    modules = {"G": generator, "D": discriminator, "E": embedder, **text.modules, **averaged}
+    state = TrainingState(modules, {**optimizers, **text.optimizers}, rng)
+    step = _compose_step(
+        params, nets, optimizers, images, labels, conditioning, text, attributes, rng
+    )
+    if average is None:
+        return PreparedTraining(step, state, nets, generator, [], text)
+    hooks = [averaging_hook(average, generator)]
+    return PreparedTraining(step, state, nets, average.module, hooks, text)
+
+
 def train_conditional_gan(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -356,41 +420,31 @@ def train_conditional_gan(
     Under torchrun, ``batch_size`` stays the global batch: every rank draws the whole batch
     (indices, noise, query kinds, negatives) from the same streams and trains on its slice; DDP
     averages the gradients. BatchNorm is synchronised on CUDA and per rank on CPU (Gloo).
+
+    Training runs on ``num_threads`` torch threads (restored after). With ``ema_decay`` the
+    returned generator is the average of its weights (the sample grids show it too), with the
+    generator's file layout, so whatever loads a saved generator is unaffected.
     """
-    rng = seed_everything(params.seed)
-    device = distributed.setup(pick_device(params.device))
-    n, batch_size = len(images), params.batch_size  # batch: global
-    if n // batch_size == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
-    distributed.check_batch(batch_size, "conditional.training.batch_size")
-    attributes = _attributes(conditioning, params, device)
-    text = text_features(conditioning, text_encoder, params, device)
-    images, labels = images.to(device), labels.to(device)
-    aux_classes = aux_heads(labels, *attributes) if params.aux_weight > 0 else ()
-    text_dim = conditioning["text_embeddings"].shape[1]
-    generator, discriminator, embedder = (
-        m.to(device) for m in build_models(params, images, text_dim, aux_classes, model_extra)
-    )
-    optimizers = _optimizers(params, generator, discriminator, embedder)
-    modules = {"G": generator, "D": discriminator, "E": embedder, **text.modules}
-    state = TrainingState(modules, {**optimizers, **text.optimizers}, rng)
-    train_step = _compose_step(
-        params, (generator, discriminator, embedder), optimizers, images, labels, conditioning,
-        text, attributes, rng,
-    )  # fmt: skip
-    steps_per_epoch = train_step.sampler.steps_per_epoch
-    fit(
-        state,
-        train_step,
-        total_steps=params.epochs * steps_per_epoch,
-        log_every=params.log_every,
-        checkpoint_every=steps_per_epoch,  # every epoch
-        checkpoint_dir=params.checkpoint_dir,
-        fingerprint=fingerprint(params, model_extra, fingerprint_extra),
-        resume=params.resume,
-        after_step=_sample_logger(generator, text, params, steps_per_epoch, sample_captions),
-        description=f"conditional GAN ({params.loss})",
-        metric_prefix=params.mlflow_prefix,
-    )
-    text.close()
-    return generator.cpu().eval(), discriminator.cpu().eval(), embedder.cpu().eval(), state.history
+    follow_free_cores = thread_hooks(params.num_threads)  # capped by the threads torch has now
+    with torch_threads(params.num_threads):
+        run = prepare_training(images, labels, conditioning, params, text_encoder, model_extra)
+        steps_per_epoch = run.step.sampler.steps_per_epoch
+        samples = _sample_logger(run.sampled, run.text, params, steps_per_epoch, sample_captions)
+        hooks = [*follow_free_cores, *run.hooks, samples]  # the average, then grids of it
+        fit(
+            run.state,
+            run.step,
+            total_steps=params.epochs * steps_per_epoch,
+            log_every=params.log_every,
+            checkpoint_every=steps_per_epoch,  # every epoch
+            checkpoint_dir=params.checkpoint_dir,
+            fingerprint=fingerprint(params, model_extra, fingerprint_extra),
+            resume=params.resume,
+            after_step=run_all(hooks),
+            description=f"conditional GAN ({params.loss})",
+            metric_prefix=params.mlflow_prefix,
+        )
+        run.text.close()
+    _, discriminator, embedder = run.nets
+    generator = run.sampled.cpu().eval()
+    return generator, discriminator.cpu().eval(), embedder.cpu().eval(), run.state.history

@@ -91,6 +91,17 @@ def _stop_reported(state: TrainingState, checkpoint_dir: Path | None) -> Iterato
         raise
 
 
+def run_all(hooks: list[Callable[[int], None]]) -> Callable[[int], None]:
+    """One ``after_step`` callback that runs ``hooks`` in order (the optional ones composed
+    from the config, so the loop tests no flags)."""
+
+    def after_step(step: int) -> None:
+        for hook in hooks:
+            hook(step)
+
+    return after_step
+
+
 def fit(
     state: TrainingState,
     train_step: Callable[[int], dict[str, float]],
