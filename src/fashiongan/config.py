@@ -481,6 +481,7 @@ class SearchDatasets(Block):
     catalog: str
     thumbnails: str
     attributes: str  # tone/fit/pattern cut points: what a picked or drawn reference measures
+    title_vectors: str  # the catalog titles' text vectors (the fused ranking's text side)
 
 
 class SearchQuery(Block):
@@ -504,7 +505,6 @@ class SearchAppParams(Block):
     query: SearchQuery
     threads: Threads
     upload_max_mb: Rate
-    title_vectors: str
     max_conversations: Count
 
 

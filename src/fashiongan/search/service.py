@@ -24,7 +24,6 @@ image alone for text queries), plus ``class_boost`` for items of the wanted clas
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import threading
 import time
@@ -746,8 +745,11 @@ def load_service(
         attribute_thresholds=_load_thresholds(catalog, data.attributes),
         max_conversations=settings.max_conversations,
     )
-    if service.settings.fuse_text:
-        service.title_vectors = cached_title_vectors(service, Path(settings.title_vectors))
+    if service.settings.fuse_text and catalog.exists(data.title_vectors):
+        service.title_vectors = catalog.load(data.title_vectors)["vectors"]
+        if len(service.title_vectors) != len(table):  # an index rebuilt without its titles
+            log.warning("%s does not match the catalog: encoding the titles", data.title_vectors)
+            service.title_vectors = None
     return service, settings
 
 
@@ -761,29 +763,6 @@ def _load_thresholds(catalog, name: str) -> dict[str, torch.Tensor] | None:
     except DatasetError as err:
         log.warning("attribute thresholds %s unreadable (%s): not measuring", name, one_line(err))
         return None
-
-
-def cached_title_vectors(service: SearchService, path: Path) -> torch.Tensor:
-    """The titles' text vectors from ``path`` when they were made from the same titles with the
-    same encoder (a SHA-256 of both in the file's metadata), else encoded and written there."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import save_file
-
-    titles = service.catalog.table["title"].astype(str).tolist()
-    probe = service.encoder.encode(["a dark wide coat"]).numpy().round(4).tobytes()
-    digest = hashlib.sha256(probe + "\n".join(titles).encode()).hexdigest()
-    if path.is_file():
-        try:
-            with safe_open(str(path), framework="pt") as handle:
-                if (handle.metadata() or {}).get("sha256") == digest:
-                    return handle.get_tensor("vectors")
-        except (SafetensorError, OSError) as err:
-            log.warning("%s unreadable (%s): encoding the titles again", path, err)
-    log.info("encoding %d catalog titles once (cached in %s)", len(titles), path)
-    vectors = service.titles_vectors()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"vectors": vectors.contiguous()}, str(path), metadata={"sha256": digest})
-    return vectors
 
 
 def _load_output(catalog, name: str, data: SearchDatasets) -> Any:

@@ -127,6 +127,14 @@ def test_service_loads_from_the_project_catalog(indexed):
     service, settings = load_service(indexed / "conf")
     assert settings.port == 7860 and settings.host == "127.0.0.1"
     assert service.model_names == ["conditional", "baseline"]  # no VAE here: skipped
+    # The fused ranking's title vectors come from the pipeline, not from an encode at start-up.
+    stored = TensorDictDataset(
+        filepath=str(indexed / "data/07_model_output/search/default/title_vectors.safetensors")
+    ).load()["vectors"]
+    assert service.title_vectors is not None and service.title_vectors.shape[0] == N_TEST
+    torch.testing.assert_close(service.title_vectors, stored)
+    table = service.catalog.table["title"].astype(str).tolist()
+    torch.testing.assert_close(stored[:3], service.encoder.encode(table[:3]).float())
     result = service.search("white trainers", k=3)
     assert result.intent.label == 7 and len(result.hits) == 3
 

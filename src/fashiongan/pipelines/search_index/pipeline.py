@@ -6,6 +6,7 @@ from fashiongan.pipelines.search_index.nodes import (
     build_search_index,
     collect_catalog,
     embed_catalog,
+    encode_titles,
     evaluate_search,
     search_mlflow_metrics,
 )
@@ -35,6 +36,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="search_vectors",
                 name="embed_catalog",
+            ),
+            Node(
+                func=encode_titles,
+                inputs=["search_catalog", "conditional.generator"],
+                outputs="search_title_vectors",
+                name="encode_titles",
             ),
             Node(
                 func=build_search_index,
