@@ -3,6 +3,8 @@
 Each variant trains from scratch for a few epochs on the real training split (the cached
 conditioning of ``kedro run --pipelines=train_gan --namespaces=conditional``), then draws one
 image for each of N test captions and reports: evaluator-feature FID against those test items,
+precision / recall / coverage (k = 5, evaluator features, the same N; the evaluation reports
+them at N = 10,000, so compare these only with each other),
 the evaluator's class accuracy on what was asked (macro, and per class), the caption grammar's
 tone / fit / pattern accuracy where a caption asks for them, and the mean L1 distance between two
 images of the same caption under different noise (0 = the noise is ignored). One seed each: a
@@ -22,8 +24,8 @@ on ``--threads`` torch threads (default 1).
 
 Overrides are of ``conditional.training`` (nested keys merge into their block:
 ``{"model": {"g_channels": 16}}``), except a ``text_encoder`` entry, which overrides
-``conditional.text_encoder`` (a tuned encoder gets its conditioning cache recomputed here, and
-the test captions are encoded with the tuned encoder).
+``conditional.text_encoder`` (a tuned encoder or one with a text head gets its conditioning
+cache recomputed here, and the test captions are encoded with the trained encoder).
 
 Needs data/05_model_input and the captions (make data: ``data_processing`` then ``captions``),
 the conditioning (the conditional pipeline's ``encode_conditioning`` node) and models/evaluator/default
@@ -48,7 +50,11 @@ from _common import RESULTS, machine, parameters
 from fashiongan.config import overridden
 from fashiongan.datasets import TextEncoderDataset
 from fashiongan.datasets.safetensors import load_module
-from fashiongan.evaluation.metrics import conditional_accuracy, frechet_distance
+from fashiongan.evaluation.metrics import (
+    conditional_accuracy,
+    frechet_distance,
+    precision_recall_density_coverage,
+)
 from fashiongan.evaluation.sampling import catalog_captions, requested_attributes
 from fashiongan.evaluation.scoring import attribute_accuracy
 from fashiongan.pipelines.train_gan.nodes import encode_conditioning, train_conditional
@@ -98,9 +104,11 @@ def score(generator, text_encoder, data: dict, n: int) -> dict:
     attributes = attribute_accuracy(
         images, labels, requested_attributes(texts), load_file(str(ATTRIBUTES))
     )
+    spread = precision_recall_density_coverage(real_feats, fake_feats, k=5)
     return {
         "n": n,
         "fid_evaluator": frechet_distance(real_feats, fake_feats),
+        **{key: spread[key] for key in ("precision", "recall", "coverage")},
         "class_accuracy": accuracy["mean"],
         "class_accuracy_per_class": accuracy["per_class"],
         "tone": attributes["tone"],
@@ -131,7 +139,7 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: 
     base = parameters("conditional")
     encoder = overridden(base.text_encoder, **dotted(overrides.get("text_encoder", {})))
     conditioning = load_file(str(CONDITIONING))
-    if encoder.trainable_top_layers:  # tuning needs the frozen layers' states
+    if encoder.trainable_top_layers or encoder.head != "none":  # needs the cached token states
         conditioning = encode_conditioning(
             pd.read_parquet(CAPTIONS), pd.read_parquet(COMPOSED), base.sample_captions, encoder
         )

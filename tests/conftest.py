@@ -179,9 +179,14 @@ TINY_PARAMETERS: dict = {
     },
     "conditional": {
         "sample_captions": ["a dark ankle boot", "light trousers"],
-        # BERT's last layer tuned with the GAN: evaluation and search then load it from the
-        # folder saved beside the generator.
-        "text_encoder": {"device": "cpu", "trainable_top_layers": 1},
+        # BERT's last layer and a text head tuned with the GAN: evaluation and search then
+        # load both from the folder saved beside the generator.
+        "text_encoder": {
+            "device": "cpu",
+            "trainable_top_layers": 1,
+            "head": "attention",
+            "head_pools": 2,
+        },
         "training": {
             "epochs": 2,
             "batch_size": 32,

@@ -136,12 +136,15 @@ class TextEncoderParams(Block):
     device: Device
     batch_size: Count
     trainable_top_layers: NonNegative
+    head: Literal["none", "attention"]
+    head_pools: Count
 
 
 class FrozenTextEncoderParams(TextEncoderParams):
     """FashionIQ's encoder stays frozen: its evaluation encodes queries with the frozen BERT."""
 
     trainable_top_layers: Literal[0]
+    head: Literal["none"]
 
 
 class ConditionalModel(Block):
@@ -153,6 +156,7 @@ class ConditionalModel(Block):
     d_channels: Count
     embed_dim: Count
     spectral_norm: bool
+    minibatch_std: bool
 
 
 class EmbeddingParams(Block):
@@ -177,6 +181,7 @@ class ConditionalTraining(Block):
     d_betas: Betas
     e_lr: Rate
     text_lr: Rate
+    text_head_lr: Rate
     triplet_margin: Weight
     triplet_weight: Weight
     diversity_weight: Weight

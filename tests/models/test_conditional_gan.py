@@ -7,6 +7,7 @@ from fashiongan.models.conditional_gan import (
     ConditionalGenerator,
     EmbeddingConfig,
     ImageEmbedder,
+    group_std,
 )
 
 SMALL = dict(
@@ -71,3 +72,25 @@ def test_embedder_outputs_unit_vectors():
     vectors = embedder(torch.rand(5, 1, 28, 28))
     assert vectors.shape == (5, 8)
     assert torch.allclose(vectors.norm(dim=1), torch.ones(5), atol=1e-5)
+
+
+def test_group_std_measures_each_group_of_four():
+    copies = torch.randn(1, 3, 5, 5).repeat(4, 1, 1, 1)
+    varied = torch.randn(4, 3, 5, 5)
+    spread = group_std(torch.cat([copies, varied]))  # (8, 1, 5, 5): two groups
+    assert spread.shape == (8, 1, 5, 5)
+    assert spread[:4].max() < 1e-3 < spread[4:].min()  # copies have no spread
+    assert torch.equal(spread[4], spread[7])  # one value for the whole group
+    assert group_std(torch.randn(6, 2, 3, 3)).shape == (6, 1, 3, 3)  # 6: groups of 3
+
+
+def test_minibatch_std_lets_d_see_the_rest_of_the_group():
+    torch.manual_seed(0)
+    images, text = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 12)
+    changed = images.clone()
+    changed[3] = -changed[3]  # another image of image 0's group
+    for on in (False, True):
+        d = ConditionalDiscriminator(ConditionalGANConfig(minibatch_std=on, **SMALL)).eval()
+        with torch.no_grad():
+            moved = (d(images, text)[0] - d(changed, text)[0]).abs()
+        assert (moved > 1e-6) == on

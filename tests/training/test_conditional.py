@@ -275,8 +275,11 @@ def test_a_frozen_encoder_trains_exactly_like_cached_features(data, bert):
     assert history == reference
 
 
-def test_fine_tuning_resumes_exactly(tuned_data, tmp_path, monkeypatch):
-    images, labels, conditioning, encoder = tuned_data
+@pytest.mark.parametrize("trained_text", ["tuned_data", "headed_data"])
+def test_training_text_features_resumes_exactly(trained_text, request, tmp_path, monkeypatch):
+    """Killed and restarted, a run that trains BERT's top layer or a text head ends exactly as
+    an uninterrupted one: same history, generator and text weights."""
+    images, labels, conditioning, encoder = request.getfixturevalue(trained_text)
     params = with_(text_lr=1e-3, diversity_weight=0.25)
     full_encoder = copy.deepcopy(encoder)
     g_full, _, _, history = train_conditional_gan(
@@ -297,16 +300,18 @@ def test_fine_tuning_resumes_exactly(tuned_data, tmp_path, monkeypatch):
             images, labels, conditioning, checkpoints, None, copy.deepcopy(encoder)
         )
     monkeypatch.undo()
-    resumed_encoder = copy.deepcopy(encoder)  # as loaded again after the restart: untuned
+    resumed_encoder = copy.deepcopy(encoder)  # as loaded again after the restart: untrained
     g_resumed, _, _, resumed_history = train_conditional_gan(
         images, labels, conditioning, checkpoints, None, resumed_encoder
     )
     assert resumed_history == history
-    for a, b in zip(
-        full_encoder.top_layers.state_dict().values(),
-        resumed_encoder.top_layers.state_dict().values(),
-        strict=True,
-    ):
+
+    def text_weights(text_encoder):
+        head = [] if text_encoder.head is None else list(text_encoder.head.parameters())
+        return [*text_encoder.top_layers.parameters(), *head]
+
+    assert text_weights(full_encoder)  # something was trained
+    for a, b in zip(text_weights(full_encoder), text_weights(resumed_encoder), strict=True):
         assert torch.equal(a, b)
     for a, b in zip(g_full.state_dict().values(), g_resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -353,7 +358,8 @@ FINGERPRINT_EXTRA = {
 def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
     values = PARAMS.model_dump(mode="json")
-    del values["num_threads"], values["ema_decay"]  # added later; neither is in old hashes
+    del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
+    del values["model"]["minibatch_std"]  # added later too
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}
@@ -363,6 +369,10 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     assert fingerprint(PARAMS) == fingerprint(with_(epochs=9, log_every=1, device="cuda"))
     assert fingerprint(PARAMS) == fingerprint(with_(num_threads="auto", ema_decay=0.0))
     assert fingerprint(PARAMS) != fingerprint(with_(ema_decay=0.99))  # its checkpoints hold more
+    assert fingerprint(PARAMS) == fingerprint(with_(text_head_lr=0.5))  # no head: not read
+    assert fingerprint(PARAMS) != fingerprint(with_(model__minibatch_std=True))
+    head = {"text_encoder": {**FINGERPRINT_EXTRA["text_encoder"], "head": "attention"}}
+    assert fingerprint(PARAMS, None, head) != fingerprint(with_(text_head_lr=0.5), None, head)
 
 
 def test_model_extra_reaches_the_saved_config_and_the_checkpoint_folder(data, tmp_path):
@@ -443,3 +453,29 @@ def test_training_runs_on_its_threads_and_restores_them(data, monkeypatch):
     train_conditional_gan(*data, with_(num_threads="auto", epochs=1))
     train_conditional_gan(*data, with_(num_threads=2, epochs=1))
     assert seen == [1, 2] and torch.get_num_threads() == before
+
+
+@pytest.fixture
+def headed_data(data, bert):
+    """The tiny data with real texts, cached for an encoder with a text head (k = 0)."""
+    from fashiongan.text.encoder import TextEncoder
+
+    images, labels, conditioning = data
+    encoder = TextEncoder(device="cpu", head="attention", head_pools=2)
+    hidden, mask = encoder.hidden_below_top(TEXTS)
+    cached = {"text_hidden": hidden, "text_mask": mask, "text_hidden_top_layers": torch.tensor(0)}
+    conditioning = {**conditioning, **cached, "sample_index": torch.tensor([0, 1])}
+    conditioning["text_embeddings"] = bert[1]["text_embeddings"]
+    conditioning["sample_text"] = conditioning["text_embeddings"][:2]
+    return images, labels, conditioning, encoder
+
+
+def test_the_text_head_trains_and_bert_stays_frozen(headed_data):
+    images, labels, conditioning, encoder = headed_data
+    bert_before = copy.deepcopy(encoder.model.state_dict())
+    train_conditional_gan(images, labels, conditioning, with_(epochs=1), None, encoder)
+    assert encoder.head.out.weight.abs().sum() > 0  # it started at zero
+    for name, value in encoder.model.state_dict().items():
+        assert torch.equal(value, bert_before[name]), name
+    trained = encoder.encode(TEXTS)
+    assert (trained - conditioning["text_embeddings"]).abs().max() > 1e-4

@@ -33,6 +33,9 @@ class ConditionalGANConfig:
     d_channels: int = 64
     embed_dim: int = 128  # discriminator feature size for the projection
     spectral_norm: bool = True
+    # D also sees how much each group of 4 images differs (ProGAN's minibatch standard deviation):
+    # a generator that draws one item for every noise is then easy to call fake.
+    minibatch_std: bool = False
     # Auxiliary classifier heads of D (AC-GAN): one per property, its number of values, e.g.
     # (10, 3, 3, 2) for class, tone, fit, pattern; () = none.
     aux_classes: tuple[int, ...] = ()
@@ -62,6 +65,20 @@ def _down(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)
     )
+
+
+def group_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """(B, C, H, W) → (B, 1, H, W): the spread of each run of ``group`` consecutive images
+    (features' std over the group, averaged), the same for every image of the group.
+
+    Consecutive groups never mix the real and fake chunks D scores in one call as long as the
+    chunk size is a multiple of the group; a batch the group does not divide uses a smaller one.
+    """
+    b, _, h, w = x.shape
+    group = next(g for g in range(min(group, b), 0, -1) if b % g == 0)
+    grouped = x.float().view(b // group, group, -1)  # (B/G, G, C·H·W)
+    spread = grouped.var(dim=1, unbiased=False).add(1e-8).sqrt().mean(dim=1)  # (B/G,)
+    return spread.repeat_interleave(group).view(b, 1, 1, 1).expand(b, 1, h, w).to(x.dtype)
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
@@ -145,9 +162,10 @@ class ConditionalDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         for cin, cout in zip([c.channels, *widths], widths, strict=False):
             layers += [norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
-        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.features = nn.Sequential(*layers)
+        bottom = widths[-1] + int(c.minibatch_std)  # + the group-spread map
         self.embed = nn.Sequential(
-            norm(nn.Linear(widths[-1] * c.bottom_size**2, c.embed_dim)), nn.LeakyReLU(0.2, True)
+            norm(nn.Linear(bottom * c.bottom_size**2, c.embed_dim)), nn.LeakyReLU(0.2, True)
         )
         self.out = norm(nn.Linear(c.embed_dim, 1))
         self.text_proj = norm(nn.Linear(c.text_dim, c.embed_dim))
@@ -156,7 +174,10 @@ class ConditionalDiscriminator(nn.Module):
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, aux: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        h = self.embed(self.features(image))  # (B, embed_dim)
+        x = self.features(image)  # (B, Cd, s, s)
+        if self.config.minibatch_std:
+            x = torch.cat([x, group_std(x)], dim=1)  # (B, Cd + 1, s, s)
+        h = self.embed(x.flatten(1))  # (B, embed_dim)
         score = self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(1)  # (B,) projection
         if not aux:
             return score

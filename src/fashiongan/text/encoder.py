@@ -9,6 +9,8 @@ Training never runs the whole BERT per step: :meth:`TextEncoder.encode_unique` e
 distinct caption once and returns an index from rows to embeddings. To fine-tune the top ``k``
 layers, :meth:`TextEncoder.hidden_below_top` caches what the frozen layers make of each text once,
 and :meth:`TextEncoder.top` runs only the trainable layers on that cache, with autograd.
+A small trainable head (:mod:`fashiongan.text.head`) may read the last token states instead, at a
+fraction of a BERT layer's cost; it is saved with the encoder, so every caller applies it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 
 from fashiongan.config import TextEncoderParams
 from fashiongan.errors import one_line
+from fashiongan.text.head import build_head
 from fashiongan.training.runtime import pick_device
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 POOLINGS = ("mean", "cls")
 #: Written beside a saved encoder's Hugging Face files: how to pool, normalise and truncate.
 SETTINGS_FILE = "fashiongan_text_encoder.json"
+#: The trained text head's weights, beside the settings (absent when the encoder has none).
+HEAD_FILE = "text_head.safetensors"
 
 
 class TextModelNotFoundError(FileNotFoundError):
@@ -144,6 +149,14 @@ def _check_texts(texts: list[str]) -> list[str]:
     return texts
 
 
+def _unique(texts: list[str]) -> tuple[list[str], torch.Tensor]:
+    """Distinct texts in first-occurrence order and, per text, its position among them."""
+    texts = _check_texts(texts)
+    position: dict[str, int] = {}
+    index = torch.tensor([position.setdefault(t, len(position)) for t in texts], dtype=torch.long)
+    return list(position), index
+
+
 class TextEncoder(nn.Module):
     """Sentence embeddings from a BERT-style model.
 
@@ -157,6 +170,10 @@ class TextEncoder(nn.Module):
         local_files_only: never download (the default: runs must work offline).
         trainable_top_layers: unfreeze the last k transformer layers for fine-tuning
             (0 = fully frozen).
+        head: "none" or "attention" (:class:`~fashiongan.text.head.AttentionPoolingHead`, a
+            trainable head over the last token states, added to the pooled vector; untrained it
+            adds nothing).
+        head_pools: the attention head's learned pools.
     """
 
     def __init__(
@@ -168,6 +185,8 @@ class TextEncoder(nn.Module):
         device: str = "auto",
         local_files_only: bool = True,
         trainable_top_layers: int = 0,
+        head: str = "none",
+        head_pools: int = 4,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -225,6 +244,9 @@ class TextEncoder(nn.Module):
         self.dim = int(self.model.config.hidden_size)
         self.device = pick_device(device)
         self.model.to(self.device)
+        self.head = build_head(head, self.dim, head_pools)
+        if self.head is not None:
+            self.head.to(self.device)
         self.set_trainable_top_layers(trainable_top_layers)
 
     @classmethod
@@ -238,7 +260,19 @@ class TextEncoder(nn.Module):
             max_length=params.max_length,
             device=device or params.device,
             trainable_top_layers=params.trainable_top_layers,
+            head=params.head,
+            head_pools=params.head_pools,
         )
+
+    @property
+    def head_kind(self) -> str:
+        """``"attention"`` when the encoder has a head, else ``"none"``."""
+        return "none" if self.head is None else "attention"
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training changes what this encoder makes of a text (top layers or head)."""
+        return self.trainable_top_layers > 0 or self.head is not None
 
     def set_trainable_top_layers(self, k: int) -> None:
         """Freeze the model, then unfreeze its last ``k`` transformer layers."""
@@ -296,6 +330,8 @@ class TextEncoder(nn.Module):
         else:
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (N, T, 1)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (N, dim)
+        if self.head is not None:
+            pooled = pooled + self.head(hidden, attention_mask)  # (N, dim)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     @property
@@ -325,17 +361,20 @@ class TextEncoder(nn.Module):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         batch = self.tokenize(texts)
         hidden = torch.zeros(*batch.input_ids.shape, self.dim)
+        lengths = batch.attention_mask.sum(1)  # right-padded: a batch needs its longest only
+        order = torch.argsort(lengths, stable=True)  # similar lengths share a batch
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(0, len(texts), batch_size):
-                rows = slice(start, start + batch_size)
+            for rows in order.split(batch_size):
+                length = int(lengths[rows].max())
                 states = self.model(
-                    input_ids=batch.input_ids[rows].to(self.device),
-                    attention_mask=batch.attention_mask[rows].to(self.device),
+                    input_ids=batch.input_ids[rows, :length].to(self.device),
+                    attention_mask=batch.attention_mask[rows, :length].to(self.device),
                     output_hidden_states=True,
                 ).hidden_states  # embeddings, then each layer's output
-                hidden[rows] = states[len(states) - 1 - self.trainable_top_layers].float().cpu()
+                below_top = states[len(states) - 1 - self.trainable_top_layers]
+                hidden[rows, :length] = below_top.float().cpu()
         finally:
             self.model.train(was_training)
         return hidden, batch.attention_mask
@@ -370,6 +409,8 @@ class TextEncoder(nn.Module):
         """Move the model (training puts it beside the GAN); returns self."""
         self.device = torch.device(device)
         self.model.to(self.device)
+        if self.head is not None:
+            self.head.to(self.device)
         return self
 
     def save(self, folder: str | Path) -> None:
@@ -389,7 +430,14 @@ class TextEncoder(nn.Module):
             "max_length": self.max_length,
             "trained_top_layers": self.trainable_top_layers,
             "base": self.model_name_or_path,
+            "head": self.head_kind,
         }
+        if self.head is not None:
+            from safetensors.torch import save_file
+
+            settings["head_pools"] = self.head.pools
+            weights = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+            save_file(weights, str(folder / HEAD_FILE))
         (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
     @classmethod
@@ -405,9 +453,29 @@ class TextEncoder(nn.Module):
         try:
             settings = json.loads(settings_path.read_text())
             kwargs = {k: settings[k] for k in ("pooling", "normalize", "max_length")}
-        except (ValueError, KeyError) as err:
+            kwargs |= {
+                "head": settings.get("head", "none"),
+                "head_pools": settings.get("head_pools", 4),
+            }
+            encoder = cls(folder, device=device, **kwargs)
+        except (ValueError, KeyError, TypeError) as err:
             raise TextModelNotFoundError(f"{settings_path} is not readable: {err}") from err
-        return cls(folder, device=device, **kwargs)
+        if encoder.head is not None:
+            encoder.load_head(folder / HEAD_FILE)
+        return encoder
+
+    def load_head(self, path: Path) -> None:
+        """The trained head's weights from ``path`` (:data:`HEAD_FILE` of a saved encoder)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            self.head.load_state_dict(load_file(str(path), device=str(self.device)))
+        except (OSError, RuntimeError, SafetensorError) as err:  # missing, cut, other shapes
+            raise TextModelNotFoundError(
+                f"{path} is unreadable ({one_line(err)}): the text encoder folder is damaged; "
+                "copy it again or retrain (make train)"
+            ) from err
 
     @torch.no_grad()
     def encode_with_info(self, texts: list[str], batch_size: int = 256) -> Encoded:
@@ -454,10 +522,23 @@ class TextEncoder(nn.Module):
             ``unique_texts`` (first-occurrence order), ``embeddings`` (U, dim) and ``index``
             (N,) int64 with ``embeddings[index[i]]`` the embedding of ``texts[i]``.
         """
-        texts = _check_texts(texts)
-        position: dict[str, int] = {}
-        index = torch.tensor(
-            [position.setdefault(t, len(position)) for t in texts], dtype=torch.long
-        )
-        unique_texts = list(position)
+        unique_texts, index = _unique(texts)
         return unique_texts, self.encode(unique_texts, batch_size), index
+
+    def encode_unique_with_hidden(
+        self, texts: list[str], batch_size: int = 256
+    ) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`encode_unique` plus :meth:`hidden_below_top`'s cache, with one BERT pass: the
+        embeddings are the top layers (and head) run on that cache, which is what
+        :meth:`encode` computes.
+
+        Returns:
+            ``unique_texts``, ``embeddings`` (U, dim), ``index`` (N,), ``hidden`` (U, T, dim) and
+            ``attention_mask`` (U, T).
+        """
+        unique_texts, index = _unique(texts)
+        hidden, mask = self.hidden_below_top(unique_texts, batch_size)
+        with torch.no_grad():
+            rows = torch.arange(len(unique_texts)).split(batch_size)
+            embeddings = torch.cat([self.top(hidden[r], mask[r]).float().cpu() for r in rows])
+        return unique_texts, embeddings, index, hidden, mask

@@ -78,13 +78,17 @@ def fingerprint(
 
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
-    The generator's average shapes the checkpoint (it holds the average) only when it is on, so
-    runs without it keep the fingerprint they had before it existed.
+    The generator's average, the text head's rate and D's minibatch spread shape the run only
+    when they are on, so runs without them keep the fingerprint they had before those existed.
     """
     extra = dict(fingerprint_extra or {})
-    if model_extra:
-        extra["model"] = params.model.model_dump(mode="json") | model_extra
+    model = params.model.model_dump(mode="json")
+    if not model["minibatch_std"]:  # off: as before the option existed
+        del model["minibatch_std"]
+    extra["model"] = model | (model_extra or {})
+    head = extra.get("text_encoder", {}).get("head", "none")
     ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
+    ignore |= set() if head != "none" else {"text_head_lr"}
     return params_fingerprint(params, ignore, **extra)
 
 

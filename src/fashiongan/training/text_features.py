@@ -2,7 +2,7 @@
 
 :class:`CachedTextFeatures` looks the features up in the table the conditioning cached, and its
 ``step`` does nothing. :class:`TunedTextFeatures` runs the text encoder's trainable top layers
-on the cached output of the frozen ones each step; D and G read a leaf copy of those features,
+and its head, if any, on the cached output of the frozen layers each step; D and G read a leaf copy of those features,
 so the gradients of every loss that reads a caption (summed over the critic steps and G's step)
 run back through the layers once, in ``step``. Dropout stays off in those layers: a caption's
 features depend on the weights only, so resuming stays exact.
@@ -66,22 +66,31 @@ class CachedTextFeatures:
 
 
 class TunedTextFeatures:
-    """The encoder's trainable top layers over the cached hidden states, trained in place."""
+    """The encoder's trainable top layers and head over the cached hidden states, trained in
+    place (Adam each: ``text_lr`` for BERT's layers, ``text_head_lr`` for the new head)."""
 
     def __init__(
         self,
         conditioning: dict[str, torch.Tensor],
         encoder: TextEncoder,
-        lr: float,
+        params: ConditionalTraining,
         device: torch.device,
     ) -> None:
-        self.encoder = encoder
+        self.encoder = encoder.to_device(device)
         self.hidden = conditioning["text_hidden"].float().to(device)  # (U, T, H)
         self.mask = conditioning["text_mask"].long().to(device)  # (U, T)
         self.sample_index = conditioning["sample_index"].to(device)  # (S,)
-        layers = encoder.to_device(device).top_layers
-        self.modules: dict[str, nn.Module] = {"T": layers}  # a resumed run continues them too
-        self.optimizers = {"T": torch.optim.Adam(layers.parameters(), lr=lr)}
+        trained = {
+            "T": (encoder.top_layers, params.text_lr),
+            "H": (encoder.head, params.text_head_lr),
+        }
+        trained = {
+            k: v for k, v in trained.items() if v[0] is not None and len(list(v[0].parameters()))
+        }
+        self.modules: dict[str, nn.Module] = {k: m for k, (m, _) in trained.items()}  # resumed too
+        self.optimizers = {
+            k: torch.optim.Adam(m.parameters(), lr=lr) for k, (m, lr) in trained.items()
+        }
         self._features: torch.Tensor | None = None  # this step's output, with its graph
         self._leaf: torch.Tensor | None = None  # the copy D and G read; collects their gradients
 
@@ -100,10 +109,11 @@ class TunedTextFeatures:
         return self.features(self.sample_index)
 
     def step(self) -> None:
-        optimizer = self.optimizers["T"]
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
         self._features.backward(self._leaf.grad)  # D's and G's gradients, through the layers once
-        optimizer.step()
+        for optimizer in self.optimizers.values():
+            optimizer.step()
 
     def close(self) -> None:
         self.encoder.to_device("cpu")
@@ -137,17 +147,18 @@ def text_features(
     params: ConditionalTraining,
     device: torch.device,
 ) -> CachedTextFeatures | TunedTextFeatures:
-    """The tuned features when the encoder has trainable top layers, else the cached ones.
+    """The tuned features when the encoder has trainable top layers or a head, else the cached
+    ones.
 
     Raises:
         ValueError: when the conditioning was cached for other layers, or under torchrun.
     """
-    if text_encoder is None or text_encoder.trainable_top_layers == 0:
+    if text_encoder is None or not text_encoder.trainable:
         return CachedTextFeatures(conditioning, device)
     _check_tuning_cache(conditioning, text_encoder.trainable_top_layers)
     if distributed.world() > 1:
         raise ValueError(
-            "fine-tuning the text encoder's top layers is not supported under torchrun: "
-            "set conditional.text_encoder.trainable_top_layers to 0"
+            "training the text encoder's top layers or head is not supported under torchrun: "
+            "set conditional.text_encoder.trainable_top_layers to 0 and head to none"
         )
-    return TunedTextFeatures(conditioning, text_encoder, params.text_lr, device)
+    return TunedTextFeatures(conditioning, text_encoder, params, device)

@@ -44,6 +44,7 @@ TINY_TRAINING = {
         "d_channels": 4,
         "embed_dim": 8,
         "spectral_norm": True,
+        "minibatch_std": False,
     },
     "embedding": {"width": 4, "dim": 8},
 }

@@ -11,7 +11,7 @@ ENCODER = load_parameters(REPO_ROOT / "conf")["conditional"].text_encoder
 class StandInEncoder:
     """encode_unique like TextEncoder's, with a one-number 'embedding' per distinct text."""
 
-    trainable_top_layers = 0
+    trainable_top_layers, trainable, head = 0, False, None
 
     @classmethod
     def from_params(cls, params, device=None):

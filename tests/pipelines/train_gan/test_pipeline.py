@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fashiongan.datasets import TensorDictDataset, TextEncoderDataset, TorchModelDataset
+from fashiongan.generation import text_encoder as generation_text_encoder
 from fashiongan.models.conditional_gan import ConditionalGenerator, ImageEmbedder
 from fashiongan.models.mlp_gan import MLPGenerator
 from fashiongan.text.encoder import TextEncoder
@@ -89,6 +90,13 @@ def test_conditional_outputs_and_mlflow(trained):
     tuned = TextEncoderDataset(filepath=str(folder)).load()
     bundled = TextEncoder(device="cpu")
     assert tuned.pooling == "mean" and tuned.trainable_top_layers == 0  # loads frozen
+    assert tuned.head.pools == 2 and tuned.head.out.weight.abs().sum() > 0  # trained from zero
+    # Inference (CLI, search, evaluation) encodes with that head: not the plain pooling.
+    asked = ["a dark ankle boot", "a wide patterned pullover"]
+    from_model = generation_text_encoder(generator.config.text_encoder, "mean").encode(asked)
+    torch.testing.assert_close(from_model, tuned.encode(asked))
+    tuned.head = None
+    assert (from_model - tuned.encode(asked)).abs().max() > 1e-4
     layers = tuned.model.encoder.layer
     assert not torch.equal(
         layers[-1].output.dense.weight, bundled.model.encoder.layer[-1].output.dense.weight

@@ -126,9 +126,9 @@ def encode_conditioning(
         the per-epoch grids. When the captions carry the grammar's tone / fit / pattern columns,
         also ``text_attributes`` (U, 3), what each text states (-1: not stated), and the items'
         own ``item_attributes`` (N, 3), for ``aux_weight`` and ``attribute_mismatch``. With
-        ``trainable_top_layers`` k > 0, also ``text_hidden`` (U, T, H) and ``text_mask`` (U, T):
-        each text as the frozen layers leave it, so training runs only the top k layers
-        (``text_hidden_top_layers`` records k). FashionIQ's training items serve as both the
+        ``trainable_top_layers`` k > 0 or a text ``head``, also ``text_hidden`` (U, T, H) and
+        ``text_mask`` (U, T): each text as the frozen layers leave it, so training runs only the
+        top k layers and the head (``text_hidden_top_layers`` records k). FashionIQ's training items serve as both the
         captions and the composed queries.
     """
     train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
@@ -138,11 +138,14 @@ def encode_conditioning(
     texts = train["caption"].tolist() + composed["modification"].tolist() + list(sample_captions)
     text_encoder = TextEncoder.from_params(encoder)
     batch_size = encoder.batch_size
-    unique, embeddings, index = text_encoder.encode_unique(texts, batch_size=batch_size)
     n = len(train)
     extras: dict[str, torch.Tensor] = {}
-    if text_encoder.trainable_top_layers:
-        hidden, mask = text_encoder.hidden_below_top(unique, batch_size=batch_size)
+    if not text_encoder.trainable:
+        unique, embeddings, index = text_encoder.encode_unique(texts, batch_size=batch_size)
+    else:  # one BERT pass: the embeddings come from the cached states
+        unique, embeddings, index, hidden, mask = text_encoder.encode_unique_with_hidden(
+            texts, batch_size=batch_size
+        )
         extras = {
             "text_hidden": hidden,
             "text_mask": mask,
@@ -193,6 +196,11 @@ def train_conditional(
             "normalize": text_encoder.normalize,
         },
     }
+    if text_encoder.head is not None:  # absent otherwise: earlier runs' checkpoints still resume
+        fingerprint_extra["text_encoder"] |= {
+            "head": encoder.head,
+            "head_pools": encoder.head_pools,
+        }
     if "data_fingerprint" in model_input:
         size, digest = model_input["data_fingerprint"].tolist()
         fingerprint_extra["data_fingerprint"] = f"{size}-{digest}"
