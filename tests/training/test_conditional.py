@@ -21,7 +21,8 @@ PARAMS = overridden(
     d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=1.0,
     aux_weight=0.0, attribute_mismatch=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
-    model__embed_dim=8, model__noise_dim=4, embedding__width=4, embedding__dim=8,
+    model__embed_dim=8, model__noise_dim=4, model__minibatch_std=False, embedding__width=4,
+    embedding__dim=8,
 )  # fmt: skip
 
 
@@ -479,3 +480,14 @@ def test_the_text_head_trains_and_bert_stays_frozen(headed_data):
         assert torch.equal(value, bert_before[name]), name
     trained = encoder.encode(TEXTS)
     assert (trained - conditioning["text_embeddings"]).abs().max() > 1e-4
+
+
+def test_minibatch_spread_reaches_d_and_trains(data):
+    """conf/base turns D's minibatch spread on: D's embedding reads one more map, and it trains."""
+    assert load_parameters(REPO_ROOT / "conf")["conditional"].training.model.minibatch_std
+    params = with_(model__minibatch_std=True, epochs=1)
+    _, discriminator, _, history = train_conditional_gan(*data, params)
+    assert discriminator.config.minibatch_std
+    bottom = discriminator.config.bottom_size**2
+    assert discriminator.embed[0].in_features == (2 * 4 + 1) * bottom  # 2 stages of 4 channels
+    assert all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)

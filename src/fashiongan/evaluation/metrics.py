@@ -445,7 +445,9 @@ class InceptionFeatures(nn.Module):
         return x * (high - low) + low  # (B, 3, 299, 299)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.network(self.preprocess(images)).flatten(1)  # (B, 2048)
+        # channels_last: the same fp32 maths, 1.4x faster on a CPU (benchmarks/inception_fid.py)
+        x = self.preprocess(images).contiguous(memory_format=torch.channels_last)
+        return self.network(x).flatten(1)  # (B, 2048)
 
 
 def load_inception_torchscript(
