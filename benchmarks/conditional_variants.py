@@ -189,7 +189,6 @@ def main() -> None:
         (name,) = args.variants
         entry = {
             "saved": str(args.saved),
-            "epochs": args.epochs,
             **score(
                 load_module(args.saved / "generator.safetensors"),
                 TextEncoderDataset(filepath=str(args.saved / "text_encoder")).load(),
