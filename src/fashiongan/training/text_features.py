@@ -80,17 +80,14 @@ class TunedTextFeatures:
         self.hidden = conditioning["text_hidden"].float().to(device)  # (U, T, H)
         self.mask = conditioning["text_mask"].long().to(device)  # (U, T)
         self.sample_index = conditioning["sample_index"].to(device)  # (S,)
-        trained = {
-            "T": (encoder.top_layers, params.text_lr),
-            "H": (encoder.head, params.text_head_lr),
-        }
-        trained = {
-            k: v for k, v in trained.items() if v[0] is not None and len(list(v[0].parameters()))
-        }
-        self.modules: dict[str, nn.Module] = {k: m for k, (m, _) in trained.items()}  # resumed too
-        self.optimizers = {
-            k: torch.optim.Adam(m.parameters(), lr=lr) for k, (m, lr) in trained.items()
-        }
+        # Checkpoint keys: "T" the tuned top layers, "H" the head (a resumed run continues both).
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        rates = {"T": params.text_lr, "H": params.text_head_lr}
+        for key, module in (("T", encoder.top_layers), ("H", encoder.head)):
+            if module is not None and list(module.parameters()):  # k = 0: no layers
+                self.modules[key] = module
+                self.optimizers[key] = torch.optim.Adam(module.parameters(), lr=rates[key])
         self._features: torch.Tensor | None = None  # this step's output, with its graph
         self._leaf: torch.Tensor | None = None  # the copy D and G read; collects their gradients
 
