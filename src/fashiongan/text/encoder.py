@@ -245,6 +245,7 @@ class TextEncoder(nn.Module):
         self.device = pick_device(device)
         self.model.to(self.device)
         self.head = build_head(head, self.dim, head_pools)
+        self.head_kind = head  # "none" or the head's kind, written to the saved settings
         if self.head is not None:
             self.head.to(self.device)
         self.set_trainable_top_layers(trainable_top_layers)
@@ -263,11 +264,6 @@ class TextEncoder(nn.Module):
             head=params.head,
             head_pools=params.head_pools,
         )
-
-    @property
-    def head_kind(self) -> str:
-        """``"attention"`` when the encoder has a head, else ``"none"``."""
-        return "none" if self.head is None else "attention"
 
     @property
     def trainable(self) -> bool:

@@ -2,8 +2,8 @@
 
 :class:`CachedTextFeatures` looks the features up in the table the conditioning cached, and its
 ``step`` does nothing. :class:`TunedTextFeatures` runs the text encoder's trainable top layers
-and its head, if any, on the cached output of the frozen layers each step; D and G read a leaf copy of those features,
-so the gradients of every loss that reads a caption (summed over the critic steps and G's step)
+and its head, if any, on the cached output of the frozen layers each step; D and G read a leaf
+copy of those features, so the gradients of every loss that reads a caption (summed over the critic steps and G's step)
 run back through the layers once, in ``step``. Dropout stays off in those layers: a caption's
 features depend on the weights only, so resuming stays exact.
 """

@@ -128,8 +128,8 @@ def encode_conditioning(
         own ``item_attributes`` (N, 3), for ``aux_weight`` and ``attribute_mismatch``. With
         ``trainable_top_layers`` k > 0 or a text ``head``, also ``text_hidden`` (U, T, H) and
         ``text_mask`` (U, T): each text as the frozen layers leave it, so training runs only the
-        top k layers and the head (``text_hidden_top_layers`` records k). FashionIQ's training items serve as both the
-        captions and the composed queries.
+        top k layers and the head (``text_hidden_top_layers`` records k). FashionIQ's training
+        items serve as both the captions and the composed queries.
     """
     train = captions[captions["split"] == "train"].drop_duplicates("index").sort_values("index")
     composed = composed.sort_values("index")
