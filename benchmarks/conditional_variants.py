@@ -174,6 +174,20 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: 
     return {name: entry, f"{name}:live": live_entry}
 
 
+def record(name: str, entry: dict) -> None:
+    """Print one variant's scores and merge them into the results file.
+
+    The file is read again just before writing, so screenings running side by side in separate
+    processes keep each other's entries.
+    """
+    print(name, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
+    path = RESULTS / "conditional_variants.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}
+    results["variants"][name] = entry
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("variants", nargs="+", help="name={json overrides of conditional.training}")
@@ -183,8 +197,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training")
     args = parser.parse_args()
     data = load_file(str(MODEL_INPUT))
-    path = RESULTS / "conditional_variants.json"
-    results = json.loads(path.read_text()) if path.is_file() else {"variants": {}}
     if args.saved:
         (name,) = args.variants
         entry = {
@@ -196,17 +208,12 @@ def main() -> None:
                 args.n,
             ),
         }
-        results["variants"][name] = entry
-        print(name, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
-        path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+        record(name, entry)
         return
     for spec in args.variants:
         name, _, overrides = spec.partition("=")
         for key, entry in train_and_score(name, json.loads(overrides or "{}"), args, data).items():
-            results["variants"][key] = entry
-            print(key, json.dumps({k: v for k, v in entry.items() if "per_class" not in k}))
-            RESULTS.mkdir(exist_ok=True)
-            path.write_text(json.dumps({**results, "machine": machine()}, indent=2) + "\n")
+            record(key, entry)
 
 
 if __name__ == "__main__":

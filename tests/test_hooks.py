@@ -161,3 +161,40 @@ def test_an_untracked_pipeline_after_a_tracked_one_in_the_same_process(tmp_path,
     second = make_kedro_project(tmp_path / "second", monkeypatch)
     run_pipeline(second, ["data_processing"])  # untracked: used to fail "Run … not found"
     assert (second / "data/05_model_input/fashion_mnist.safetensors").is_file()
+
+
+def test_the_killed_record_is_retried_while_sqlite_is_locked(monkeypatch):
+    """The last MLflow write waits out a locked store instead of leaving the run RUNNING."""
+    import sqlite3
+
+    from fashiongan import hooks
+
+    monkeypatch.setattr(hooks.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def locked_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "written"
+
+    assert hooks._while_locked(locked_twice) == "written"
+    assert len(calls) == 3
+
+    def other_error():
+        calls.append(1)
+        raise sqlite3.OperationalError("no such table: runs")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        hooks._while_locked(other_error)
+    assert len(calls) == 1  # only a lock is waited out
+
+    def always_locked():
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        hooks._while_locked(always_locked, attempts=3)
+    assert len(calls) == 3

@@ -188,6 +188,7 @@ class ConditionalTraining(Block):
     aux_weight: Weight
     attribute_mismatch: Probability
     image_drop: Probability
+    class_groups: bool = False
     ema_decay: EMADecay
     log_every: Count
     sample_columns: Count

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,28 @@ def end_run_killed() -> str | None:
 
     active = mlflow.active_run()
     if active is not None and active.info.run_id == run_id:  # the usual case: end it here
-        mlflow.end_run(status="KILLED")
+        _while_locked(lambda: mlflow.end_run(status="KILLED"))
         return run_id
     client = mlflow.MlflowClient()  # not this thread's active run: end it by id, touch nothing else
-    if client.get_run(run_id).info.status == "RUNNING":
-        client.set_terminated(run_id, "KILLED")
+    if _while_locked(lambda: client.get_run(run_id).info.status) == "RUNNING":
+        _while_locked(lambda: client.set_terminated(run_id, "KILLED"))
     return run_id
+
+
+def _while_locked(write: Any, attempts: int = 6) -> Any:
+    """Call ``write``, retrying while SQLite says "database is locked" (up to ~15 s in all).
+
+    The run's last record is written as the process dies, often while MLflow's async logging
+    or another process still holds the embedded store's lock; SQLite's own 5 s wait is then
+    not always enough on a busy disk, and losing this write would leave the run RUNNING.
+    """
+    for attempt in range(attempts):
+        try:
+            return write()
+        except Exception as error:
+            if "database is locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * 2**attempt)
 
 
 def _raise_interrupted(signum: int, frame: Any) -> None:

@@ -84,6 +84,11 @@ def test_group_std_measures_each_group_of_four():
     assert group_std(torch.randn(6, 2, 3, 3)).shape == (6, 1, 3, 3)  # 6: groups of 3
 
 
+def test_group_std_reads_channels_last_features_as_contiguous_ones():
+    x = torch.randn(8, 3, 5, 5)
+    torch.testing.assert_close(group_std(x.to(memory_format=torch.channels_last)), group_std(x))
+
+
 def test_minibatch_std_lets_d_see_the_rest_of_the_group():
     torch.manual_seed(0)
     images, text = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 12)

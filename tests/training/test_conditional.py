@@ -9,7 +9,12 @@ from safetensors.torch import load_file
 
 from fashiongan.config import load_parameters, overridden
 from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
-from fashiongan.training.sampling import same_class_contradictions, same_class_table
+from fashiongan.training.sampling import (
+    BatchSampler,
+    class_grouped_order,
+    same_class_contradictions,
+    same_class_table,
+)
 from tests.conftest import REPO_ROOT
 
 N, U, D = 64, 10, 12
@@ -22,7 +27,7 @@ PARAMS = overridden(
     aux_weight=0.0, attribute_mismatch=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
     model__embed_dim=8, model__noise_dim=4, model__minibatch_std=False, embedding__width=4,
-    embedding__dim=8,
+    embedding__dim=8, class_groups=False,
 )  # fmt: skip
 
 
@@ -360,7 +365,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
     values = PARAMS.model_dump(mode="json")
     del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
-    del values["model"]["minibatch_std"]  # added later too
+    del values["model"]["minibatch_std"], values["class_groups"]  # added later too
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}
@@ -372,6 +377,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     assert fingerprint(PARAMS) != fingerprint(with_(ema_decay=0.99))  # its checkpoints hold more
     assert fingerprint(PARAMS) == fingerprint(with_(text_head_lr=0.5))  # no head: not read
     assert fingerprint(PARAMS) != fingerprint(with_(model__minibatch_std=True))
+    assert fingerprint(PARAMS) != fingerprint(with_(class_groups=True))
     head = {"text_encoder": {**FINGERPRINT_EXTRA["text_encoder"], "head": "attention"}}
     assert fingerprint(PARAMS, None, head) != fingerprint(with_(text_head_lr=0.5), None, head)
 
@@ -491,3 +497,54 @@ def test_minibatch_spread_reaches_d_and_trains(data):
     bottom = discriminator.config.bottom_size**2
     assert discriminator.embed[0].in_features == (2 * 4 + 1) * bottom  # 2 stages of 4 channels
     assert all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)
+
+
+def test_class_grouped_order_is_a_permutation_of_one_class_runs():
+    labels = torch.tensor([0] * 9 + [1] * 6 + [2] * 3)  # leftovers: 1 of class 0, 2 of 1, all of 2
+    order = class_grouped_order(labels, 4, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(len(labels)))  # every item once
+    runs = labels[order[:12]].view(-1, 4)  # 3 whole runs, then the leftovers
+    assert (runs == runs[:, :1]).all()
+    again = class_grouped_order(labels, 4, torch.Generator().manual_seed(0))
+    other = class_grouped_order(labels, 4, torch.Generator().manual_seed(1))
+    assert torch.equal(order, again) and not torch.equal(order, other)  # seeded: resumable
+
+
+def test_class_groups_give_d_runs_of_one_class(data):
+    """With class_groups each run of 4 targets (one minibatch-spread group in D) shares a class."""
+    images, labels, conditioning = data
+
+    def batches(class_groups: int) -> list[torch.Tensor]:
+        sampler = BatchSampler(
+            images, labels, conditioning, batch_size=16, seed=5, image_drop=0.5,
+            wrong_captions=lambda idx, rows: rows, rng=torch.Generator().manual_seed(0),
+            class_groups=class_groups,
+        )  # fmt: skip
+        return [
+            labels[sampler(step).idx].view(-1, 4) for step in range(2 * sampler.steps_per_epoch)
+        ]
+
+    grouped, plain = batches(4), batches(0)
+    assert all((runs == runs[:, :1]).all() for runs in grouped)
+    assert not all((runs == runs[:, :1]).all() for runs in plain)  # the plain order mixes them
+    assert not torch.equal(grouped[0], grouped[4])  # a new order each epoch
+
+
+def test_class_groups_train_and_resume_exactly(data, tmp_path, monkeypatch):
+    params = with_(class_groups=True, model__minibatch_std=True, checkpoint_dir=str(tmp_path))
+    g_full, *_ = train_conditional_gan(*data, with_(class_groups=True, model__minibatch_std=True))
+
+    class Killed(BaseException):
+        pass
+
+    def die_at_step_6(step, **losses):  # mid-epoch 2: resumes from the order of epoch 2
+        if step == 6:
+            raise Killed
+
+    monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_6)
+    with pytest.raises(Killed):
+        train_conditional_gan(*data, params)
+    monkeypatch.undo()
+    g_resumed, *_ = train_conditional_gan(*data, params)
+    for a, b in zip(g_full.state_dict().values(), g_resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

@@ -67,7 +67,11 @@ def _down(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-def group_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+#: Images per minibatch-spread group in D (ProGAN's 4); the trainer's class groups match it.
+MINIBATCH_GROUP = 4
+
+
+def group_std(x: torch.Tensor, group: int = MINIBATCH_GROUP) -> torch.Tensor:
     """(B, C, H, W) → (B, 1, H, W): the spread of each run of ``group`` consecutive images
     (features' std over the group, averaged), the same for every image of the group.
 
@@ -76,9 +80,9 @@ def group_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
     """
     b, _, h, w = x.shape
     group = next(g for g in range(min(group, b), 0, -1) if b % g == 0)
-    grouped = x.float().view(b // group, group, -1)  # (B/G, G, C·H·W)
+    grouped = x.float().unflatten(0, (b // group, group))  # (B/G, G, C, H, W), any memory format
     deviation = grouped - grouped.mean(dim=1, keepdim=True)  # (aten::var over dim 1: 30x slower)
-    spread = deviation.square().mean(dim=1).add(1e-8).sqrt().mean(dim=1)  # (B/G,)
+    spread = deviation.square().mean(dim=1).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/G,)
     return spread.repeat_interleave(group).view(b, 1, 1, 1).expand(b, 1, h, w).to(x.dtype)
 
 

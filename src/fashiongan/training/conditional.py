@@ -30,6 +30,7 @@ from torch import nn
 from fashiongan.compute import thread_hooks, torch_threads
 from fashiongan.config import ConditionalTraining
 from fashiongan.models.conditional_gan import (
+    MINIBATCH_GROUP,
     ConditionalDiscriminator,
     ConditionalGANConfig,
     ConditionalGenerator,
@@ -78,8 +79,9 @@ def fingerprint(
 
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
-    The generator's average, the text head's rate and D's minibatch spread shape the run only
-    when they are on, so runs without them keep the fingerprint they had before those existed.
+    The generator's average, the text head's rate, D's minibatch spread and the class groups
+    shape the run only when they are on, so runs without them keep the fingerprint they had
+    before those existed.
     """
     extra = dict(fingerprint_extra or {})
     model = params.model.model_dump(mode="json")
@@ -89,6 +91,7 @@ def fingerprint(
     head = extra.get("text_encoder", {}).get("head", "none")
     ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
     ignore |= set() if head != "none" else {"text_head_lr"}
+    ignore |= set() if params.class_groups else {"class_groups"}
     return params_fingerprint(params, ignore, **extra)
 
 
@@ -324,6 +327,7 @@ def _compose_step(
     sampler = BatchSampler(
         images, labels, conditioning, batch_size=params.batch_size, seed=params.seed,
         image_drop=params.image_drop, wrong_captions=wrong, rng=rng,
+        class_groups=MINIBATCH_GROUP if params.class_groups else 0,
     )  # fmt: skip
     noise_dim = models[0].config.noise_dim
     d_terms, g_terms = compose_terms(params, (g, d), aux, noise_dim, rng)

@@ -19,6 +19,30 @@ from fashiongan.training.distributed import shard
 WrongCaptions = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def class_grouped_order(
+    labels: torch.Tensor, group: int, generator: torch.Generator
+) -> torch.Tensor:
+    """(N,) a permutation in which each run of ``group`` items shares a class.
+
+    D's minibatch spread (:func:`~fashiongan.models.conditional_gan.group_std`) scores runs of
+    ``group`` consecutive images; in a plain permutation a run mixes classes, so its spread is
+    mostly the gap between classes and says little about a generator that draws one item per
+    caption. With runs of one class it compares within-class variety, real against fake. Each
+    class's members are shuffled and cut into runs, the runs shuffled; the few members left
+    over (fewer than ``group`` per class) end the permutation, so every item still comes once.
+    """
+    runs, rest = [], []
+    for c in range(int(labels.max()) + 1):
+        members = torch.nonzero(labels == c).squeeze(1)
+        members = members[torch.randperm(len(members), generator=generator)]
+        whole = len(members) - len(members) % group
+        runs.append(members[:whole].view(-1, group))
+        rest.append(members[whole:])
+    runs = torch.cat(runs)  # (R, group)
+    shuffled = runs[torch.randperm(len(runs), generator=generator)].flatten()
+    return torch.cat([shuffled, *rest])
+
+
 def same_class_table(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(classes, max_count) table of member indices and the count per class: a uniform number
     in [0, 1) times the count picks a random member of a class without a Python loop."""
@@ -131,6 +155,7 @@ class BatchSampler:
         image_drop: float,
         wrong_captions: WrongCaptions,
         rng: torch.Generator,
+        class_groups: int = 0,
     ) -> None:
         self.images, self.labels, self.device = images, labels, images.device
         self.caption_index = conditioning["caption_index"].to(self.device)
@@ -141,6 +166,7 @@ class BatchSampler:
         )
         self.batch_size, self.seed, self.image_drop = batch_size, seed, image_drop
         self.wrong_captions, self.rng = wrong_captions, rng
+        self.class_groups = class_groups  # > 1: each run of this many targets shares a class
         self.steps_per_epoch = len(images) // batch_size
         self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation)
 
@@ -149,7 +175,11 @@ class BatchSampler:
         epoch, i = divmod(step, self.steps_per_epoch)
         if self._order is None or self._order[0] != epoch:
             seeded = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-            self._order = (epoch, torch.randperm(len(self.images), generator=seeded))
+            if self.class_groups > 1:
+                order = class_grouped_order(self.labels.cpu(), self.class_groups, seeded)
+            else:
+                order = torch.randperm(len(self.images), generator=seeded)
+            self._order = (epoch, order)
         return self._order[1][i * self.batch_size : (i + 1) * self.batch_size].to(self.device)
 
     def __call__(self, step: int) -> Batch:
