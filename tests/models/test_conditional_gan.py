@@ -62,6 +62,19 @@ def test_discriminator_depends_on_the_caption():
     assert discriminator(image, torch.randn(1, 12)) != discriminator(image, torch.randn(1, 12))
 
 
+@pytest.mark.parametrize("minibatch_std", [False, True])
+def test_k_captions_per_image_score_as_k_separate_passes(minibatch_std):
+    """The matching-aware step scores each real item with two captions in one image pass."""
+    torch.manual_seed(0)
+    config = ConditionalGANConfig(minibatch_std=minibatch_std, **SMALL)
+    discriminator = ConditionalDiscriminator(config).eval()
+    images, own, wrong = torch.rand(8, 1, 28, 28), torch.randn(8, 12), torch.randn(8, 12)
+    scores = discriminator(images, torch.stack([own, wrong], 1))  # (8, 2)
+    assert scores.shape == (8, 2)
+    torch.testing.assert_close(scores[:, 0], discriminator(images, own))
+    torch.testing.assert_close(scores[:, 1], discriminator(images, wrong))
+
+
 def test_image_size_must_fit_stages():
     with pytest.raises(ValueError, match="divisible"):
         ConditionalGANConfig(image_size=30, stages=2)

@@ -179,11 +179,21 @@ class ConditionalDiscriminator(nn.Module):
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, aux: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Scores (B,) for ``text`` (B, T), or (B, k) for k captions per image (B, k, T).
+
+        The text enters only at the projection, so k captions of one image cost one pass of
+        the image layers: the matching-aware step scores each real item with its own and a
+        wrong caption this way.
+        """
         x = self.features(image)  # (B, Cd, s, s)
         if self.config.minibatch_std:
             x = torch.cat([x, group_std(x)], dim=1)  # (B, Cd + 1, s, s)
         h = self.embed(x.flatten(1))  # (B, embed_dim)
-        score = self.out(h).squeeze(1) + (self.text_proj(text) * h).sum(1)  # (B,) projection
+        projected = self.text_proj(text)  # (B, embed_dim) or (B, k, embed_dim)
+        if projected.dim() == 3:
+            score = self.out(h) + (projected * h[:, None]).sum(-1)  # (B, k)
+        else:
+            score = self.out(h).squeeze(1) + (projected * h).sum(1)  # (B,) projection
         if not aux:
             return score
         if self.aux is None:

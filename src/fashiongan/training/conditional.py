@@ -157,12 +157,15 @@ class ConditionalStep:
             noise = torch.randn(self.params.batch_size, self.noise_dim, generator=self.rng)
             noise = distributed.shard(noise.to(batch.real.device))  # (b, Z)
             fake = self.g(noise, texts.query, batch.reference, batch.has_image)  # (b, C, H, W)
-        with self.autocast():  # one pass over [real | real with wrong caption | fake]: (3b,)
-            scores, heads = self.critic(
-                torch.cat([batch.real, batch.real, fake.detach()]),
-                torch.cat([texts.target, texts.wrong, texts.target]),
+        with self.autocast():  # one pass over [real | fake], reals with two captions: (2b, 2)
+            captions = torch.stack(  # (2b, 2, D): [own, wrong] for reals, [own, own] for fakes
+                [torch.cat([texts.target, texts.target]), torch.cat([texts.wrong, texts.target])], 1
             )
-            d_real, d_wrong, d_fake = scores.float().chunk(3)  # (b,) each
+            scores, heads = self.critic(torch.cat([batch.real, fake.detach()]), captions)
+            (d_real, d_fake), d_wrong = (
+                scores[:, 0].float().chunk(2),
+                scores[: len(fake), 1].float(),
+            )
             d_loss = discriminator_loss(
                 self.params.loss, d_real, d_fake, d_wrong, self.params.real_label
             )

@@ -72,7 +72,7 @@ class AuxiliaryHeads:
         self.text_attributes, self.item_attributes = text_attributes, item_attributes
 
     def on_real(self, step: Pass) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """D's term: the heads over [real | real | fake] (3b,), scored on the real third."""
+        """D's term: the heads over [real | fake] (2b,), scored on the real half."""
         idx = step.batch.idx
         truth = torch.cat([self.labels[idx, None], self.item_attributes[idx]], 1)  # (b, 4)
         loss = auxiliary_loss([h[: len(idx)] for h in step.heads], truth)
