@@ -40,7 +40,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kedro_run(project: Path, params: str, log: Path) -> subprocess.Popen:
-    """`kedro run` of the baseline GAN, its output to ``log`` (tqdm would fill a pipe)."""
+    """`kedro run` of the baseline GAN, its output to ``log`` (tqdm would fill a pipe).
+
+    The child starts with SIGINT at its default, as a command typed at a terminal does: a suite
+    launched in the background (``nohup``, ``&`` in a script) hands its children SIGINT ignored,
+    and Python then never turns Ctrl-C into KeyboardInterrupt.
+    """
     command = [sys.executable, "-m", "kedro", "run", "--pipelines=train_gan"]
     with log.open("w") as out:
         return subprocess.Popen(
@@ -49,6 +54,7 @@ def kedro_run(project: Path, params: str, log: Path) -> subprocess.Popen:
             env=child_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 
