@@ -88,12 +88,14 @@ def end_run_killed() -> str | None:
     return run_id
 
 
-def _while_locked(write: Any, attempts: int = 6) -> Any:
-    """Call ``write``, retrying while SQLite says "database is locked" (up to ~15 s in all).
+def _while_locked(write: Any, attempts: int = 4) -> Any:
+    """Call ``write``, retrying while SQLite says "database is locked" (3.5 s of pauses, plus
+    SQLite's own 5 s wait per attempt).
 
-    The run's last record is written as the process dies, often while MLflow's async logging
-    or another process still holds the embedded store's lock; SQLite's own 5 s wait is then
-    not always enough on a busy disk, and losing this write would leave the run RUNNING.
+    The run's last record is written as the process dies; another process writing to the
+    embedded store (a second run, the MLflow UI) can hold its lock past SQLite's wait on a busy
+    disk, and losing this write would leave the run RUNNING. (Training holds Ctrl-C and SIGTERM
+    until a step ends, so the process's own writes are not cut off mid-transaction.)
     """
     for attempt in range(attempts):
         try:
