@@ -162,10 +162,8 @@ class ConditionalStep:
                 [torch.cat([texts.target, texts.target]), torch.cat([texts.wrong, texts.target])], 1
             )
             scores, heads = self.critic(torch.cat([batch.real, fake.detach()]), captions)
-            (d_real, d_fake), d_wrong = (
-                scores[:, 0].float().chunk(2),
-                scores[: len(fake), 1].float(),
-            )
+            d_real, d_fake = scores[:, 0].float().chunk(2)  # (b,) each, own captions
+            d_wrong = scores[: len(fake), 1].float()  # (b,) the reals with a wrong caption
             d_loss = discriminator_loss(
                 self.params.loss, d_real, d_fake, d_wrong, self.params.real_label
             )
