@@ -15,12 +15,14 @@ screening, not a verdict; differences of a few hundredths are within run-to-run 
         'tuned_1={"text_encoder": {"trainable_top_layers": 1}}'
 
 ``--saved models/conditional/default NAME`` scores the model a pipeline run saved there
-(generator and the text encoder beside it) instead of training one, so full runs compare on the same footing.
+(generator and the text encoder beside it) instead of training one, so full runs compare on the same footing;
+``--noise-scale 1.1`` draws its noise 1.1 times wider (above 1: more varied, less faithful).
 
 A variant with ``ema_decay`` is scored twice: its saved (averaged) generator as ``NAME`` and the
 live generator from its last checkpoint as ``NAME:live``, which is the same run without the
-average (the average does not change training): a side by side with no seed noise. Training runs
-on ``--threads`` torch threads (default 1).
+average (the average does not change training): a side by side with no seed noise;
+``--extra-ema 0.998,0.9995`` scores averages at other decays from the same run as
+``NAME:ema0.998`` and so on. Training runs on ``--threads`` torch threads (default 1).
 
 Overrides are of ``conditional.training`` (nested keys merge into their block:
 ``{"model": {"g_channels": 16}}``), except a ``text_encoder`` entry, which overrides
@@ -36,10 +38,12 @@ benchmarks/results/conditional_variants.json (a variant run again replaces its e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -58,6 +62,8 @@ from fashiongan.evaluation.metrics import (
 from fashiongan.evaluation.sampling import catalog_captions, requested_attributes
 from fashiongan.evaluation.scoring import attribute_accuracy
 from fashiongan.pipelines.train_gan.nodes import encode_conditioning, train_conditional
+from fashiongan.training import conditional as conditional_training
+from fashiongan.training.ema import averaging_hook, generator_average
 
 MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
 CONDITIONING = Path("data/05_model_input/conditional/default/conditioning.safetensors")
@@ -78,8 +84,11 @@ def dotted(overrides: dict, prefix: str = "") -> dict:
     return flat
 
 
-def generate(generator, text: torch.Tensor, seed: int, batch: int = 500) -> torch.Tensor:
-    z = torch.randn(
+def generate(
+    generator, text: torch.Tensor, seed: int, noise_scale: float = 1.0, batch: int = 500
+) -> torch.Tensor:
+    """One image per caption; ``noise_scale`` > 1 widens the noise (the truncation trick's inverse)."""
+    z = noise_scale * torch.randn(
         len(text), generator.config.noise_dim, generator=torch.Generator().manual_seed(seed)
     )
     with torch.no_grad():
@@ -88,7 +97,7 @@ def generate(generator, text: torch.Tensor, seed: int, batch: int = 500) -> torc
         )
 
 
-def score(generator, text_encoder, data: dict, n: int) -> dict:
+def score(generator, text_encoder, data: dict, n: int, noise_scale: float = 1.0) -> dict:
     evaluator = load_module(EVALUATOR).eval()
     index = torch.randperm(len(data["test_labels"]), generator=torch.Generator().manual_seed(0))[:n]
     index = index.sort().values
@@ -96,7 +105,8 @@ def score(generator, text_encoder, data: dict, n: int) -> dict:
     texts = captions.loc[index.tolist(), "caption"].astype(str).tolist()
     _, embeddings, rows = text_encoder.encode_unique(texts)
     text = embeddings[rows]  # the encoder the generator was trained with (tuned or not)
-    images, other_noise = generate(generator, text, 0), generate(generator, text, 1)
+    images = generate(generator, text, 0, noise_scale)
+    other_noise = generate(generator, text, 1, noise_scale)
     labels = data["test_labels"].long()[index]
     real_feats, _ = evaluator.predict(data["test_images"][index])
     fake_feats, predicted = evaluator.predict(images)
@@ -107,6 +117,7 @@ def score(generator, text_encoder, data: dict, n: int) -> dict:
     spread = precision_recall_density_coverage(real_feats, fake_feats, k=5)
     return {
         "n": n,
+        **({"noise_scale": noise_scale} if noise_scale != 1.0 else {}),
         "fid_evaluator": frechet_distance(real_feats, fake_feats),
         **{key: spread[key] for key in ("precision", "recall", "coverage")},
         "class_accuracy": accuracy["mean"],
@@ -128,6 +139,31 @@ def live_generator(average: torch.nn.Module, checkpoints: Path) -> torch.nn.Modu
     live = copy.deepcopy(average)
     live.load_state_dict(weights)
     return live.eval()
+
+
+@contextlib.contextmanager
+def extra_averages(decays: list[float]) -> Iterator[dict[float, torch.nn.Module]]:
+    """While training: more averages of G's weights, one per decay, updated after every step.
+
+    Averages only read the weights, so they score the run's own generator at other decays with
+    no seed noise between them (as ``:live`` does for no average).
+    """
+    averages: dict[float, torch.nn.Module] = {}
+    prepare = conditional_training.prepare_training
+
+    def prepare_with_averages(*args, **kwargs):
+        run = prepare(*args, **kwargs)
+        generator = run.nets[0]
+        for decay in decays:
+            averages[decay] = generator_average(generator, decay)
+            run.hooks.append(averaging_hook(averages[decay], generator))
+        return run
+
+    conditional_training.prepare_training = prepare_with_averages
+    try:
+        yield averages
+    finally:
+        conditional_training.prepare_training = prepare
 
 
 def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: dict) -> dict:
@@ -155,9 +191,10 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: 
                 **dotted({k: v for k, v in overrides.items() if k != "text_encoder"}),
             },
         )
-        generator, _, _, text_encoder, history, summary = train_conditional(
-            data, conditioning, training, encoder, base.sample_captions
-        )
+        with extra_averages(args.extra_ema) as averages:
+            generator, _, _, text_encoder, history, summary = train_conditional(
+                data, conditioning, training, encoder, base.sample_captions
+            )
         live = live_generator(generator, Path(checkpoints)) if training.ema_decay else None
     entry = {
         "overrides": overrides,
@@ -168,10 +205,22 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: 
         **score(generator, text_encoder, data, args.n),
         "final_window": history.iloc[-1].to_dict(),
     }
-    if live is None:
-        return {name: entry}
-    live_entry = {**entry, **score(live, text_encoder, data, args.n), "live_of": name}
-    return {name: entry, f"{name}:live": live_entry}
+    entries = {name: entry}
+    if live is not None:
+        entries[f"{name}:live"] = {
+            **entry,
+            **score(live, text_encoder, data, args.n),
+            "live_of": name,
+        }
+    for decay, average in averages.items():
+        scores = score(average.module.cpu().eval(), text_encoder, data, args.n)
+        entries[f"{name}:ema{decay:g}"] = {
+            **entry,
+            **scores,
+            "ema_decay": decay,
+            "average_of": name,
+        }
+    return entries
 
 
 def record(name: str, entry: dict) -> None:
@@ -195,6 +244,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="test captions scored")
     parser.add_argument("--saved", type=Path, help="score the model saved in this folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training")
+    parser.add_argument(
+        "--extra-ema",
+        type=lambda text: [float(v) for v in text.split(",")],
+        default=[],
+        help="also score averages of G at these decays (comma-separated) as NAME:ema<decay>",
+    )
+    parser.add_argument(
+        "--noise-scale", type=float, default=1.0, help="--saved: scale the sampling noise by this"
+    )
     args = parser.parse_args()
     data = load_file(str(MODEL_INPUT))
     if args.saved:
@@ -206,6 +264,7 @@ def main() -> None:
                 TextEncoderDataset(filepath=str(args.saved / "text_encoder")).load(),
                 data,
                 args.n,
+                args.noise_scale,
             ),
         }
         record(name, entry)
