@@ -38,7 +38,7 @@ def make_steps(batches: list[int], data: dict, conditioning: dict) -> tuple[dict
     steps = {f"batch_{b}": prepared(b) for b in batches}
     compiled = prepared(base.batch_size)
     compiled.g, compiled.d, compiled.e = map(torch.compile, (compiled.g, compiled.d, compiled.e))
-    compiled.critic = critic_of(compiled.d, with_heads=False)
+    compiled.critic = critic_of(compiled.d, with_heads=base.aux_weight > 0)
     started = time.perf_counter()
     for step in range(3):
         compiled(step)
