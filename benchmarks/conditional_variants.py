@@ -21,8 +21,9 @@ screening, not a verdict; differences of a few hundredths are within run-to-run 
 A variant with ``ema_decay`` is scored twice: its saved (averaged) generator as ``NAME`` and the
 live generator from its last checkpoint as ``NAME:live``, which is the same run without the
 average (the average does not change training): a side by side with no seed noise;
-``--extra-ema 0.998,0.9995`` scores averages at other decays from the same run as
-``NAME:ema0.998`` and so on. Training runs on ``--threads`` torch threads (default 1).
+``--extra-ema 0.998,0.99999@4`` scores averages at other decays (and, after ``@``, other
+warm-up lengths: see ``fashiongan.training.ema``) from the same run as ``NAME:ema0.998``,
+``NAME:ema0.99999@4`` and so on. Training runs on ``--threads`` torch threads (default 1).
 
 Overrides are of ``conditional.training`` (nested keys merge into their block:
 ``{"model": {"g_channels": 16}}``), except a ``text_encoder`` entry, which overrides
@@ -63,7 +64,7 @@ from fashiongan.evaluation.sampling import catalog_captions, requested_attribute
 from fashiongan.evaluation.scoring import attribute_accuracy
 from fashiongan.pipelines.train_gan.nodes import encode_conditioning, train_conditional
 from fashiongan.training import conditional as conditional_training
-from fashiongan.training.ema import averaging_hook, generator_average
+from fashiongan.training.ema import WARMUP, averaging_hook, generator_average
 
 MODEL_INPUT = Path("data/05_model_input/fashion_mnist.safetensors")
 CONDITIONING = Path("data/05_model_input/conditional/default/conditioning.safetensors")
@@ -142,21 +143,24 @@ def live_generator(average: torch.nn.Module, checkpoints: Path) -> torch.nn.Modu
 
 
 @contextlib.contextmanager
-def extra_averages(decays: list[float]) -> Iterator[dict[float, torch.nn.Module]]:
-    """While training: more averages of G's weights, one per decay, updated after every step.
+def extra_averages(
+    decays: list[tuple[float, int]],
+) -> Iterator[dict[tuple[float, int], torch.nn.Module]]:
+    """While training: more averages of G's weights, one per (decay, warm-up), updated after
+    every step.
 
     Averages only read the weights, so they score the run's own generator at other decays with
     no seed noise between them (as ``:live`` does for no average).
     """
-    averages: dict[float, torch.nn.Module] = {}
+    averages: dict[tuple[float, int], torch.nn.Module] = {}
     prepare = conditional_training.prepare_training
 
     def prepare_with_averages(*args, **kwargs):
         run = prepare(*args, **kwargs)
         generator = run.nets[0]
-        for decay in decays:
-            averages[decay] = generator_average(generator, decay)
-            run.hooks.append(averaging_hook(averages[decay], generator))
+        for decay, warmup in decays:
+            averages[decay, warmup] = generator_average(generator, decay, warmup)
+            run.hooks.append(averaging_hook(averages[decay, warmup], generator))
         return run
 
     conditional_training.prepare_training = prepare_with_averages
@@ -212,15 +216,26 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: 
             **score(live, text_encoder, data, args.n),
             "live_of": name,
         }
-    for decay, average in averages.items():
+    for (decay, warmup), average in averages.items():
         scores = score(average.module.cpu().eval(), text_encoder, data, args.n)
-        entries[f"{name}:ema{decay:g}"] = {
+        tag = f"{decay:g}" if warmup == WARMUP else f"{decay:g}@{warmup}"
+        entries[f"{name}:ema{tag}"] = {
             **entry,
             **scores,
             "ema_decay": decay,
+            "ema_warmup": warmup,
             "average_of": name,
         }
     return entries
+
+
+def averages_wanted(text: str) -> list[tuple[float, int]]:
+    """``0.998,0.9999@4`` as [(0.998, WARMUP), (0.9999, 4)]."""
+    wanted = []
+    for item in text.split(","):
+        decay, _, warmup = item.partition("@")
+        wanted.append((float(decay), int(warmup or WARMUP)))
+    return wanted
 
 
 def record(name: str, entry: dict) -> None:
@@ -246,9 +261,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training")
     parser.add_argument(
         "--extra-ema",
-        type=lambda text: [float(v) for v in text.split(",")],
+        type=averages_wanted,
         default=[],
-        help="also score averages of G at these decays (comma-separated) as NAME:ema<decay>",
+        help="also score averages of G at these decays (comma-separated DECAY or DECAY@WARMUP,"
+        " warm-up steps of the (1 + n) / (warmup + n) rule) as NAME:ema<decay>[@<warmup>]",
     )
     parser.add_argument(
         "--noise-scale", type=float, default=1.0, help="--saved: scale the sampling noise by this"

@@ -54,19 +54,26 @@ def test_extra_averages_follow_the_run_and_leave_the_trainer_as_it_was(scripts, 
         return SimpleNamespace(nets=(generator, None, None), hooks=[])
 
     monkeypatch.setattr(training, "prepare_training", prepare)
-    with scripts.variants.extra_averages([0.5, 0.999]) as averages:
+    with scripts.variants.extra_averages([(0.5, 10), (0.999, 10), (0.999, 3)]) as averages:
         run = training.prepare_training()
-        assert len(run.hooks) == 2
+        assert len(run.hooks) == 3
         for step in range(30):  # past the warm-up, which caps both decays at first
             with torch.no_grad():
                 generator.weight.add_(1.0)
             for hook in run.hooks:
                 hook(step)
     assert training.prepare_training is prepare
-    slow, fast = averages[0.999].module.weight, averages[0.5].module.weight
+    slow, fast = averages[0.999, 10].module.weight, averages[0.5, 10].module.weight
     assert not torch.allclose(slow, fast)  # different decays, different averages
     assert (fast - slow).min() > 0  # the shorter average is nearer the rising weights
     assert (generator.weight - fast).min() > 0  # and still behind them
+    longer = averages[0.999, 3].module.weight  # a shorter warm-up keeps more of the early steps
+    assert (slow - longer).min() > 0
+
+
+def test_extra_averages_read_decay_and_optional_warmup(scripts):
+    wanted = scripts.variants.averages_wanted("0.998,0.9999@4")
+    assert wanted == [(0.998, scripts.variants.WARMUP), (0.9999, 4)]
 
 
 def test_step_table_gives_seconds_an_epoch_and_the_compiled_speedup(scripts):

@@ -19,6 +19,21 @@ def test_the_decay_warms_up_then_holds():
     assert warmed_up_decay(0.999, 100_000) == 0.999
 
 
+@pytest.mark.parametrize("warmup", [3, 4, 10])
+def test_while_warming_up_step_t_weighs_like_t_to_the_warmup_minus_2(warmup):
+    net = nn.Linear(1, 1, bias=False)
+    average = generator_average(net, 0.99999, warmup)  # the decay cap never binds here
+    update = averaging_hook(average, net)
+    steps = 2000
+    for step in range(1, steps + 1):
+        with torch.no_grad():
+            net.weight.fill_(step)  # the weight is the step number: the average is its mean
+        update(step)
+    power = warmup - 2  # weights ~ t**power on [0, n]: their mean is n (power + 1) / (power + 2)
+    expected = steps * (power + 1) / (power + 2)
+    assert average.module.weight.item() == pytest.approx(expected, rel=0.01)
+
+
 def test_the_average_by_hand_weights_and_batchnorm_statistics():
     net = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
     average = generator_average(net, 0.5)
