@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 Count = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[int, Field(ge=0)]
@@ -189,6 +189,7 @@ class ConditionalTraining(Block):
     attribute_mismatch: Probability
     image_drop: Probability
     class_groups: bool = False
+    caption_groups: bool = False
     ema_decay: EMADecay
     log_every: Count
     sample_columns: Count
@@ -197,6 +198,12 @@ class ConditionalTraining(Block):
     resume: bool
     model: ConditionalModel
     embedding: EmbeddingParams
+
+    @model_validator(mode="after")
+    def _one_grouping(self) -> ConditionalTraining:
+        if self.class_groups and self.caption_groups:
+            raise ValueError("class_groups and caption_groups group the batch two ways: pick one")
+        return self
 
 
 class GridFigures(Block):

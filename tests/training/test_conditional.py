@@ -11,7 +11,8 @@ from fashiongan.config import load_parameters, overridden
 from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
 from fashiongan.training.sampling import (
     BatchSampler,
-    class_grouped_order,
+    caption_meaning_keys,
+    grouped_order,
     same_class_contradictions,
     same_class_table,
 )
@@ -124,6 +125,7 @@ def test_out_of_range_parameters_are_refused_by_the_block(override, message):
     [
         ({"aux_weight": 1.0}, "need \\['item_attributes', 'text_attributes'\\]"),
         ({"attribute_mismatch": 0.5}, "need \\['item_attributes', 'text_attributes'\\]"),
+        ({"caption_groups": True}, "caption_groups needs text_attributes"),
         ({"batch_size": N + 1}, f"batch_size {N + 1} is larger than the {N} training images"),
     ],
 )
@@ -365,7 +367,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
     values = PARAMS.model_dump(mode="json")
     del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
-    del values["model"]["minibatch_std"], values["class_groups"]  # added later too
+    del values["model"]["minibatch_std"], values["class_groups"], values["caption_groups"]
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}
@@ -378,6 +380,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     assert fingerprint(PARAMS) == fingerprint(with_(text_head_lr=0.5))  # no head: not read
     assert fingerprint(PARAMS) != fingerprint(with_(model__minibatch_std=True))
     assert fingerprint(PARAMS) != fingerprint(with_(class_groups=True))
+    assert fingerprint(PARAMS) != fingerprint(with_(caption_groups=True))
     head = {"text_encoder": {**FINGERPRINT_EXTRA["text_encoder"], "head": "attention"}}
     assert fingerprint(PARAMS, None, head) != fingerprint(with_(text_head_lr=0.5), None, head)
 
@@ -499,14 +502,14 @@ def test_minibatch_spread_reaches_d_and_trains(data):
     assert all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)
 
 
-def test_class_grouped_order_is_a_permutation_of_one_class_runs():
+def test_grouped_order_is_a_permutation_of_one_class_runs():
     labels = torch.tensor([0] * 9 + [1] * 6 + [2] * 3)  # leftovers: 1 of class 0, 2 of 1, all of 2
-    order = class_grouped_order(labels, 4, torch.Generator().manual_seed(0))
+    order = grouped_order(labels, 4, torch.Generator().manual_seed(0))
     assert sorted(order.tolist()) == list(range(len(labels)))  # every item once
     runs = labels[order[:12]].view(-1, 4)  # 3 whole runs, then the leftovers
     assert (runs == runs[:, :1]).all()
-    again = class_grouped_order(labels, 4, torch.Generator().manual_seed(0))
-    other = class_grouped_order(labels, 4, torch.Generator().manual_seed(1))
+    again = grouped_order(labels, 4, torch.Generator().manual_seed(0))
+    other = grouped_order(labels, 4, torch.Generator().manual_seed(1))
     assert torch.equal(order, again) and not torch.equal(order, other)  # seeded: resumable
 
 
@@ -514,20 +517,56 @@ def test_class_groups_give_d_runs_of_one_class(data):
     """With class_groups each run of 4 targets (one minibatch-spread group in D) shares a class."""
     images, labels, conditioning = data
 
-    def batches(class_groups: int) -> list[torch.Tensor]:
+    def batches(group_keys: torch.Tensor | None) -> list[torch.Tensor]:
         sampler = BatchSampler(
             images, labels, conditioning, batch_size=16, seed=5, image_drop=0.5,
             wrong_captions=lambda idx, rows: rows, rng=torch.Generator().manual_seed(0),
-            class_groups=class_groups,
+            group_keys=group_keys, group=4,
         )  # fmt: skip
         return [
             labels[sampler(step).idx].view(-1, 4) for step in range(2 * sampler.steps_per_epoch)
         ]
 
-    grouped, plain = batches(4), batches(0)
+    grouped, plain = batches(labels), batches(None)
     assert all((runs == runs[:, :1]).all() for runs in grouped)
     assert not all((runs == runs[:, :1]).all() for runs in plain)  # the plain order mixes them
     assert not torch.equal(grouped[0], grouped[4])  # a new order each epoch
+
+
+def test_caption_meaning_keys_match_class_and_stated_attributes_not_wording():
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    stated = torch.tensor([[0, -1, -1], [0, -1, -1], [-1, -1, -1], [0, -1, -1]])
+    caption_index = torch.tensor([0, 1, 2, 0, 3])  # texts 0, 1: two wordings of "a dark …"
+    keys = caption_meaning_keys(labels, caption_index, stated)
+    assert keys[0] == keys[1]  # class 0, "dark", either wording
+    assert keys[2] != keys[0]  # class 0, nothing stated
+    assert keys[3] == keys[4] != keys[0]  # class 1, "dark": another class, another key
+    assert sorted(keys.unique().tolist()) == [0, 1, 2]  # dense: grouped_order loops over them
+
+
+def test_caption_groups_give_d_runs_of_one_request(attributed):
+    images, labels, conditioning = attributed
+    params = with_(caption_groups=True, model__minibatch_std=True, epochs=1)
+    keys = caption_meaning_keys(
+        labels, conditioning["caption_index"], conditioning["text_attributes"]
+    )
+    seen = []
+    monkeypatch = pytest.MonkeyPatch()
+    original = BatchSampler.__call__
+
+    def spy(self, step):
+        batch = original(self, step)
+        seen.append(keys[batch.idx].view(-1, 4))
+        return batch
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchSampler, "__call__", spy)
+        train_conditional_gan(images, labels, conditioning, params)
+    runs = torch.cat(seen)  # (16, 4): one epoch, every item once
+    whole_runs = int((torch.bincount(keys) // 4).sum())  # they come first, the leftovers last
+    assert whole_runs >= 4 and (runs[:whole_runs] == runs[:whole_runs, :1]).all()
+    with pytest.raises(ValidationError, match="pick one"):
+        with_(caption_groups=True, class_groups=True)
 
 
 def test_class_groups_train_and_resume_exactly(data, tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ from fashiongan.training.sampling import (
     BatchSampler,
     ContradictingCaptions,
     WrongCaptions,
+    caption_meaning_keys,
     other_items_captions,
 )
 from fashiongan.training.text_features import TextFeatures, text_features
@@ -92,6 +93,7 @@ def fingerprint(
     ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
     ignore |= set() if head != "none" else {"text_head_lr"}
     ignore |= set() if params.class_groups else {"class_groups"}
+    ignore |= set() if params.caption_groups else {"caption_groups"}
     return params_fingerprint(params, ignore, **extra)
 
 
@@ -236,6 +238,26 @@ def _attributes(
     )
 
 
+def _group_keys(
+    params: ConditionalTraining, labels: torch.Tensor, conditioning: dict[str, torch.Tensor]
+) -> torch.Tensor | None:
+    """(N,) what each run of D's minibatch-spread group shares: a class (``class_groups``),
+    a caption's meaning (``caption_groups``), or None (a plain shuffle)."""
+    if params.class_groups:
+        return labels
+    if not params.caption_groups:
+        return None
+    if "text_attributes" not in conditioning:
+        raise ValueError(
+            "conditional.training.caption_groups needs text_attributes in the conditioning "
+            "(rerun encode_conditioning), or set it to false"
+        )
+    caption_index = conditioning["caption_index"].to(labels.device)
+    return caption_meaning_keys(
+        labels, caption_index, conditioning["text_attributes"].long().to(labels.device)
+    )
+
+
 def build_models(
     params: ConditionalTraining,
     images: torch.Tensor,
@@ -328,7 +350,7 @@ def _compose_step(
     sampler = BatchSampler(
         images, labels, conditioning, batch_size=params.batch_size, seed=params.seed,
         image_drop=params.image_drop, wrong_captions=wrong, rng=rng,
-        class_groups=MINIBATCH_GROUP if params.class_groups else 0,
+        group_keys=_group_keys(params, labels, conditioning), group=MINIBATCH_GROUP,
     )  # fmt: skip
     noise_dim = models[0].config.noise_dim
     d_terms, g_terms = compose_terms(params, (g, d), aux, noise_dim, rng)

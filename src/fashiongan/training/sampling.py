@@ -19,21 +19,24 @@ from fashiongan.training.distributed import shard
 WrongCaptions = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def class_grouped_order(
-    labels: torch.Tensor, group: int, generator: torch.Generator
-) -> torch.Tensor:
-    """(N,) a permutation in which each run of ``group`` items shares a class.
+def grouped_order(keys: torch.Tensor, group: int, generator: torch.Generator) -> torch.Tensor:
+    """(N,) a permutation in which each run of ``group`` items shares a key (a class, a caption).
 
     D's minibatch spread (:func:`~fashiongan.models.conditional_gan.group_std`) scores runs of
     ``group`` consecutive images; in a plain permutation a run mixes classes, so its spread is
     mostly the gap between classes and says little about a generator that draws one item per
-    caption. With runs of one class it compares within-class variety, real against fake. Each
-    class's members are shuffled and cut into runs, the runs shuffled; the few members left
-    over (fewer than ``group`` per class) end the permutation, so every item still comes once.
+    caption. With runs of one key it compares the variety within a key, real against fake. Each
+    key's members are shuffled and cut into runs, the runs shuffled; the few members left over
+    (fewer than ``group`` per key) end the permutation, so every item still comes once.
+
+    Args:
+        keys: (N,) int64 ids 0 … K-1: class labels, or :func:`caption_meaning_keys`.
+        group: items per run.
+        generator: seeded by (seed, epoch), so a resumed run draws the same order.
     """
     runs, rest = [], []
-    for c in range(int(labels.max()) + 1):
-        members = torch.nonzero(labels == c).squeeze(1)
+    for key in range(int(keys.max()) + 1):
+        members = torch.nonzero(keys == key).squeeze(1)
         members = members[torch.randperm(len(members), generator=generator)]
         whole = len(members) - len(members) % group
         runs.append(members[:whole].view(-1, group))
@@ -41,6 +44,16 @@ def class_grouped_order(
     runs = torch.cat(runs)  # (R, group)
     shuffled = runs[torch.randperm(len(runs), generator=generator)].flatten()
     return torch.cat([shuffled, *rest])
+
+
+def caption_meaning_keys(
+    labels: torch.Tensor, caption_index: torch.Tensor, text_attributes: torch.Tensor
+) -> torch.Tensor:
+    """(N,) dense ids of what each item's caption asks: its class and the tone, fit and pattern
+    it states (-1: not stated). Items with one id answer the same request in any wording, so
+    the real images of a run show the variety one caption should be drawn with."""
+    meaning = torch.cat([labels[:, None], text_attributes[caption_index]], dim=1)  # (N, 4)
+    return torch.unique(meaning, dim=0, return_inverse=True)[1]
 
 
 def same_class_table(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,7 +168,8 @@ class BatchSampler:
         image_drop: float,
         wrong_captions: WrongCaptions,
         rng: torch.Generator,
-        class_groups: int = 0,
+        group_keys: torch.Tensor | None = None,
+        group: int = 4,
     ) -> None:
         self.images, self.labels, self.device = images, labels, images.device
         self.caption_index = conditioning["caption_index"].to(self.device)
@@ -166,7 +180,7 @@ class BatchSampler:
         )
         self.batch_size, self.seed, self.image_drop = batch_size, seed, image_drop
         self.wrong_captions, self.rng = wrong_captions, rng
-        self.class_groups = class_groups  # > 1: each run of this many targets shares a class
+        self.group_keys, self.group = group_keys, group  # keys: each run of ``group`` shares one
         self.steps_per_epoch = len(images) // batch_size
         self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation)
 
@@ -175,8 +189,8 @@ class BatchSampler:
         epoch, i = divmod(step, self.steps_per_epoch)
         if self._order is None or self._order[0] != epoch:
             seeded = torch.Generator().manual_seed(self.seed * 7919 + epoch)
-            if self.class_groups > 1:
-                order = class_grouped_order(self.labels.cpu(), self.class_groups, seeded)
+            if self.group_keys is not None:
+                order = grouped_order(self.group_keys.cpu(), self.group, seeded)
             else:
                 order = torch.randperm(len(self.images), generator=seeded)
             self._order = (epoch, order)
