@@ -544,14 +544,13 @@ def test_caption_meaning_keys_match_class_and_stated_attributes_not_wording():
     assert sorted(keys.unique().tolist()) == [0, 1, 2]  # dense: grouped_order loops over them
 
 
-def test_caption_groups_give_d_runs_of_one_request(attributed):
+def test_caption_groups_give_d_runs_of_one_request(attributed, monkeypatch):
     images, labels, conditioning = attributed
     params = with_(caption_groups=True, model__minibatch_std=True, epochs=1)
     keys = caption_meaning_keys(
         labels, conditioning["caption_index"], conditioning["text_attributes"]
     )
     seen = []
-    monkeypatch = pytest.MonkeyPatch()
     original = BatchSampler.__call__
 
     def spy(self, step):
@@ -559,9 +558,9 @@ def test_caption_groups_give_d_runs_of_one_request(attributed):
         seen.append(keys[batch.idx].view(-1, 4))
         return batch
 
-    with monkeypatch.context() as patch:
-        patch.setattr(BatchSampler, "__call__", spy)
-        train_conditional_gan(images, labels, conditioning, params)
+    monkeypatch.setattr(BatchSampler, "__call__", spy)
+    train_conditional_gan(images, labels, conditioning, params)
+    monkeypatch.undo()
     runs = torch.cat(seen)  # (16, 4): one epoch, every item once
     whole_runs = int((torch.bincount(keys) // 4).sum())  # they come first, the leftovers last
     assert whole_runs >= 4 and (runs[:whole_runs] == runs[:whole_runs, :1]).all()

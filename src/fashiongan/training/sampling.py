@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fashiongan.models.conditional_gan import MINIBATCH_GROUP
 from fashiongan.training.distributed import shard
 
 #: (B,) target items, (B,) their caption rows → (B,) rows of captions that do not describe them.
@@ -169,7 +170,7 @@ class BatchSampler:
         wrong_captions: WrongCaptions,
         rng: torch.Generator,
         group_keys: torch.Tensor | None = None,
-        group: int = 4,
+        group: int = MINIBATCH_GROUP,
     ) -> None:
         self.images, self.labels, self.device = images, labels, images.device
         self.caption_index = conditioning["caption_index"].to(self.device)
