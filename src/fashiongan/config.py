@@ -186,6 +186,7 @@ class ConditionalTraining(Block):
     triplet_weight: Weight
     diversity_weight: Weight
     aux_weight: Weight
+    aux_twin: bool = False
     attribute_mismatch: Probability
     image_drop: Probability
     class_groups: bool = False
@@ -200,9 +201,11 @@ class ConditionalTraining(Block):
     embedding: EmbeddingParams
 
     @model_validator(mode="after")
-    def _one_grouping(self) -> ConditionalTraining:
+    def _consistent(self) -> ConditionalTraining:
         if self.class_groups and self.caption_groups:
             raise ValueError("class_groups and caption_groups group the batch two ways: pick one")
+        if self.aux_twin and self.aux_weight == 0:
+            raise ValueError("aux_twin twins the auxiliary heads: it needs aux_weight > 0")
         return self
 
 

@@ -123,9 +123,10 @@ def test_out_of_range_parameters_are_refused_by_the_block(override, message):
 @pytest.mark.parametrize(
     "override,message",
     [
-        ({"aux_weight": 1.0}, "need \\['item_attributes', 'text_attributes'\\]"),
-        ({"attribute_mismatch": 0.5}, "need \\['item_attributes', 'text_attributes'\\]"),
-        ({"caption_groups": True}, "caption_groups needs text_attributes"),
+        ({"aux_weight": 1.0}, "aux_weight needs \\['item_attributes', 'text_attributes'\\]"),
+        ({"attribute_mismatch": 0.5}, "attribute_mismatch needs \\['item_attributes'"),
+        ({"caption_groups": True}, "caption_groups needs \\['item_attributes', 'text_attributes'"),
+        ({"aux_weight": 0.5, "caption_groups": True}, "aux_weight and caption_groups need"),
         ({"batch_size": N + 1}, f"batch_size {N + 1} is larger than the {N} training images"),
     ],
 )
@@ -214,6 +215,29 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
     assert plain.aux is None and "d_aux_loss" not in plain_history[-1]
     with pytest.raises(ValueError, match="no auxiliary heads"):
         plain(images[:2], conditioning["text_embeddings"][:2], aux=True)
+
+
+def test_twin_auxiliary_heads(attributed, tmp_path):
+    from fashiongan.datasets import TorchModelDataset
+
+    images, labels, conditioning = attributed
+    params = with_(aux_weight=1.0, aux_twin=True, epochs=2)
+    _, discriminator, _, history = train_conditional_gan(images, labels, conditioning, params)
+    assert discriminator.config.aux_twin and discriminator.twin is not None
+    assert {"d_aux_loss", "g_aux_loss", "d_twin_loss", "g_twin_loss"} <= set(history[-1])
+    _, heads = discriminator(images[:5], conditioning["text_embeddings"][:5], aux=True)
+    assert [h.shape[1] for h in heads] == [4, 3, 3, 3] * 2  # the heads, then their twins
+    assert not torch.equal(heads[0], heads[4])  # two heads, not one returned twice
+    dataset = TorchModelDataset(filepath=str(tmp_path / "d.safetensors"))
+    dataset.save(discriminator)
+    assert dataset.load().config.aux_twin
+    assert fingerprint(params) != fingerprint(with_(aux_weight=1.0))
+    assert fingerprint(with_(aux_weight=1.0, aux_twin=False)) == fingerprint(with_(aux_weight=1.0))
+
+
+def test_twin_heads_need_the_heads():
+    with pytest.raises(ValidationError, match="aux_twin .* needs aux_weight > 0"):
+        with_(aux_weight=0.0, aux_twin=True)
 
 
 TEXTS = [
@@ -368,6 +392,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     values = PARAMS.model_dump(mode="json")
     del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
     del values["model"]["minibatch_std"], values["class_groups"], values["caption_groups"]
+    del values["aux_twin"]
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}

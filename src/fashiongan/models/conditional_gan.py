@@ -39,6 +39,10 @@ class ConditionalGANConfig:
     # Auxiliary classifier heads of D (AC-GAN): one per property, its number of values, e.g.
     # (10, 3, 3, 2) for class, tone, fit, pattern; () = none.
     aux_classes: tuple[int, ...] = ()
+    # A twin set of those heads that learns what the *generated* items are (TAC-GAN, Gong et al.
+    # 2019): G is paid for fakes the first heads name as asked and the twin cannot, which takes
+    # back the diversity plain AC-GAN heads cost.
+    aux_twin: bool = False
     # Which BERT produced the text features, for inference: "bundled", a Hugging Face name or
     # folder, or "./text_encoder", the encoder trained with this model and saved beside its file.
     text_encoder: str = "bundled"
@@ -51,6 +55,8 @@ class ConditionalGANConfig:
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by 2**stages ({2**self.stages})"
             )
+        if self.aux_twin and not self.aux_classes:
+            raise ValueError("aux_twin needs auxiliary heads (aux_classes) to twin")
 
     @property
     def bottom_size(self) -> int:
@@ -154,7 +160,8 @@ class ConditionalDiscriminator(nn.Module):
     """D(image, text) → logit (no sigmoid: BCE uses logits, WGAN-GP and hinge use raw scores).
 
     With ``aux_classes``, D also names what it sees (class, tone, fit, pattern) from the image
-    alone: ``forward(..., aux=True)`` returns ``(logit, [logits per property])``.
+    alone: ``forward(..., aux=True)`` returns ``(logit, [logits per property])``; with
+    ``aux_twin`` that list continues with the twin heads' logits, in the same order.
     """
 
     config_class = ConditionalGANConfig
@@ -175,6 +182,7 @@ class ConditionalDiscriminator(nn.Module):
         self.out = norm(nn.Linear(c.embed_dim, 1))
         self.text_proj = norm(nn.Linear(c.text_dim, c.embed_dim))
         self.aux = nn.Linear(c.embed_dim, sum(c.aux_classes)) if c.aux_classes else None
+        self.twin = nn.Linear(c.embed_dim, sum(c.aux_classes)) if c.aux_twin else None
 
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, aux: bool = False
@@ -198,7 +206,11 @@ class ConditionalDiscriminator(nn.Module):
             return score
         if self.aux is None:
             raise ValueError("this discriminator has no auxiliary heads (aux_classes is empty)")
-        return score, list(self.aux(h).split(list(self.config.aux_classes), dim=1))
+        sizes = list(self.config.aux_classes)
+        heads = [*self.aux(h).split(sizes, dim=1)]  # (B, K_i) each
+        if self.twin is not None:
+            heads += self.twin(h).split(sizes, dim=1)
+        return score, heads
 
 
 @dataclass(frozen=True)

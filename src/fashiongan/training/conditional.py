@@ -65,7 +65,7 @@ _NOT_SHAPING = {
 #: The history's columns, in the order the logs and loss curves have always shown them.
 COLUMNS = (
     "d_aux_loss", "g_aux_loss", "d_loss", "g_loss", "g_adv_loss", "g_triplet_loss", "e_loss",
-    "g_diversity_loss",
+    "g_diversity_loss", "d_twin_loss", "g_twin_loss",
 )  # fmt: skip
 #: (images (n, C, H, W), captions (n, D)) → (scores (n,), auxiliary logits or []).
 Critic = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
@@ -80,8 +80,8 @@ def fingerprint(
 
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
-    The generator's average, the text head's rate, D's minibatch spread and the class groups
-    shape the run only when they are on, so runs without them keep the fingerprint they had
+    The generator's average, the text head's rate, D's minibatch spread, the class or caption
+    groups and the twin heads shape the run only when they are on, so runs without them keep the fingerprint they had
     before those existed.
     """
     extra = dict(fingerprint_extra or {})
@@ -94,6 +94,7 @@ def fingerprint(
     ignore |= set() if head != "none" else {"text_head_lr"}
     ignore |= set() if params.class_groups else {"class_groups"}
     ignore |= set() if params.caption_groups else {"caption_groups"}
+    ignore |= set() if params.aux_twin else {"aux_twin"}
     return params_fingerprint(params, ignore, **extra)
 
 
@@ -223,14 +224,24 @@ class ConditionalStep:
 def _attributes(
     conditioning: dict[str, torch.Tensor], params: ConditionalTraining, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(U, 3) stated and (N, 3) true tone / fit / pattern, when a term needs them."""
-    if params.attribute_mismatch == 0 and params.aux_weight == 0:
+    """(U, 3) stated and (N, 3) true tone / fit / pattern, when a term or the grouping needs them."""
+    users = [
+        name
+        for name, on in (
+            ("attribute_mismatch", params.attribute_mismatch > 0),
+            ("aux_weight", params.aux_weight > 0),
+            ("caption_groups", params.caption_groups),
+        )
+        if on
+    ]
+    if not users:
         return None
     missing = {"text_attributes", "item_attributes"} - set(conditioning)
     if missing:
+        verb, them = ("need", "them") if len(users) > 1 else ("needs", "it")
         raise ValueError(
-            f"conditional.training.attribute_mismatch and aux_weight need {sorted(missing)} "
-            "in the conditioning (rerun encode_conditioning), or set both to 0"
+            f"conditional.training.{' and '.join(users)} {verb} {sorted(missing)} in the "
+            f"conditioning (rerun encode_conditioning), or turn {them} off"
         )
     return (
         conditioning["text_attributes"].long().to(device),
@@ -239,23 +250,18 @@ def _attributes(
 
 
 def _group_keys(
-    params: ConditionalTraining, labels: torch.Tensor, conditioning: dict[str, torch.Tensor]
+    params: ConditionalTraining,
+    labels: torch.Tensor,
+    caption_index: torch.Tensor,
+    attributes: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor | None:
     """(N,) what each run of D's minibatch-spread group shares: a class (``class_groups``),
     a caption's meaning (``caption_groups``), or None (a plain shuffle)."""
     if params.class_groups:
         return labels
-    if not params.caption_groups:
+    if not params.caption_groups or attributes is None:
         return None
-    if "text_attributes" not in conditioning:
-        raise ValueError(
-            "conditional.training.caption_groups needs text_attributes in the conditioning "
-            "(rerun encode_conditioning), or set it to false"
-        )
-    caption_index = conditioning["caption_index"].to(labels.device)
-    return caption_meaning_keys(
-        labels, caption_index, conditioning["text_attributes"].long().to(labels.device)
-    )
+    return caption_meaning_keys(labels, caption_index, attributes[0])
 
 
 def build_models(
@@ -276,6 +282,7 @@ def build_models(
         channels=images.shape[1],
         text_dim=text_dim,
         aux_classes=aux_classes,
+        aux_twin=params.aux_twin,
     )
     embedding = EmbeddingConfig(
         image_size=config.image_size, channels=config.channels, **params.embedding.model_dump()
@@ -346,11 +353,13 @@ def _compose_step(
         )
     aux = None
     if params.aux_weight > 0:
-        aux = AuxiliaryHeads(params.aux_weight, labels, caption_index, *attributes)
+        aux = AuxiliaryHeads(
+            params.aux_weight, labels, caption_index, *attributes, twin=params.aux_twin
+        )
     sampler = BatchSampler(
         images, labels, conditioning, batch_size=params.batch_size, seed=params.seed,
         image_drop=params.image_drop, wrong_captions=wrong, rng=rng,
-        group_keys=_group_keys(params, labels, conditioning), group=MINIBATCH_GROUP,
+        group_keys=_group_keys(params, labels, caption_index, attributes), group=MINIBATCH_GROUP,
     )  # fmt: skip
     noise_dim = models[0].config.noise_dim
     d_terms, g_terms = compose_terms(params, (g, d), aux, noise_dim, rng)
