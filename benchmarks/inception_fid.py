@@ -212,7 +212,7 @@ def measured(
 
 
 def project_n200() -> dict[str, object]:
-    """The evaluation report's own Inception FIDs (N = 200), for context; {} if not run."""
+    """The evaluation report's own Inception FIDs (N = 200), for context; {} if not run here."""
     if not EVALUATION_METRICS.is_file():
         return {}
     report = json.loads(EVALUATION_METRICS.read_text())
@@ -225,7 +225,8 @@ def update_results(path: Path, section: str, name: str | None, entry: dict) -> N
     """Merge one entry into the results JSON (entries of other models and runs are kept)."""
     results = json.loads(path.read_text()) if path.is_file() else {"benchmark": "inception_fid"}
     results.update(machine=machine(), extractor=EXTRACTOR, literature=LITERATURE)
-    results.update(project_n200=project_n200(), command=" ".join(["python", *sys.argv]))
+    n200 = project_n200() or results.get("project_n200", {})  # no report here: keep the last
+    results.update(project_n200=n200, command=" ".join(["python", *sys.argv]))
     entries = results if name is None else results.setdefault(section, {})
     key = section if name is None else name
     previous = entries.get(key, {})

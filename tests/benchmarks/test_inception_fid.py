@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -54,3 +55,15 @@ def test_chunked_features_resume_only_the_missing_chunks(bench, tmp_path):
     again, stats = bench.chunked_features(extractor, images, tmp_path, chunk=4, batch_size=2)
     assert stats["new_images"] == 4 and calls == [2, 2]
     assert torch.equal(first, again)
+
+
+def test_results_keep_what_this_checkout_cannot_recompute(bench, tmp_path, monkeypatch):
+    """No evaluation report here: the last report's N = 200 figures stay; all-cached timings too."""
+    monkeypatch.setattr(bench, "EVALUATION_METRICS", tmp_path / "absent.json")
+    path = tmp_path / "results.json"
+    timing = {"n": 10, "images_per_s": 7.0, "wall_s": 1.4, "new_images": 10, "cache": "c"}
+    path.write_text(json.dumps({"project_n200": {"fid": {"floor": 64.5}}, "real_test": timing}))
+    bench.update_results(path, "real_test", None, {**timing, "new_images": 0, "wall_s": 0.1})
+    results = json.loads(path.read_text())
+    assert results["project_n200"] == {"fid": {"floor": 64.5}}
+    assert results["real_test"]["wall_s"] == 1.4 and results["real_test"]["new_images"] == 10
