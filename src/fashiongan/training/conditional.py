@@ -81,8 +81,8 @@ def fingerprint(
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
     The generator's average, the text head's rate, D's minibatch spread, the class or caption
-    groups and the twin heads shape the run only when they are on, so runs without them keep the fingerprint they had
-    before those existed.
+    groups and the twin heads shape the run only when they are on, so runs without them keep
+    the fingerprint they had before those existed.
     """
     extra = dict(fingerprint_extra or {})
     model = params.model.model_dump(mode="json")
@@ -225,15 +225,12 @@ def _attributes(
     conditioning: dict[str, torch.Tensor], params: ConditionalTraining, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(U, 3) stated and (N, 3) true tone / fit / pattern, when a term or the grouping needs them."""
-    users = [
-        name
-        for name, on in (
-            ("attribute_mismatch", params.attribute_mismatch > 0),
-            ("aux_weight", params.aux_weight > 0),
-            ("caption_groups", params.caption_groups),
-        )
-        if on
-    ]
+    wanted = {
+        "attribute_mismatch": params.attribute_mismatch > 0,
+        "aux_weight": params.aux_weight > 0,
+        "caption_groups": params.caption_groups,
+    }
+    users = [name for name, on in wanted.items() if on]
     if not users:
         return None
     missing = {"text_attributes", "item_attributes"} - set(conditioning)
