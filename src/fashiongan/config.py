@@ -152,6 +152,7 @@ class ConditionalModel(Block):
     noise_dim: Count
     text_channels: Count
     noise_channels: Count
+    text_code_dim: NonNegative
     g_channels: Count
     d_channels: Count
     embed_dim: Count
@@ -187,6 +188,7 @@ class ConditionalTraining(Block):
     diversity_weight: Weight
     aux_weight: Weight
     aux_twin: bool = False
+    text_kl_weight: Weight
     attribute_mismatch: Probability
     image_drop: Probability
     class_groups: bool = False
@@ -206,6 +208,10 @@ class ConditionalTraining(Block):
             raise ValueError("class_groups and caption_groups group the batch two ways: pick one")
         if self.aux_twin and self.aux_weight == 0:
             raise ValueError("aux_twin twins the auxiliary heads: it needs aux_weight > 0")
+        if self.model.text_code_dim > self.model.noise_dim:
+            raise ValueError(
+                "model.text_code_dim is drawn from the noise: it must be at most model.noise_dim"
+            )
         return self
 
 

@@ -112,3 +112,26 @@ def test_minibatch_std_lets_d_see_the_rest_of_the_group():
         with torch.no_grad():
             moved = (d(images, text)[0] - d(changed, text)[0]).abs()
         assert (moved > 1e-6) == on
+
+
+def test_text_code_spreads_one_caption_over_the_noise_it_is_drawn_with():
+    """Conditioning augmentation: the text code is mean + spread × the noise's first entries, so
+    a seeded noise still fixes the image and the code is the only new path (off: no weights)."""
+    config = ConditionalGANConfig(text_code_dim=4, **SMALL)
+    generator = ConditionalGenerator(config).eval()
+    z, text = torch.randn(3, 6), torch.randn(3, 12)
+    mean, log_var = generator.text_distribution(text)
+    assert mean.shape == log_var.shape == (3, 4)
+    assert torch.equal(generator(z, text), generator(z, text))
+    code_only = z.clone()
+    code_only[:, :4] += 1.0  # moves the code (and the noise path)
+    assert not torch.allclose(generator(z, text), generator(code_only, text))
+    with torch.no_grad():  # no spread: the code's noise only reaches the noise path
+        generator.text_code.weight[4:].zero_()
+        generator.text_code.bias[4:].fill_(-80.0)
+        generator.noise_proj[0].weight[:, :4].zero_()
+    assert torch.allclose(generator(z, text), generator(code_only, text))
+    plain = ConditionalGenerator(ConditionalGANConfig(**SMALL))
+    assert plain.text_code is None and not any("text_code" in k for k in plain.state_dict())
+    with pytest.raises(ValueError, match="at most noise_dim"):
+        ConditionalGANConfig(text_code_dim=7, **SMALL)

@@ -240,6 +240,23 @@ def test_twin_heads_need_the_heads():
         with_(aux_weight=0.0, aux_twin=True)
 
 
+def test_text_code_trains_saves_and_reloads(data, tmp_path):
+    from fashiongan.datasets import TorchModelDataset
+
+    params = with_(model__text_code_dim=3, text_kl_weight=2.0, epochs=2)
+    generator, _, _, history = train_conditional_gan(*data, params)
+    assert generator.config.text_code_dim == 3
+    plain_history = train_conditional_gan(*data, with_(epochs=1))[3]
+    assert "g_text_kl_loss" in history[-1] and "g_text_kl_loss" not in plain_history[-1]
+    before = generator.text_code.weight.clone()
+    dataset = TorchModelDataset(filepath=str(tmp_path / "g.safetensors"))
+    dataset.save(generator)
+    loaded = dataset.load()
+    assert loaded.config.text_code_dim == 3 and torch.equal(loaded.text_code.weight, before)
+    with pytest.raises(ValidationError, match="text_code_dim .* at most model.noise_dim"):
+        with_(model__text_code_dim=5)  # PARAMS' noise_dim is 4
+
+
 TEXTS = [
     "a dark ankle boot",
     "light trousers",
@@ -392,7 +409,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     values = PARAMS.model_dump(mode="json")
     del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
     del values["model"]["minibatch_std"], values["class_groups"], values["caption_groups"]
-    del values["aux_twin"]
+    del values["aux_twin"], values["text_kl_weight"], values["model"]["text_code_dim"]
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}
@@ -406,6 +423,8 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     assert fingerprint(PARAMS) != fingerprint(with_(model__minibatch_std=True))
     assert fingerprint(PARAMS) != fingerprint(with_(class_groups=True))
     assert fingerprint(PARAMS) != fingerprint(with_(caption_groups=True))
+    assert fingerprint(PARAMS) == fingerprint(with_(text_kl_weight=5.0))  # no text code: not read
+    assert fingerprint(PARAMS) != fingerprint(with_(model__text_code_dim=2))
     head = {"text_encoder": {**FINGERPRINT_EXTRA["text_encoder"], "head": "attention"}}
     assert fingerprint(PARAMS, None, head) != fingerprint(with_(text_head_lr=0.5), None, head)
 

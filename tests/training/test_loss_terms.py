@@ -1,7 +1,8 @@
 import torch
 import torch.nn.functional as F
+from torch.distributions import Normal, kl_divergence
 
-from fashiongan.training.loss_terms import AuxiliaryHeads, Pass, Texts
+from fashiongan.training.loss_terms import AuxiliaryHeads, Pass, TextCodePrior, Texts
 from fashiongan.training.sampling import Batch
 
 SIZES = (3, 2)  # a class head and one attribute head, to check the terms by hand
@@ -59,3 +60,22 @@ def test_twin_heads_learn_the_fakes_and_g_is_paid_to_fool_them():
     fooled = sum(F.cross_entropy(fake_step.heads[2 + i], ASKED[i]) for i in range(2))
     assert torch.allclose(metrics["g_twin_loss"], fooled)
     assert torch.allclose(loss, 2.0 * (named - fooled))
+
+
+class _Coded(torch.nn.Module):
+    """A generator's text code alone: mean = the text, log variance = twice the text."""
+
+    def text_distribution(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return text, 2 * text
+
+
+def test_the_text_code_prior_is_stackgans_kl_per_element():
+    step = one_pass(0, rows=2)
+    step.texts.query = torch.tensor([[0.5, -1.0], [0.0, 2.0]])
+    loss, metrics = TextCodePrior(_Coded(), weight=3.0)(step)
+    mean = step.texts.query
+    by_hand = kl_divergence(Normal(mean, mean.exp()), Normal(0.0, 1.0)).mean()
+    assert torch.allclose(metrics["g_text_kl_loss"], by_hand)
+    assert torch.allclose(loss, 3.0 * by_hand)
+    step.texts.query = torch.zeros(2, 2)  # the prior itself: nothing to pay
+    assert TextCodePrior(_Coded(), weight=3.0)(step)[0].item() == 0.0

@@ -29,6 +29,11 @@ class ConditionalGANConfig:
     text_dim: int = 384  # BERT sentence-embedding size (all-MiniLM-L6-v2: 384)
     text_channels: int = 32  # text feature map channels in the generator
     noise_channels: int = 16
+    # StackGAN's conditioning augmentation (Zhang et al. 2017): the text becomes a Gaussian code of
+    # this size, its mean and spread learned from the text, drawn with the first entries of the
+    # noise (so a seeded noise still fixes the sample). One caption then stands for a
+    # neighbourhood of codes, not a point. 0 = off: the text features go straight in.
+    text_code_dim: int = 0
     g_channels: int = 64  # width of the generator's first (largest) feature map
     d_channels: int = 64
     embed_dim: int = 128  # discriminator feature size for the projection
@@ -54,6 +59,11 @@ class ConditionalGANConfig:
         if self.image_size % (2**self.stages):
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by 2**stages ({2**self.stages})"
+            )
+        if self.text_code_dim > self.noise_dim:
+            raise ValueError(
+                f"text_code_dim {self.text_code_dim} is drawn from the noise: at most noise_dim"
+                f" ({self.noise_dim})"
             )
         if self.aux_twin and not self.aux_classes:
             raise ValueError("aux_twin needs auxiliary heads (aux_classes) to twin")
@@ -114,7 +124,9 @@ class ConditionalGenerator(nn.Module):
             torch.zeros(1, c.bottom_channels, c.bottom_size, c.bottom_size)
         )
         area = c.bottom_size**2
-        self.text_proj = nn.Sequential(nn.Linear(c.text_dim, c.text_channels * area), nn.ReLU(True))
+        code_dim = c.text_code_dim or c.text_dim
+        self.text_code = nn.Linear(c.text_dim, 2 * c.text_code_dim) if c.text_code_dim else None
+        self.text_proj = nn.Sequential(nn.Linear(code_dim, c.text_channels * area), nn.ReLU(True))
         self.noise_proj = nn.Sequential(
             nn.Linear(c.noise_dim, c.noise_channels * area), nn.ReLU(True)
         )
@@ -150,10 +162,19 @@ class ConditionalGenerator(nn.Module):
                 if has_image is None
                 else torch.where(has_image.view(b, 1, 1, 1), encoded, no_image)
             )
+        code = text
+        if self.text_code is not None:  # conditioning augmentation: a code near the text's mean
+            mean, log_var = self.text_distribution(text)  # (B, K) each
+            code = mean + (0.5 * log_var).exp() * z[:, : c.text_code_dim]
         h = torch.cat(
-            [visual, self.text_proj(text).view(side), self.noise_proj(z).view(side)], dim=1
+            [visual, self.text_proj(code).view(side), self.noise_proj(z).view(side)], dim=1
         )
         return self.decoder(self.fuse(h))  # (B, C, H, W)
+
+    def text_distribution(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) text features → the text code's (mean, log variance), (B, K) each; the
+        trainer keeps them near N(0, I) (KL) so that the codes of close captions overlap."""
+        return self.text_code(text).chunk(2, dim=1)
 
 
 class ConditionalDiscriminator(nn.Module):

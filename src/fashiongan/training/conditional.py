@@ -65,7 +65,7 @@ _NOT_SHAPING = {
 #: The history's columns, in the order the logs and loss curves have always shown them.
 COLUMNS = (
     "d_aux_loss", "g_aux_loss", "d_loss", "g_loss", "g_adv_loss", "g_triplet_loss", "e_loss",
-    "g_diversity_loss", "d_twin_loss", "g_twin_loss",
+    "g_diversity_loss", "d_twin_loss", "g_twin_loss", "g_text_kl_loss",
 )  # fmt: skip
 #: (images (n, C, H, W), captions (n, D)) → (scores (n,), auxiliary logits or []).
 Critic = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
@@ -81,13 +81,14 @@ def fingerprint(
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
     The generator's average, the text head's rate, D's minibatch spread, the class or caption
-    groups and the twin heads shape the run only when they are on, so runs without them keep
-    the fingerprint they had before those existed.
+    groups, the twin heads and the text code shape the run only when they are on, so runs
+    without them keep the fingerprint they had before those existed.
     """
     extra = dict(fingerprint_extra or {})
     model = params.model.model_dump(mode="json")
-    if not model["minibatch_std"]:  # off: as before the option existed
-        del model["minibatch_std"]
+    for option in ("minibatch_std", "text_code_dim"):
+        if not model[option]:  # off: as before the option existed
+            del model[option]
     extra["model"] = model | (model_extra or {})
     head = extra.get("text_encoder", {}).get("head", "none")
     ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
@@ -95,6 +96,7 @@ def fingerprint(
     ignore |= set() if params.class_groups else {"class_groups"}
     ignore |= set() if params.caption_groups else {"caption_groups"}
     ignore |= set() if params.aux_twin else {"aux_twin"}
+    ignore |= set() if params.model.text_code_dim else {"text_kl_weight"}
     return params_fingerprint(params, ignore, **extra)
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from fashiongan.config import ConditionalTraining
 from fashiongan.training.distributed import shard
-from fashiongan.training.losses import auxiliary_loss, gradient_penalty
+from fashiongan.training.losses import auxiliary_loss, gaussian_kl, gradient_penalty
 from fashiongan.training.sampling import Batch
 
 
@@ -139,6 +139,18 @@ class ModeSeeking:
         return self.weight * diversity, {"g_diversity_loss": diversity}
 
 
+class TextCodePrior:
+    """Conditioning augmentation's prior (StackGAN): the text codes G draws stay near N(0, I),
+    so a caption's code spreads into its neighbours' instead of collapsing to a point."""
+
+    def __init__(self, g: nn.Module, weight: float) -> None:
+        self.g, self.weight = g, weight  # g unwrapped: DDP forwards only ``forward``
+
+    def __call__(self, step: Pass) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        kl = gaussian_kl(*self.g.text_distribution(step.texts.query))
+        return self.weight * kl, {"g_text_kl_loss": kl}
+
+
 def compose_terms(
     params: ConditionalTraining,
     nets: tuple[nn.Module, nn.Module],
@@ -159,4 +171,6 @@ def compose_terms(
         d_terms.append(GradientPenalty(d, params.gp_lambda, params.batch_size, rng))
     if params.diversity_weight > 0:
         g_terms.append(ModeSeeking(g, params.diversity_weight, params.batch_size, noise_dim, rng))
+    if params.model.text_code_dim:
+        g_terms.append(TextCodePrior(getattr(g, "module", g), params.text_kl_weight))
     return d_terms, g_terms

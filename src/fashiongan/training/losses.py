@@ -88,3 +88,9 @@ def auxiliary_loss(logits: list[torch.Tensor], targets: torch.Tensor) -> torch.T
         if asked.any():  # cross_entropy over no rows would be NaN
             total = total + F.cross_entropy(head.float()[asked], targets[asked, i])
     return total
+
+
+def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) ‖ N(0, I)), averaged over every element of (B, K), as StackGAN
+    weighs its conditioning augmentation's term."""
+    return 0.5 * (mean.float().square() + log_var.float().exp() - 1 - log_var.float()).mean()
