@@ -48,7 +48,8 @@ CONDITIONAL = overridden(
     d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=0.5,
     aux_weight=0.0, attribute_mismatch=0.0, log_every=2, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
-    model__embed_dim=8, model__noise_dim=4, embedding__width=4, embedding__dim=8,
+    model__embed_dim=8, model__noise_dim=4, model__text_code_dim=2, embedding__width=4,
+    embedding__dim=8,
 )  # fmt: skip
 
 

@@ -27,8 +27,8 @@ PARAMS = overridden(
     d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=1.0,
     aux_weight=0.0, attribute_mismatch=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
-    model__embed_dim=8, model__noise_dim=4, model__minibatch_std=False, embedding__width=4,
-    embedding__dim=8, class_groups=False,
+    model__embed_dim=8, model__noise_dim=4, model__minibatch_std=False, model__text_code_dim=0,
+    embedding__width=4, embedding__dim=8, class_groups=False,
 )  # fmt: skip
 
 
