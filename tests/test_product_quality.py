@@ -57,7 +57,8 @@ def short_gan_training():
 
     Without the text code (``model.text_code_dim``, on in conf): its spread starts as wide as
     the noise and narrows over thousands of steps, so after 300 the asked class is near chance
-    (0.135 / 0.150 with a code of 8 / 16), while the full default's run reaches 0.96.
+    (0.160 with a code of 16; 0.375 with its log variance started at -4, docs/quality.md),
+    while the full default's run reaches 0.96.
     """
     return overridden(
         load_parameters(REPO_ROOT / "conf")["conditional"].training,
