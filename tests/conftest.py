@@ -192,8 +192,7 @@ TINY_PARAMETERS: dict = {
             "batch_size": 32,
             "log_every": 2,
             "sample_columns": 3,
-            "aux_weight": 0.5,  # both attribute options on: the caption grammar feeds them
-            "attribute_mismatch": 0.5,
+            "aux_weight": 0.5,  # the AC-GAN term on: the caption grammar feeds it
             "model": {
                 "g_channels": 8,
                 "d_channels": 8,

@@ -44,7 +44,7 @@ def project(tmp_path_factory) -> Path:
     project = make_kedro_project(tmp_path_factory.mktemp("mlflow_runs"), monkeypatch)
     quicker = copy.deepcopy(TINY_PARAMETERS)  # names and tags do not depend on these
     quicker["conditional"]["text_encoder"]["trainable_top_layers"] = 0
-    quicker["conditional"]["training"].update(epochs=1, aux_weight=0.0, attribute_mismatch=0.0)
+    quicker["conditional"]["training"].update(epochs=1, aux_weight=0.0)
     (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(quicker))
     _git(project, "init", "-q")
     _git(project, "add", "conf", "pyproject.toml")

@@ -187,12 +187,8 @@ class ConditionalTraining(Block):
     triplet_weight: Weight
     diversity_weight: Weight
     aux_weight: Weight
-    aux_twin: bool = False
     text_kl_weight: Weight
-    attribute_mismatch: Probability
     image_drop: Probability
-    class_groups: bool = False
-    caption_groups: bool = False
     ema_decay: EMADecay
     log_every: Count
     sample_columns: Count
@@ -204,10 +200,6 @@ class ConditionalTraining(Block):
 
     @model_validator(mode="after")
     def _consistent(self) -> ConditionalTraining:
-        if self.class_groups and self.caption_groups:
-            raise ValueError("class_groups and caption_groups group the batch two ways: pick one")
-        if self.aux_twin and self.aux_weight == 0:
-            raise ValueError("aux_twin twins the auxiliary heads: it needs aux_weight > 0")
         if self.model.text_code_dim > self.model.noise_dim:
             raise ValueError(
                 "model.text_code_dim is drawn from the noise: it must be at most model.noise_dim"

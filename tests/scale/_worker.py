@@ -46,7 +46,7 @@ CONDITIONAL = overridden(
     seed=5, device="cpu", epochs=3, batch_size=16, loss="hinge", n_critic=1, real_label=0.9,
     gp_lambda=10.0, image_drop=0.5, g_lr=1e-4, d_lr=4e-4, e_lr=1e-3, g_betas=(0.0, 0.9),
     d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=0.5,
-    aux_weight=0.0, attribute_mismatch=0.0, log_every=2, sample_columns=2, checkpoint_dir=None,
+    aux_weight=0.0, log_every=2, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
     model__embed_dim=8, model__noise_dim=4, model__text_code_dim=2, embedding__width=4,
     embedding__dim=8,

@@ -1,21 +1,16 @@
 import copy
+import dataclasses
 import hashlib
 import json
 
 import pytest
 import torch
+from kedro.io import DatasetError
 from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from fashiongan.config import load_parameters, overridden
 from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
-from fashiongan.training.sampling import (
-    BatchSampler,
-    caption_meaning_keys,
-    grouped_order,
-    same_class_contradictions,
-    same_class_table,
-)
 from tests.conftest import REPO_ROOT
 
 N, U, D = 64, 10, 12
@@ -25,10 +20,10 @@ PARAMS = overridden(
     seed=5, device="cpu", num_threads=1, ema_decay=None, epochs=3, batch_size=16, loss="hinge",
     n_critic=1, real_label=0.9, gp_lambda=10.0, image_drop=0.5, g_lr=1e-4, d_lr=4e-4, e_lr=1e-3, g_betas=(0.0, 0.9),
     d_betas=(0.0, 0.9), triplet_margin=0.2, triplet_weight=1.0, diversity_weight=1.0,
-    aux_weight=0.0, attribute_mismatch=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
+    aux_weight=0.0, log_every=3, sample_columns=2, checkpoint_dir=None,
     model__g_channels=4, model__d_channels=4, model__text_channels=2, model__noise_channels=2,
     model__embed_dim=8, model__noise_dim=4, model__minibatch_std=False, model__text_code_dim=0,
-    embedding__width=4, embedding__dim=8, class_groups=False,
+    embedding__width=4, embedding__dim=8,
 )  # fmt: skip
 
 
@@ -110,7 +105,6 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypa
         ({"loss": "lsgan"}, "loss"),
         ({"epochs": 0}, "epochs"),
         ({"image_drop": 2}, "image_drop"),
-        ({"attribute_mismatch": -0.1}, "attribute_mismatch"),
         ({"aux_weight": -1}, "aux_weight"),
         ({"text_lr": 0.0}, "text_lr"),
     ],
@@ -124,34 +118,12 @@ def test_out_of_range_parameters_are_refused_by_the_block(override, message):
     "override,message",
     [
         ({"aux_weight": 1.0}, "aux_weight needs \\['item_attributes', 'text_attributes'\\]"),
-        ({"attribute_mismatch": 0.5}, "attribute_mismatch needs \\['item_attributes'"),
-        ({"caption_groups": True}, "caption_groups needs \\['item_attributes', 'text_attributes'"),
-        ({"aux_weight": 0.5, "caption_groups": True}, "aux_weight and caption_groups need"),
         ({"batch_size": N + 1}, f"batch_size {N + 1} is larger than the {N} training images"),
     ],
 )
 def test_what_only_the_data_can_tell_is_a_clear_error(data, override, message):
     with pytest.raises(ValueError, match=message):
         train_conditional_gan(*data, with_(**override))
-
-
-def test_same_class_contradictions_by_hand():
-    # Items 0-3 are class 0, items 4-5 class 1. Attributes (tone, fit, pattern).
-    labels = torch.tensor([0, 0, 0, 0, 1, 1])
-    items = torch.tensor([[0, 0, 0], [2, 0, 0], [0, 1, 0], [1, 1, 1], [0, 0, 0], [0, 0, 0]])
-    caption_index = torch.arange(6)  # item i has text i
-    stated = torch.tensor(
-        [[0, -1, -1], [2, -1, -1], [-1, -1, -1], [-1, 1, -1], [-1, -1, -1], [0, -1, -1]]
-    )  # text 0 "dark …", 1 "light …", 2 "a coat", 3 "regular …", 4 "a bag", 5 "dark bag"
-    table, counts = same_class_table(labels)
-    idx = torch.tensor([0, 0, 0, 0, 4, 4])
-    uniform = torch.tensor([0.1, 0.3, 0.6, 0.9, 0.1, 0.9])  # class 0: items 0..3; class 1: 4, 5
-    rows, contradicts = same_class_contradictions(
-        idx, uniform, labels, table, counts, caption_index, stated, items
-    )
-    assert rows.tolist() == [0, 1, 2, 3, 4, 5]
-    # item 0 is dark, slim, plain: "dark" agrees, "light" and "regular" contradict, "a coat" not
-    assert contradicts.tolist() == [False, True, False, True, False, False]
 
 
 @pytest.fixture
@@ -170,14 +142,10 @@ def attributed(data):
     )
 
 
-def test_attribute_mismatch_trains_and_resumes(attributed, tmp_path):
+def test_auxiliary_heads_train_and_resume_exactly(attributed, tmp_path):
     images, labels, conditioning = attributed
-    params = with_(attribute_mismatch=0.5, epochs=2, log_every=4)  # 4 steps an epoch
+    params = with_(aux_weight=0.5, epochs=2, log_every=4)  # 4 steps an epoch
     _, discriminator, _, history = train_conditional_gan(images, labels, conditioning, params)
-    _, d_off, _, history_off = train_conditional_gan(
-        images, labels, conditioning, overridden(params, attribute_mismatch=0.0)
-    )
-    assert history != history_off  # the negatives changed what D saw
     checkpoints = str(tmp_path / "ckpt")
     train_conditional_gan(
         images, labels, conditioning, overridden(params, checkpoint_dir=checkpoints, epochs=1)
@@ -217,27 +185,27 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
         plain(images[:2], conditioning["text_embeddings"][:2], aux=True)
 
 
-def test_twin_auxiliary_heads(attributed, tmp_path):
+def test_model_files_of_a_retired_option_load_when_it_was_off(attributed, tmp_path):
+    """Files written while ``aux_twin`` existed carry it in their config: off loads, on is named."""
+    from safetensors.torch import save_file
+
     from fashiongan.datasets import TorchModelDataset
 
-    images, labels, conditioning = attributed
-    params = with_(aux_weight=1.0, aux_twin=True, epochs=2)
-    _, discriminator, _, history = train_conditional_gan(images, labels, conditioning, params)
-    assert discriminator.config.aux_twin and discriminator.twin is not None
-    assert {"d_aux_loss", "g_aux_loss", "d_twin_loss", "g_twin_loss"} <= set(history[-1])
-    _, heads = discriminator(images[:5], conditioning["text_embeddings"][:5], aux=True)
-    assert [h.shape[1] for h in heads] == [4, 3, 3, 3] * 2  # the heads, then their twins
-    assert not torch.equal(heads[0], heads[4])  # two heads, not one returned twice
+    _, discriminator, _, _ = train_conditional_gan(*attributed, with_(aux_weight=1.0, epochs=1))
     dataset = TorchModelDataset(filepath=str(tmp_path / "d.safetensors"))
     dataset.save(discriminator)
-    assert dataset.load().config.aux_twin
-    assert fingerprint(params) != fingerprint(with_(aux_weight=1.0))
-    assert fingerprint(with_(aux_weight=1.0, aux_twin=False)) == fingerprint(with_(aux_weight=1.0))
-
-
-def test_twin_heads_need_the_heads():
-    with pytest.raises(ValidationError, match="aux_twin .* needs aux_weight > 0"):
-        with_(aux_weight=0.0, aux_twin=True)
+    tensors = load_file(dataset.path)
+    for twin, loads in ((False, True), (True, False)):
+        config = {**dataclasses.asdict(discriminator.config), "aux_twin": twin}
+        old = tmp_path / f"old_{twin}.safetensors"
+        metadata = {"class": "fashiongan.models.conditional_gan.ConditionalDiscriminator"}
+        save_file(tensors, str(old), metadata={**metadata, "config": json.dumps(config)})
+        if loads:
+            loaded = TorchModelDataset(filepath=str(old)).load()
+            assert loaded.config == discriminator.config
+        else:
+            with pytest.raises(DatasetError, match="trained with aux_twin, an option no longer"):
+                TorchModelDataset(filepath=str(old)).load()
 
 
 def test_text_code_trains_saves_and_reloads(data, tmp_path):
@@ -408,8 +376,7 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
     values = PARAMS.model_dump(mode="json")
     del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
-    del values["model"]["minibatch_std"], values["class_groups"], values["caption_groups"]
-    del values["aux_twin"], values["text_kl_weight"], values["model"]["text_code_dim"]
+    del values["model"]["minibatch_std"], values["text_kl_weight"], values["model"]["text_code_dim"]
     as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
     ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
     shaping = {k: v for k, v in as_before.items() if k not in ignore}
@@ -421,8 +388,6 @@ def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
     assert fingerprint(PARAMS) != fingerprint(with_(ema_decay=0.99))  # its checkpoints hold more
     assert fingerprint(PARAMS) == fingerprint(with_(text_head_lr=0.5))  # no head: not read
     assert fingerprint(PARAMS) != fingerprint(with_(model__minibatch_std=True))
-    assert fingerprint(PARAMS) != fingerprint(with_(class_groups=True))
-    assert fingerprint(PARAMS) != fingerprint(with_(caption_groups=True))
     assert fingerprint(PARAMS) == fingerprint(with_(text_kl_weight=5.0))  # no text code: not read
     assert fingerprint(PARAMS) != fingerprint(with_(model__text_code_dim=2))
     head = {"text_encoder": {**FINGERPRINT_EXTRA["text_encoder"], "head": "attention"}}
@@ -544,89 +509,3 @@ def test_minibatch_spread_reaches_d_and_trains(data):
     bottom = discriminator.config.bottom_size**2
     assert discriminator.embed[0].in_features == (2 * 4 + 1) * bottom  # 2 stages of 4 channels
     assert all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)
-
-
-def test_grouped_order_is_a_permutation_of_one_class_runs():
-    labels = torch.tensor([0] * 9 + [1] * 6 + [2] * 3)  # leftovers: 1 of class 0, 2 of 1, all of 2
-    order = grouped_order(labels, 4, torch.Generator().manual_seed(0))
-    assert sorted(order.tolist()) == list(range(len(labels)))  # every item once
-    runs = labels[order[:12]].view(-1, 4)  # 3 whole runs, then the leftovers
-    assert (runs == runs[:, :1]).all()
-    again = grouped_order(labels, 4, torch.Generator().manual_seed(0))
-    other = grouped_order(labels, 4, torch.Generator().manual_seed(1))
-    assert torch.equal(order, again) and not torch.equal(order, other)  # seeded: resumable
-
-
-def test_class_groups_give_d_runs_of_one_class(data):
-    """With class_groups each run of 4 targets (one minibatch-spread group in D) shares a class."""
-    images, labels, conditioning = data
-
-    def batches(group_keys: torch.Tensor | None) -> list[torch.Tensor]:
-        sampler = BatchSampler(
-            images, labels, conditioning, batch_size=16, seed=5, image_drop=0.5,
-            wrong_captions=lambda idx, rows: rows, rng=torch.Generator().manual_seed(0),
-            group_keys=group_keys, group=4,
-        )  # fmt: skip
-        return [
-            labels[sampler(step).idx].view(-1, 4) for step in range(2 * sampler.steps_per_epoch)
-        ]
-
-    grouped, plain = batches(labels), batches(None)
-    assert all((runs == runs[:, :1]).all() for runs in grouped)
-    assert not all((runs == runs[:, :1]).all() for runs in plain)  # the plain order mixes them
-    assert not torch.equal(grouped[0], grouped[4])  # a new order each epoch
-
-
-def test_caption_meaning_keys_match_class_and_stated_attributes_not_wording():
-    labels = torch.tensor([0, 0, 0, 1, 1])
-    stated = torch.tensor([[0, -1, -1], [0, -1, -1], [-1, -1, -1], [0, -1, -1]])
-    caption_index = torch.tensor([0, 1, 2, 0, 3])  # texts 0, 1: two wordings of "a dark …"
-    keys = caption_meaning_keys(labels, caption_index, stated)
-    assert keys[0] == keys[1]  # class 0, "dark", either wording
-    assert keys[2] != keys[0]  # class 0, nothing stated
-    assert keys[3] == keys[4] != keys[0]  # class 1, "dark": another class, another key
-    assert sorted(keys.unique().tolist()) == [0, 1, 2]  # dense: grouped_order loops over them
-
-
-def test_caption_groups_give_d_runs_of_one_request(attributed, monkeypatch):
-    images, labels, conditioning = attributed
-    params = with_(caption_groups=True, model__minibatch_std=True, epochs=1)
-    keys = caption_meaning_keys(
-        labels, conditioning["caption_index"], conditioning["text_attributes"]
-    )
-    seen = []
-    original = BatchSampler.__call__
-
-    def spy(self, step):
-        batch = original(self, step)
-        seen.append(keys[batch.idx].view(-1, 4))
-        return batch
-
-    monkeypatch.setattr(BatchSampler, "__call__", spy)
-    train_conditional_gan(images, labels, conditioning, params)
-    monkeypatch.undo()
-    runs = torch.cat(seen)  # (16, 4): one epoch, every item once
-    whole_runs = int((torch.bincount(keys) // 4).sum())  # they come first, the leftovers last
-    assert whole_runs >= 4 and (runs[:whole_runs] == runs[:whole_runs, :1]).all()
-    with pytest.raises(ValidationError, match="pick one"):
-        with_(caption_groups=True, class_groups=True)
-
-
-def test_class_groups_train_and_resume_exactly(data, tmp_path, monkeypatch):
-    params = with_(class_groups=True, model__minibatch_std=True, checkpoint_dir=str(tmp_path))
-    g_full, *_ = train_conditional_gan(*data, with_(class_groups=True, model__minibatch_std=True))
-
-    class Killed(BaseException):
-        pass
-
-    def die_at_step_6(step, **losses):  # mid-epoch 2: resumes from the order of epoch 2
-        if step == 6:
-            raise Killed
-
-    monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_6)
-    with pytest.raises(Killed):
-        train_conditional_gan(*data, params)
-    monkeypatch.undo()
-    g_resumed, *_ = train_conditional_gan(*data, params)
-    for a, b in zip(g_full.state_dict().values(), g_resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b)

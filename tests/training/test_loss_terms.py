@@ -8,12 +8,12 @@ from fashiongan.training.sampling import Batch
 SIZES = (3, 2)  # a class head and one attribute head, to check the terms by hand
 
 
-def aux_heads(twin: bool) -> AuxiliaryHeads:
+def aux_heads() -> AuxiliaryHeads:
     labels = torch.tensor([0, 1, 2, 0])
     caption_index = torch.tensor([0, 1, 1, 0])
     stated = torch.tensor([[1], [-1]])  # caption 0 asks for value 1, caption 1 states nothing
     item = torch.tensor([[0], [1], [0], [1]])  # each item's true value
-    return AuxiliaryHeads(2.0, labels, caption_index, stated, item, twin=twin)
+    return AuxiliaryHeads(2.0, labels, caption_index, stated, item)
 
 
 def one_pass(n_heads: int, rows: int) -> Pass:
@@ -37,29 +37,14 @@ ASKED = [torch.tensor([0, 1]), torch.tensor([1, 1])]
 
 def test_the_heads_name_real_items_and_fakes_as_asked():
     step = one_pass(2, rows=4)  # D's pass: [real | fake]
-    loss, metrics = aux_heads(twin=False).on_real(step)
+    loss, metrics = aux_heads().on_real(step)
     truth = [torch.tensor([0, 1]), torch.tensor([0, 1])]  # the real items' class and value
     real = sum(F.cross_entropy(step.heads[i][:2], truth[i]) for i in range(2))
     assert torch.allclose(loss, 2.0 * real) and set(metrics) == {"d_aux_loss"}
     fake_step = one_pass(2, rows=2)  # G's pass: the fakes
-    loss, _ = aux_heads(twin=False).on_fake(fake_step)
+    loss, _ = aux_heads().on_fake(fake_step)
     named = sum(F.cross_entropy(fake_step.heads[i], ASKED[i]) for i in range(2))
     assert torch.allclose(loss, 2.0 * named)
-
-
-def test_twin_heads_learn_the_fakes_and_g_is_paid_to_fool_them():
-    term = aux_heads(twin=True)
-    step = one_pass(4, rows=4)  # [class, attribute, twin class, twin attribute] over [real | fake]
-    loss, metrics = term.on_real(step)
-    twin = sum(F.cross_entropy(step.heads[2 + i][2:], ASKED[i]) for i in range(2))
-    assert torch.allclose(metrics["d_twin_loss"], twin)
-    assert torch.allclose(loss, 2.0 * (metrics["d_aux_loss"] + twin))
-    fake_step = one_pass(4, rows=2)
-    loss, metrics = term.on_fake(fake_step)
-    named = sum(F.cross_entropy(fake_step.heads[i], ASKED[i]) for i in range(2))
-    fooled = sum(F.cross_entropy(fake_step.heads[2 + i], ASKED[i]) for i in range(2))
-    assert torch.allclose(metrics["g_twin_loss"], fooled)
-    assert torch.allclose(loss, 2.0 * (named - fooled))
 
 
 class _Coded(torch.nn.Module):

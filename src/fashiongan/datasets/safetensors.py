@@ -162,7 +162,11 @@ def load_module(path: Path) -> torch.nn.Module:
     module_name, _, class_name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     config_cls = cls.config_class
-    config = _beside(config_cls(**_tuples(json.loads(metadata["config"]))), path.parent)
+    build = getattr(config_cls, "from_saved", None) or (lambda values: config_cls(**values))
+    try:
+        config = _beside(build(_tuples(json.loads(metadata["config"]))), path.parent)
+    except (TypeError, ValueError) as err:  # a config this code cannot build
+        raise DatasetError(f"{path}: {err}") from err
     module = cls(config)
     module.load_state_dict(state)
     return module.eval()

@@ -11,13 +11,15 @@ Fashion-MNIST (2 stages of ×2), 64×64×3 for FashionIQ (3–4 stages).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 #: How a config names the text encoder saved beside the model file (``models/<name>/``).
 BESIDE_MODEL_TEXT_ENCODER = "./text_encoder"
+#: Options that left the code, with the value that meant off: model files of that value load.
+RETIRED_OPTIONS: dict[str, Any] = {"aux_twin": False}
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,6 @@ class ConditionalGANConfig:
     # Auxiliary classifier heads of D (AC-GAN): one per property, its number of values, e.g.
     # (10, 3, 3, 2) for class, tone, fit, pattern; () = none.
     aux_classes: tuple[int, ...] = ()
-    # A twin set of those heads that learns what the *generated* items are (TAC-GAN, Gong et al.
-    # 2019): G is paid for fakes the first heads name as asked and the twin cannot, which takes
-    # back the diversity plain AC-GAN heads cost.
-    aux_twin: bool = False
     # Which BERT produced the text features, for inference: "bundled", a Hugging Face name or
     # folder, or "./text_encoder", the encoder trained with this model and saved beside its file.
     text_encoder: str = "bundled"
@@ -65,8 +63,19 @@ class ConditionalGANConfig:
                 f"text_code_dim {self.text_code_dim} is drawn from the noise: at most noise_dim"
                 f" ({self.noise_dim})"
             )
-        if self.aux_twin and not self.aux_classes:
-            raise ValueError("aux_twin needs auxiliary heads (aux_classes) to twin")
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> ConditionalGANConfig:
+        """The config a model file's metadata names, also from files written before an option
+        left the code: a retired option that was off is dropped, one that was on is refused."""
+        values = dict(values)
+        for name, off in RETIRED_OPTIONS.items():
+            if name in values and values.pop(name) != off:
+                raise ValueError(
+                    f"this model was trained with {name}, an option no longer in the code "
+                    "(docs/quality.md has its figures): train it again"
+                )
+        return cls(**values)
 
     @property
     def bottom_size(self) -> int:
@@ -83,7 +92,7 @@ def _down(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-#: Images per minibatch-spread group in D (ProGAN's 4); the trainer's class groups match it.
+#: Images per minibatch-spread group in D (ProGAN's 4).
 MINIBATCH_GROUP = 4
 
 
@@ -181,8 +190,7 @@ class ConditionalDiscriminator(nn.Module):
     """D(image, text) → logit (no sigmoid: BCE uses logits, WGAN-GP and hinge use raw scores).
 
     With ``aux_classes``, D also names what it sees (class, tone, fit, pattern) from the image
-    alone: ``forward(..., aux=True)`` returns ``(logit, [logits per property])``; with
-    ``aux_twin`` that list continues with the twin heads' logits, in the same order.
+    alone: ``forward(..., aux=True)`` returns ``(logit, [logits per property])``.
     """
 
     config_class = ConditionalGANConfig
@@ -203,7 +211,6 @@ class ConditionalDiscriminator(nn.Module):
         self.out = norm(nn.Linear(c.embed_dim, 1))
         self.text_proj = norm(nn.Linear(c.text_dim, c.embed_dim))
         self.aux = nn.Linear(c.embed_dim, sum(c.aux_classes)) if c.aux_classes else None
-        self.twin = nn.Linear(c.embed_dim, sum(c.aux_classes)) if c.aux_twin else None
 
     def forward(
         self, image: torch.Tensor, text: torch.Tensor, aux: bool = False
@@ -228,10 +235,7 @@ class ConditionalDiscriminator(nn.Module):
         if self.aux is None:
             raise ValueError("this discriminator has no auxiliary heads (aux_classes is empty)")
         sizes = list(self.config.aux_classes)
-        heads = [*self.aux(h).split(sizes, dim=1)]  # (B, K_i) each
-        if self.twin is not None:
-            heads += self.twin(h).split(sizes, dim=1)
-        return score, heads
+        return score, [*self.aux(h).split(sizes, dim=1)]  # (B, K_i) each
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ A step reads like pytorch/examples' DCGAN: draw a batch (:mod:`~fashiongan.train
 read the caption features (:mod:`~fashiongan.training.text_features`: cached, or BERT's tuned
 top layers), ``n_critic`` D steps, an E step, a G step. The optional terms (gradient penalty,
 auxiliary heads, mode seeking) are composed from the config
-(:mod:`~fashiongan.training.loss_terms`); attribute-level wrong captions are the sampler's.
+(:mod:`~fashiongan.training.loss_terms`).
 The discriminator's view of the caption is held fixed in the generator's step, so G cannot win
 by rewriting the caption.
 """
@@ -30,7 +30,6 @@ from torch import nn
 from fashiongan.compute import thread_hooks, torch_threads
 from fashiongan.config import ConditionalTraining
 from fashiongan.models.conditional_gan import (
-    MINIBATCH_GROUP,
     ConditionalDiscriminator,
     ConditionalGANConfig,
     ConditionalGenerator,
@@ -45,14 +44,7 @@ from fashiongan.training.loop import fit, run_all
 from fashiongan.training.loss_terms import AuxiliaryHeads, Pass, Term, Texts, compose_terms
 from fashiongan.training.losses import discriminator_loss, generator_loss, triplet_loss
 from fashiongan.training.runtime import pick_device, seed_everything
-from fashiongan.training.sampling import (
-    Batch,
-    BatchSampler,
-    ContradictingCaptions,
-    WrongCaptions,
-    caption_meaning_keys,
-    other_items_captions,
-)
+from fashiongan.training.sampling import Batch, BatchSampler
 from fashiongan.training.text_features import TextFeatures, text_features
 from fashiongan.training.tracking import log_figure
 
@@ -65,7 +57,7 @@ _NOT_SHAPING = {
 #: The history's columns, in the order the logs and loss curves have always shown them.
 COLUMNS = (
     "d_aux_loss", "g_aux_loss", "d_loss", "g_loss", "g_adv_loss", "g_triplet_loss", "e_loss",
-    "g_diversity_loss", "d_twin_loss", "g_twin_loss", "g_text_kl_loss",
+    "g_diversity_loss", "g_text_kl_loss",
 )  # fmt: skip
 #: (images (n, C, H, W), captions (n, D)) → (scores (n,), auxiliary logits or []).
 Critic = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]
@@ -80,9 +72,9 @@ def fingerprint(
 
     ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
     pipeline used to add them to the parameter dict: checkpoints written then still resume.
-    The generator's average, the text head's rate, D's minibatch spread, the class or caption
-    groups, the twin heads and the text code shape the run only when they are on, so runs
-    without them keep the fingerprint they had before those existed.
+    The generator's average, the text head's rate, D's minibatch spread and the text code shape
+    the run only when they are on, so runs without them keep the fingerprint they had before
+    those existed.
     """
     extra = dict(fingerprint_extra or {})
     model = params.model.model_dump(mode="json")
@@ -93,9 +85,6 @@ def fingerprint(
     head = extra.get("text_encoder", {}).get("head", "none")
     ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
     ignore |= set() if head != "none" else {"text_head_lr"}
-    ignore |= set() if params.class_groups else {"class_groups"}
-    ignore |= set() if params.caption_groups else {"caption_groups"}
-    ignore |= set() if params.aux_twin else {"aux_twin"}
     ignore |= set() if params.model.text_code_dim else {"text_kl_weight"}
     return params_fingerprint(params, ignore, **extra)
 
@@ -226,41 +215,19 @@ class ConditionalStep:
 def _attributes(
     conditioning: dict[str, torch.Tensor], params: ConditionalTraining, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(U, 3) stated and (N, 3) true tone / fit / pattern, when a term or the grouping needs them."""
-    wanted = {
-        "attribute_mismatch": params.attribute_mismatch > 0,
-        "aux_weight": params.aux_weight > 0,
-        "caption_groups": params.caption_groups,
-    }
-    users = [name for name, on in wanted.items() if on]
-    if not users:
+    """(U, 3) stated and (N, 3) true tone / fit / pattern, when the AC-GAN term needs them."""
+    if params.aux_weight == 0:
         return None
     missing = {"text_attributes", "item_attributes"} - set(conditioning)
     if missing:
-        verb, them = ("need", "them") if len(users) > 1 else ("needs", "it")
         raise ValueError(
-            f"conditional.training.{' and '.join(users)} {verb} {sorted(missing)} in the "
-            f"conditioning (rerun encode_conditioning), or turn {them} off"
+            f"conditional.training.aux_weight needs {sorted(missing)} in the conditioning "
+            "(rerun encode_conditioning), or set it to 0"
         )
     return (
         conditioning["text_attributes"].long().to(device),
         conditioning["item_attributes"].long().to(device),
     )
-
-
-def _group_keys(
-    params: ConditionalTraining,
-    labels: torch.Tensor,
-    caption_index: torch.Tensor,
-    attributes: tuple[torch.Tensor, torch.Tensor] | None,
-) -> torch.Tensor | None:
-    """(N,) what each run of D's minibatch-spread group shares: a class (``class_groups``),
-    a caption's meaning (``caption_groups``), or None (a plain shuffle)."""
-    if params.class_groups:
-        return labels
-    if not params.caption_groups or attributes is None:
-        return None
-    return caption_meaning_keys(labels, caption_index, attributes[0])
 
 
 def build_models(
@@ -281,7 +248,6 @@ def build_models(
         channels=images.shape[1],
         text_dim=text_dim,
         aux_classes=aux_classes,
-        aux_twin=params.aux_twin,
     )
     embedding = EmbeddingConfig(
         image_size=config.image_size, channels=config.channels, **params.embedding.model_dump()
@@ -341,24 +307,16 @@ def _compose_step(
     attributes: tuple[torch.Tensor, torch.Tensor] | None,
     rng: torch.Generator,
 ) -> ConditionalStep:
-    """Wire one step from the config: DDP, the wrong captions, the sampler, the optional terms."""
+    """Wire one step from the config: DDP, the sampler, the optional terms."""
     device = images.device
     g, d, e = (distributed.wrap_ddp(m, device) for m in models)
     caption_index = conditioning["caption_index"].to(device)
-    wrong: WrongCaptions = other_items_captions
-    if params.attribute_mismatch > 0:  # a share of D's wrong captions: same class, wrong words
-        wrong = ContradictingCaptions(
-            params.attribute_mismatch, labels, caption_index, *attributes, rng
-        )
     aux = None
     if params.aux_weight > 0:
-        aux = AuxiliaryHeads(
-            params.aux_weight, labels, caption_index, *attributes, twin=params.aux_twin
-        )
+        aux = AuxiliaryHeads(params.aux_weight, labels, caption_index, *attributes)
     sampler = BatchSampler(
         images, labels, conditioning, batch_size=params.batch_size, seed=params.seed,
-        image_drop=params.image_drop, wrong_captions=wrong, rng=rng,
-        group_keys=_group_keys(params, labels, caption_index, attributes), group=MINIBATCH_GROUP,
+        image_drop=params.image_drop, rng=rng,
     )  # fmt: skip
     noise_dim = models[0].config.noise_dim
     d_terms, g_terms = compose_terms(params, (g, d), aux, noise_dim, rng)
@@ -444,7 +402,7 @@ def train_conditional_gan(
         images: (N, C, H, W) in [-1, 1]; labels: (N,) int64 class ids.
         conditioning: ``text_embeddings`` (U, D) and, per item, ``caption_index``,
             ``reference_index``, ``modification_index`` (N,); ``sample_text`` (R, D) for grids.
-            With ``attribute_mismatch`` or ``aux_weight`` > 0 also ``text_attributes`` (U, 3),
+            With ``aux_weight`` > 0 also ``text_attributes`` (U, 3),
             the tone / fit / pattern each text states (-1 = not stated), and
             ``item_attributes`` (N, 3). With a tuned encoder also ``text_hidden`` (U, T, H),
             ``text_mask`` (U, T), ``text_hidden_top_layers`` and ``sample_index`` (R,).

@@ -58,13 +58,7 @@ class GradientPenalty:
 
 class AuxiliaryHeads:
     """AC-GAN: D names what real items are (class, tone, fit, pattern) and G's fakes must be
-    named as what the query asked for, so the attribute words steer the images.
-
-    With ``twin`` (TAC-GAN, Gong et al. 2019) a second set of heads learns to name the fakes as
-    asked, and G is also paid for fooling it. Plain AC-GAN heads reward the most recognisable
-    item of each request; the twin's term cancels that reward (it is the conditional entropy of
-    the fakes), so G is left to match the real items' spread within each request.
-    """
+    named as what the query asked for, so the attribute words steer the images."""
 
     def __init__(
         self,
@@ -73,11 +67,9 @@ class AuxiliaryHeads:
         caption_index: torch.Tensor,
         text_attributes: torch.Tensor,
         item_attributes: torch.Tensor,
-        twin: bool = False,
     ) -> None:
         self.weight, self.labels, self.caption_index = weight, labels, caption_index
         self.text_attributes, self.item_attributes = text_attributes, item_attributes
-        self.twin = twin
 
     def asked(self, batch: Batch) -> torch.Tensor:
         """(b, 4) what each fake was asked to be: a composed query fixes every attribute, a
@@ -87,36 +79,17 @@ class AuxiliaryHeads:
         attributes = torch.where(batch.has_image[:, None], self.item_attributes[idx], stated)
         return torch.cat([self.labels[idx, None], attributes], 1)
 
-    def split(self, heads: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """D's heads as (the AC-GAN heads, the twin heads or [])."""
-        n = len(heads) // 2 if self.twin else len(heads)
-        return heads[:n], heads[n:]
-
     def on_real(self, step: Pass) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """D's term: the heads over [real | fake] (2b,), scored on the real half; the twin
-        heads on the fake half."""
+        """D's term: the heads over [real | fake] (2b,), scored on the real half."""
         idx = step.batch.idx
-        heads, twin = self.split(step.heads)
         truth = torch.cat([self.labels[idx, None], self.item_attributes[idx]], 1)  # (b, 4)
-        loss = auxiliary_loss([h[: len(idx)] for h in heads], truth)
-        metrics = {"d_aux_loss": loss}
-        if twin:
-            twin_loss = auxiliary_loss([h[len(idx) :] for h in twin], self.asked(step.batch))
-            loss = loss + twin_loss
-            metrics["d_twin_loss"] = twin_loss
-        return self.weight * loss, metrics
+        loss = auxiliary_loss([h[: len(idx)] for h in step.heads], truth)
+        return self.weight * loss, {"d_aux_loss": loss}
 
     def on_fake(self, step: Pass) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """G's term: named as asked by the AC-GAN heads, and not by the twin heads."""
-        heads, twin = self.split(step.heads)
-        asked = self.asked(step.batch)
-        loss = auxiliary_loss(heads, asked)
-        metrics = {"g_aux_loss": loss}
-        if twin:
-            twin_loss = auxiliary_loss(twin, asked)
-            loss = loss - twin_loss
-            metrics["g_twin_loss"] = twin_loss
-        return self.weight * loss, metrics
+        """G's term: the fakes named as asked by the heads."""
+        loss = auxiliary_loss(step.heads, self.asked(step.batch))
+        return self.weight * loss, {"g_aux_loss": loss}
 
 
 class ModeSeeking:

@@ -125,7 +125,7 @@ def encode_conditioning(
         ``modification_index`` (N,), plus ``sample_text`` (R, D) and ``sample_index`` (R,) for
         the per-epoch grids. When the captions carry the grammar's tone / fit / pattern columns,
         also ``text_attributes`` (U, 3), what each text states (-1: not stated), and the items'
-        own ``item_attributes`` (N, 3), for ``aux_weight`` and ``attribute_mismatch``. With
+        own ``item_attributes`` (N, 3), for ``aux_weight``. With
         ``trainable_top_layers`` k > 0 or a text ``head``, also ``text_hidden`` (U, T, H) and
         ``text_mask`` (U, T): each text as the frozen layers leave it, so training runs only the
         top k layers and the head (``text_hidden_top_layers`` records k). FashionIQ's training
