@@ -34,7 +34,6 @@ import argparse
 import os
 import random
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -42,25 +41,21 @@ import torch
 from _common import save
 from fashiongan.attributes import assign
 from fashiongan.pixels import from_uint8
-from fashiongan.search.service import SearchService, load_service
+from fashiongan.search.loading import load_service
+from fashiongan.search.service import SearchService
 from fashiongan.text.captions import ATTRIBUTES, caption, modification_text
 
 KEYS = ("label", *ATTRIBUTES)
 METHODS = ("gan_pick", "gan_last", "gan_pick_composed", "text_only", "full_caption")
 
 
-class RecordingService(SearchService):
-    """The service, unchanged, that also keeps the last full score vector (for the target's
-    rank). When the service lets the index rank (plain cosine: no text, no boost), that
-    cosine is recorded here, but the index still answers, as in the app."""
-
-    last_scores: torch.Tensor | None = None
-
-    def scores(self, query, text, label, exclude_row):
-        sims = super().scores(query, text, label, exclude_row)
-        plain = sims is None
-        self.last_scores = (torch.from_numpy(query) @ self.catalog_vectors.T)[0] if plain else sims
-        return sims
+def all_scores(service: SearchService, result) -> torch.Tensor:
+    """(N,) every item's score for the turn: the service's own when it scored every item (the
+    fused ranking), else the drawing's plain cosine, which the index ranked by."""
+    if result.scores is not None:
+        return result.scores
+    query = torch.from_numpy(service.path.embed(result.images))
+    return (query @ service.ranker.catalog_vectors.T)[0]
 
 
 def catalog_keys(service: SearchService) -> np.ndarray:
@@ -115,8 +110,7 @@ def run_dialog(service, judge, method, target, opening, turns, rng) -> dict[str,
             continue
         if turn:
             texts.append(judge.difference(top, target, rng))
-        rows, conversation, latency = ask(service, method, texts, conversation, top)
-        scores = service.last_scores
+        rows, scores, conversation, latency = ask(service, method, texts, conversation, top)
         top = rows[0]
         out["success"].append(judge.success_at(rows, target))
         out["percentile"].append(judge.percentile(scores, target))
@@ -127,17 +121,16 @@ def run_dialog(service, judge, method, target, opening, turns, rng) -> dict[str,
 
 
 def ask(service, method, texts, conversation, top):
-    """The method's top-10 rows for the dialog so far, the conversation id and the service's
-    wall-clock latency in ms (None for (b), which has no service turn).
+    """The method's top-10 rows for the dialog so far, every item's score, the conversation id
+    and the service's wall-clock latency in ms (None for (b), which has no service turn).
 
     The system sees only the shopper's texts and, for ``gan_pick``, the id of the item it
     showed on top itself ("use this as reference"); never the target.
     """
     if method == "text_only":
         joined = ", ".join(texts)
-        sims = service.encoder.encode([joined]) @ service.titles_vectors().T
-        service.last_scores = sims[0]
-        return sims[0].topk(10).indices.tolist(), None, None
+        sims = service.encoder.encode([joined]) @ service.ranker.title_vectors.T
+        return sims[0].topk(10).indices.tolist(), sims[0], None, None
     pick = None
     if method.startswith("gan_pick") and len(texts) > 1:
         pick = str(service.catalog.table.at[top, "id"])
@@ -145,7 +138,7 @@ def ask(service, method, texts, conversation, top):
     result = service.converse(conversation, texts[-1], pick=pick)
     latency = (time.perf_counter() - started) * 1000.0
     rows = [hit["row"] for hit in result.hits]
-    return rows, result.conversation["id"], latency
+    return rows, all_scores(service, result), result.conversation["id"], latency
 
 
 def one_shot(service, judge, keys, target, rng, turns) -> dict[str, list]:
@@ -157,7 +150,7 @@ def one_shot(service, judge, keys, target, rng, turns) -> dict[str, list]:
     rows = [hit["row"] for hit in result.hits]
     values = {
         "success": judge.success_at(rows, target),
-        "percentile": judge.percentile(service.last_scores, target),
+        "percentile": judge.percentile(all_scores(service, result), target),
         "done": judge.matches(rows[0], target),
     }
     return {key: [value] * turns for key, value in values.items()} | {"latency_ms": [latency]}
@@ -166,12 +159,12 @@ def one_shot(service, judge, keys, target, rng, turns) -> dict[str, list]:
 def cold_latency(service, keys, targets, seed: int, n: int = 200) -> dict[str, object]:
     """Per-turn service latency with the text-vector cache emptied before every turn (each
     caption encoded afresh): the opening, then "darker" on the picked top result."""
+    service = service.with_query(text_cache_size=1)  # a turn's caption: drawn, then ranked
     totals, stages = [], {}
     for shopper, target in enumerate(targets[:n]):
         opening = first_turn(keys, target, random.Random(f"{seed}-{shopper}-opening"))
         conversation, top = None, None
         for text in (opening, "darker"):
-            service._text_cache.clear()
             started = time.perf_counter()
             result = service.converse(conversation, text, pick=top)
             totals.append((time.perf_counter() - started) * 1000.0)
@@ -239,31 +232,29 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     service, _ = load_service("conf")
-    service.__class__ = RecordingService  # the same object and code path, scores recorded
     if args.modify_generates:
-        service.settings = replace(service.settings, modify_generates=args.modify_generates)
+        service = service.with_query(modify_generates=args.modify_generates)
     if service.attribute_thresholds is None:
         raise SystemExit("no attribute thresholds (fashion_mnist_attributes): run data_processing")
     keys = catalog_keys(service)
     judge = Judge(keys)
     targets = random.Random(f"{args.seed}-targets").sample(range(len(keys)), args.shoppers)
     service.converse(None, "a coat")  # warm-up (encoder, title vectors)
-    results, started, settings = {}, time.perf_counter(), service.settings
+    results, started, settings = {}, time.perf_counter(), service.query
+    composed_service = service.with_query(modify_generates="composed")
     for method in args.methods.split(","):
-        composed = method.endswith("_composed")
-        service.settings = replace(settings, modify_generates="composed") if composed else settings
+        runner = composed_service if method.endswith("_composed") else service
         dialogs = []
         for shopper, target in enumerate(targets):
             # the shopper's choices come from one stream per shopper, whatever the method
             rng = random.Random(f"{args.seed}-{shopper}-statements")
             if method == "full_caption":
-                dialogs.append(one_shot(service, judge, keys, target, rng, args.turns))
+                dialogs.append(one_shot(runner, judge, keys, target, rng, args.turns))
                 continue
             opening = first_turn(keys, target, random.Random(f"{args.seed}-{shopper}-opening"))
-            dialogs.append(run_dialog(service, judge, method, target, opening, args.turns, rng))
+            dialogs.append(run_dialog(runner, judge, method, target, opening, args.turns, rng))
         results[method] = summarise(dialogs, args.turns)
         print(method, results[method]["per_turn"][-1], flush=True)
-    service.settings = settings
     uncached = cold_latency(service, keys, targets, args.seed)
     print("latency without the text cache", uncached, flush=True)
     payload = {
@@ -273,7 +264,7 @@ def main() -> None:
             "seed": args.seed,
             "catalog_items": len(keys),
             "k": 10,
-            "query": vars(settings),
+            "query": settings.model_dump(),
             "models": service.model_names,
         },
         "results": results,

@@ -26,8 +26,10 @@ import pandas as pd
 import torch
 
 from _common import save
+from fashiongan.search.catalog import Catalog
 from fashiongan.search.index import IndexSettings, describe, search, timed_build
-from fashiongan.search.service import Catalog, SearchService, load_service
+from fashiongan.search.loading import load_service
+from fashiongan.search.service import SearchService
 
 #: Shopper phrases outside the caption grammar (also the load benchmark's queries).
 FREE_FORM = [
@@ -139,22 +141,22 @@ def main() -> None:
     queries = query_set(titles, args.queries, args.seed)
     small = {
         "items": len(service.catalog),
-        "index": describe(service.index),
-        "n_images_per_query": service.settings.n_images,
+        "index": describe(service.ranker.index),
+        "n_images_per_query": service.query.n_images,
         **run_queries(service, queries, args.k),
     }
     print("10k catalog:", small["end_to_end"])
 
-    vectors_q = [service.embed(service.search(t).images) for _, t in queries[:100]]
+    vectors_q = [service.path.embed(service.search(t).images) for _, t in queries[:100]]
     query_vectors = np.concatenate(vectors_q)
     # The real embeddings cluster by class: how much does IVF lose on them?
-    real = service.index.reconstruct_n(0, int(service.index.ntotal))
+    real = service.ranker.catalog_vectors.numpy()
     small["ivf_recall_at_10_vs_exact"] = recall(
-        timed_build(real, IndexSettings(kind="ivf"))[0], service.index, query_vectors, args.k
+        timed_build(real, IndexSettings(kind="ivf"))[0], service.ranker.index, query_vectors, args.k
     )
 
     # --- 1M random unit vectors --------------------------------------------------------------
-    dim = int(service.index.d)
+    dim = int(service.ranker.index.d)
     rng = np.random.default_rng(args.seed)
     vectors = rng.standard_normal((args.million, dim), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -189,11 +191,11 @@ def main() -> None:
         {"id": np.arange(args.million).astype(str), "title": "random", "category": "random"}
     ).assign(label=-1)
     big_service = SearchService(
-        service.generators,
-        service.embedder,
+        service.path.generators,
+        service.path.embedder,
         indexes["ivf"],
         Catalog(table),
-        service.settings,
+        service.query,
         encoder=service.encoder,
     )
     big["ivf"].update(run_queries(big_service, queries, args.k))

@@ -502,13 +502,25 @@ class SearchQuery(Block):
     k: Count
     n_images: Count
     seed: Seed
+    max_k: Count
+    max_images: Count
     max_text_chars: Count
+    max_words: Count
+    text_cache_size: Count
     use_intent_caption: bool
     class_threshold: Probability
     attribute_threshold: Probability
     fuse_text: bool
     class_boost: Weight
+    attribute_boost: Weight
+    exclude_penalty: Weight
     modify_generates: Literal["caption", "composed"]
+
+    @model_validator(mode="after")
+    def _defaults_within_limits(self) -> SearchQuery:
+        if self.k > self.max_k or self.n_images > self.max_images:
+            raise ValueError("k and n_images must not exceed max_k and max_images")
+        return self
 
 
 class SearchAppParams(Block):

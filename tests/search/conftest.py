@@ -140,6 +140,13 @@ def tiny_items(n: int = N_ITEMS) -> tuple[pd.DataFrame, torch.Tensor]:
     return table, pixels
 
 
+def query_settings(**changes):
+    """conf/base's ``search_app.query`` block with ``changes``: what the tests' services read."""
+    from fashiongan.config import load_parameters, overridden
+
+    return overridden(load_parameters()["search_app"].query, **changes)
+
+
 @pytest.fixture(scope="session")
 def model_paths(tmp_path_factory) -> dict[str, Path]:
     return tiny_models(tmp_path_factory.mktemp("models"))
@@ -149,8 +156,9 @@ def model_paths(tmp_path_factory) -> dict[str, Path]:
 def service(model_paths):
     """A SearchService over the tiny catalog with a conditional and an unconditional model."""
     from fashiongan.datasets.safetensors import load_module
+    from fashiongan.search.catalog import Catalog
     from fashiongan.search.index import build_index
-    from fashiongan.search.service import Catalog, SearchService, SearchSettings
+    from fashiongan.search.service import SearchService
 
     table, pixels = tiny_items()
     embedder = load_module(model_paths["embedder"])
@@ -164,15 +172,16 @@ def service(model_paths):
         embedder,
         build_index(vectors),
         Catalog(table, pixels),
-        SearchSettings(k=5, n_images=2),
+        query_settings(k=5, n_images=2, fuse_text=False, class_boost=0.0),
     )
 
 
 @pytest.fixture(scope="session")
 def planted_service():
     """A SearchService over the tiny catalog whose generator draws the asked class."""
+    from fashiongan.search.catalog import Catalog
     from fashiongan.search.index import build_index
-    from fashiongan.search.service import Catalog, SearchService, SearchSettings
+    from fashiongan.search.service import SearchService
 
     table, pixels = tiny_items()
     generator, embedder = planted_models()
@@ -183,7 +192,7 @@ def planted_service():
         embedder,
         build_index(vectors),
         Catalog(table, pixels),
-        SearchSettings(k=5, n_images=2),
+        query_settings(k=5, n_images=2, fuse_text=False, class_boost=0.0),
     )
 
 
@@ -250,8 +259,9 @@ def described_items(n: int = 300) -> tuple[pd.DataFrame, torch.Tensor, dict[str,
 def conversation_service():
     """The planted service over 300 described items, measuring references (k=10)."""
     from fashiongan.generation import text_encoder
+    from fashiongan.search.catalog import Catalog
     from fashiongan.search.index import build_index
-    from fashiongan.search.service import Catalog, SearchService, SearchSettings
+    from fashiongan.search.service import SearchService
     from fashiongan.text.captions import TONE_WORDS
 
     table, pixels, thresholds = described_items()
@@ -269,7 +279,7 @@ def conversation_service():
         {"toned": generator},
         embedder,
         build_index(vectors),
-        Catalog(table, pixels),
-        SearchSettings(k=10, n_images=2, fuse_text=True, class_boost=4.0),  # as conf/base
+        Catalog.measured(table, pixels, thresholds),
+        query_settings(k=10, n_images=2),  # ranks as conf/base
         attribute_thresholds=thresholds,
     )

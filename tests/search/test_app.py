@@ -63,7 +63,7 @@ def serve_app(request, planted: str, trained: bool):
     from fashiongan.search.app import build_app, launch
 
     if trained:
-        from fashiongan.search.service import load_service
+        from fashiongan.search.loading import load_service
 
         service, _ = load_service("conf")
     else:
@@ -103,7 +103,7 @@ def _assistant_says(page, text: str) -> None:
 def test_text_query_shows_keywords_generated_image_and_results(page, tmp_path):
     page.fill("#chat-input textarea", "black running trainers")
     page.press("#chat-input textarea", "Enter")
-    _assistant_says(page, "Detected keywords:")
+    _assistant_says(page, "Read as:")
     expect(page.locator("#keywords")).to_contain_text("trainers → sneaker")
     expect(page.locator("#generated img")).to_have_count(1)
     expect(page.locator("#results img")).to_have_count(10 if SCREENSHOT else 5)

@@ -24,7 +24,7 @@ def test_chat_turn_shows_the_reply_the_drawing_and_the_items(service):
         service, 5, {"text": " black running trainers ", "files": []}, None
     )
     assert history[0] == {"role": "user", "content": "black running trainers"}
-    assert "Detected keywords" in history[1]["content"] and box is None
+    assert "Read as" in history[1]["content"] and box is None
     assert isinstance(generated, Image.Image) and generated.size == (4 * 62, 4 * 32)  # 2 images
     assert previous is None  # nothing before the first turn
     assert len(gallery) == 5 and gallery[0][1].startswith("1. ") and ids[0] in gallery[0][1]

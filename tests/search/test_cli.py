@@ -35,10 +35,14 @@ def test_image_query_and_unconditional_model(search_project, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--text", "   "], "give --text"),
+        (["--text", "   "], "--text: Type what you are looking for"),
+        (["--text", "x" * 100_000], "--text: the text is 100,000 characters long; at most 2,000"),
+        (["--text", "\x01\x02\x1b"], "--text: Type what you are looking for"),
+        (["--text", "👗🔥🔥"], "--text: no words I can read in '👗🔥🔥'"),
+        (["--text", "a bag", "--seed", str(2**70)], "--seed: seed must be a whole number"),
         (["--image", "missing.png"], "missing.png: no such file"),
         (["--text", "a bag", "--model", "gpt"], "unknown model 'gpt'"),
-        (["--text", "a bag", "--k", "0"], "k must be between 1 and 100"),
+        (["--text", "a bag", "--k", "0"], "--k: k must be a whole number between 1 and 100"),
         (["--text", "a bag", "--save-images", "x.jpg"], "must end in .png"),
     ],
 )
@@ -99,9 +103,11 @@ def test_a_bad_session_file_exits_2_with_one_line(search_project, tmp_path, cont
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_modification_with_nothing_to_modify_exits_2(search_project):
+def test_a_first_modification_is_a_new_search_and_an_unknown_item_exits_2(search_project):
     result = _run("--text", "the same but lighter")
-    assert result.exit_code == 2 and "nothing to change yet" in result.stderr
+    assert result.exit_code == 0, result.output
+    turn = json.loads(result.stdout)["conversation"]
+    assert turn["decision"] == "new" and "nothing to change yet, so a new search" in turn["reason"]
     unknown = _run("--reference-id", "item-999", "--text", "darker")
     assert unknown.exit_code == 2 and "no catalog item 'item-999'" in unknown.stderr
 

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from fashiongan.attributes import measure
+from fashiongan.search.contract import SearchInputError
 from fashiongan.search.conversation import (
-    Conversation,
-    ConversationStore,
+    ConversationSession,
     Reference,
+    SessionStore,
     modified_slots,
     plan_turn,
 )
 from fashiongan.search.intent import MODIFY, NEW, RESET, Intent, Message
-from fashiongan.search.service import SearchInputError
 
 
 def _intensity(service, hits) -> float:
@@ -56,8 +56,8 @@ def test_a_new_description_and_start_over_forget_the_reference(conversation_serv
     reset = service.converse(conversation, "start over")
     assert reset.conversation["decision"] == "start over" and reset.hits == []
     assert service.conversations.get(conversation).reference is None
-    with pytest.raises(SearchInputError, match="nothing to change yet"):
-        service.converse(conversation, "wider")
+    wider = service.converse(conversation, "wider")  # nothing to change: wide items, any class
+    assert wider.conversation["decision"] == "new" and wider.conversation["wanted"]["fit"] == 2
     again = service.converse(conversation, "start over, a light coat")
     assert again.generator_text == "a light coat" and again.hits
 
@@ -86,16 +86,16 @@ def test_a_session_round_trips_through_json(conversation_service):
     service = conversation_service
     result = service.converse(None, "a coat", pick="item-004")
     state = service.conversations.get(result.conversation["id"])
-    copy = Conversation.from_dict(json.loads(json.dumps(state.to_dict())))
+    copy = ConversationSession.from_dict(json.loads(json.dumps(state.to_dict())))
     assert copy.id == state.id and copy.turns == state.turns
     assert copy.reference.kind == "generated" and copy.reference.slots == state.reference.slots
     assert torch.allclose(copy.reference.image, state.reference.image, atol=1 / 127)
     with pytest.raises(ValueError, match="not a search session"):
-        Conversation.from_dict({"reference": None})
+        ConversationSession.from_dict({"reference": None})
 
 
 def test_the_store_drops_the_least_recently_used():
-    store = ConversationStore(max_size=2)
+    store = SessionStore(max_size=2)
     first, second = store.new(), store.new()
     assert store.get(first.id) is first  # first is now the most recent
     store.new()
@@ -121,14 +121,16 @@ def test_plan_draws_the_changed_caption_or_the_composed_query():
     reference = Reference("catalog", torch.zeros(1, 1, 28, 28), {"label": 4, "tone": 1,
                           "fit": 1, "pattern": 0}, "item-004", 4, "a coat")  # fmt: skip
     darker = Message(MODIFY, Intent(), {"tone": -1}, "'darker' changes the reference")
-    plan = plan_turn(darker, "darker", reference, "caption")
+    plan = plan_turn(darker, "darker", reference, "caption", True)
     assert plan.generator_text == "a dark regular-fit plain coat" and plan.exclude_row == 4
     assert plan.generator_reference is None and plan.query_text == plan.generator_text
-    composed = plan_turn(darker, "darker", reference, "composed")
+    composed = plan_turn(darker, "darker", reference, "composed", True)
     assert composed.generator_text == "darker" and composed.generator_reference is not None
-    with pytest.raises(ValueError, match="nothing to change yet"):
-        plan_turn(darker, "darker", None, "caption")
-    bare = plan_turn(Message(RESET, Intent(), {}, "start over"), "start over", reference, "caption")
+    nothing = plan_turn(darker, "darker", None, "caption", True)
+    assert nothing.decision == "new" and nothing.slots["tone"] == 0 and nothing.exclude_row is None
+    bare = plan_turn(
+        Message(RESET, Intent(), {}, "start over"), "start over", reference, "caption", True
+    )
     assert bare.generator_text is None
-    new = plan_turn(Message(NEW, Intent(label=8), {}, "a bag"), "a bag", reference, "caption")
+    new = plan_turn(Message(NEW, Intent(label=8), {}, "a bag"), "a bag", reference, "caption", True)
     assert new.generator_text == "a bag" and new.exclude_row is None

@@ -1,13 +1,12 @@
 import io
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from fashiongan.search.service import SearchInputError
+from fashiongan.search.contract import SearchInputError
 from fashiongan.text.captions import CLASS_SYNONYMS
 
 
@@ -49,17 +48,16 @@ def test_relevance_follows_the_drawing_alone_and_the_asked_class_when_fused(plan
     """Image alone (no text fusion, no class boost): a generator drawing the next class moves
     every hit there. Fused with the text and boosted to the detected class (conf/base), the
     asked class wins even over a generator that gets it wrong."""
-    generator = planted_service.generators["planted"]
-    settings = planted_service.settings
+    generator = planted_service.path.generators["planted"]
     generator.shift = 1
     try:
-        planted_service.settings = replace(settings, fuse_text=False, class_boost=0.0)
         image_only = planted_service.search("black running trainers", k=5).hits
-        planted_service.settings = replace(settings, fuse_text=True, class_boost=4.0)
-        fused = planted_service.search("black running trainers", k=5).hits
+        fused = planted_service.with_query(fuse_text=True, class_boost=4.0).search(
+            "black running trainers", k=5
+        )
     finally:
         generator.shift = 0
-        planted_service.settings = settings
+    fused = fused.hits
     assert [hit["label"] for hit in image_only] == [8] * 5
     assert [hit["label"] for hit in fused] == [7] * 5
 
@@ -72,10 +70,17 @@ def test_same_query_same_seed_is_deterministic(service):
     assert not torch.equal(first.images, service.search("a light dress", seed=4).images)
 
 
-def test_unknown_words_go_to_the_generator_as_typed(service):
-    result = service.search("something nice for the weekend")
-    assert result.intent.label is None
-    assert result.generator_text == "something nice for the weekend"
+def test_a_message_with_nothing_readable_says_which_words_and_gives_an_example(service):
+    with pytest.raises(
+        SearchInputError, match="I could not read .*'xqzw'.*e.g. 'a dark ankle boot'"
+    ):
+        service.search("xqzw blorft")
+
+
+@pytest.mark.parametrize("text", ["👗🔥🔥", "\x00\x07 \x1b"])
+def test_text_without_words_is_refused_in_one_line(service, text):
+    with pytest.raises(SearchInputError, match="no words I can read|Type what you are looking"):
+        service.search(text)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t "])
@@ -88,8 +93,9 @@ def test_text_over_the_tokenizer_limit_is_truncated_and_said(service):
     result = service.search("a dark ankle boot " + "with many details " * 60)
     assert result.intent.label == 9
     assert any("tokens long" in notice and "first 64" in notice for notice in result.notices)
-    over = service.search("x" * 5000)
-    assert any("2000 characters" in notice for notice in over.notices)
+    with pytest.raises(SearchInputError, match="5,000 characters long; at most 2,000") as raised:
+        service.search("x" * 5000)
+    assert raised.value.field == "text" and "\n" not in str(raised.value)
 
 
 def test_image_only_query_embeds_the_picture(service):
@@ -107,18 +113,21 @@ def test_a_modification_of_a_picture_draws_the_changed_caption_or_the_composed_q
     assert result.had_image and result.conversation["decision"] == "modify"
     assert result.generator_text.startswith("a dark ") and result.images.shape[0] == 2
     assert result.conversation["wanted"]["tone"] == 0
-    settings = service.settings
-    service.settings = replace(settings, modify_generates="composed")
-    try:
-        composed = service.search("the same but darker", image=_png())
-    finally:
-        service.settings = settings
+    composed = service.with_query(modify_generates="composed").search(
+        "the same but darker", image=_png()
+    )
     assert composed.generator_text == "the same but darker" and composed.images.shape[0] == 2
 
 
-def test_a_modification_without_a_reference_is_never_drawn_as_a_description(service):
-    with pytest.raises(SearchInputError, match="nothing to change yet"):
-        service.search("the same but lighter")
+def test_a_first_message_that_modifies_is_a_new_search_for_what_it_says(service):
+    """No refusal: "the same but lighter" with nothing to change searches light items."""
+    lighter = service.search("the same but lighter")
+    assert lighter.conversation["decision"] == "new" and lighter.hits
+    assert "nothing to change yet, so a new search" in lighter.conversation["reason"]
+    assert (
+        lighter.conversation["wanted"]["tone"] == 2
+        and lighter.conversation["wanted"]["label"] is None
+    )
     assert service.search("as a dress").conversation["wanted"]["label"] == 3  # names a class
 
 
@@ -172,8 +181,10 @@ def test_decompression_bomb_and_huge_image_are_refused(service, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"k": 0}, "k must be between"),
-        ({"n_images": 99}, "n_images must be between"),
+        ({"k": 0}, "k must be a whole number between 1 and 100"),
+        ({"k": "abc"}, "k must be a whole number"),
+        ({"seed": 2**70}, "seed must be a whole number"),
+        ({"n_images": 99}, "n_images must be a whole number between 1 and 16"),
         ({"model": "nope"}, "unknown model 'nope'"),
     ],
 )
@@ -201,9 +212,10 @@ def test_generate_tab_needs_text_for_conditional_models(service):
 
 def test_service_refuses_an_index_of_another_catalog(model_paths):
     from fashiongan.datasets.safetensors import load_module
+    from fashiongan.search.catalog import Catalog
     from fashiongan.search.index import build_index
-    from fashiongan.search.service import Catalog, SearchService
-    from tests.search.conftest import tiny_items
+    from fashiongan.search.service import SearchService
+    from tests.search.conftest import query_settings, tiny_items
 
     table, pixels = tiny_items(10)
     with pytest.raises(ValueError, match="rebuild the index"):
@@ -212,29 +224,29 @@ def test_service_refuses_an_index_of_another_catalog(model_paths):
             load_module(model_paths["embedder"]),
             build_index(np.eye(8, dtype=np.float32)),
             Catalog(table, pixels),
+            query_settings(),
         )
 
 
-def test_settings_come_from_the_typed_search_app_block():
+def test_settings_come_from_the_typed_search_app_block(service):
     from fashiongan.config import load_parameters, overridden
-    from fashiongan.search.service import SearchSettings
 
     query = overridden(load_parameters()["search_app"].query, k=3, class_threshold=0.7)
-    settings = SearchSettings.from_params(query)
-    assert (settings.k, settings.n_images, settings.class_threshold) == (3, 4, 0.7)
-    assert settings.max_k == SearchSettings().max_k  # limits not in the YAML keep theirs
+    assert (query.k, query.n_images, query.class_threshold) == (3, 4, 0.7)
     # the app ranks with the fused query and the class boost; modifications draw the caption
-    assert (settings.fuse_text, settings.class_boost, settings.modify_generates) == (
-        True, 4.0, "caption",
-    )  # fmt: skip
+    assert (query.fuse_text, query.class_boost, query.modify_generates) == (True, 4.0, "caption")
     with pytest.raises(Exception, match="modify_generates"):
         overridden(query, modify_generates="both")
+    with pytest.raises(Exception, match="max_k"):
+        overridden(query, k=query.max_k + 1)
+    other = service.with_query(k=2)
+    assert len(other.search("a coat").hits) == 2 and service.query.k == 5  # fixed per service
 
 
 def test_a_bad_search_app_key_is_one_line_naming_it(tmp_path):
     import shutil
 
-    from fashiongan.search.service import load_settings
+    from fashiongan.search.loading import load_settings
 
     shutil.copytree("conf/base", tmp_path / "conf/base")
     (tmp_path / "conf/local").mkdir()

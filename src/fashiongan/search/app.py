@@ -33,12 +33,8 @@ from PIL import Image  # noqa: E402
 
 from fashiongan.compute import torch_threads  # noqa: E402
 from fashiongan.images import tile, to_picture  # noqa: E402
-from fashiongan.search.service import (  # noqa: E402
-    EXAMPLE_QUERY,
-    SearchInputError,
-    SearchResult,
-    SearchService,
-)
+from fashiongan.search.contract import EXAMPLE_QUERY, SearchInputError  # noqa: E402
+from fashiongan.search.service import SearchResult, SearchService  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +66,11 @@ def describe(result: SearchResult) -> str:
         if turn["decision"] == "modify" and turn["reference"]:
             lines.append(f"Starting from {turn['reference']['description']}.")
     if result.keywords:
-        lines.append("**Detected keywords:** " + ", ".join(f"`{k}`" for k in result.keywords))
+        lines.append("**Read as:** " + ", ".join(f"`{k}`" for k in result.keywords))
     elif result.text and (turn is None or turn["decision"] == "new"):
-        lines.append("**Detected keywords:** none — searching with your words as typed.")
+        lines.append("**Read as:** nothing I know — searching with your words as typed.")
+    if excluded := _excluded(result):
+        lines.append("**Not:** " + ", ".join(f"`{x}`" for x in excluded))
     if result.generator_text and result.images is not None:
         lines.append(f"Generated {len(result.images)} images of *{result.generator_text}*.")
     elif result.images is None and result.hits:
@@ -89,10 +87,19 @@ def describe(result: SearchResult) -> str:
     return "\n\n".join(lines)
 
 
+def _excluded(result: SearchResult) -> list[str]:
+    """The excluded values as the reading names them ("dark", "sneaker")."""
+    intent = None if result.intent is None else result.intent.to_dict()
+    excluded = (intent or {}).get("excluded") or {}
+    return [name for names in excluded.values() for name in names]
+
+
 def status(result: SearchResult) -> str:
     """The panel beside the pictures: keywords, the turn's decision and the wanted item."""
     keywords = ", ".join(f"`{w}`" for w in result.keywords) or "—"
     lines = [f"**Keywords:** {keywords}"]
+    if excluded := _excluded(result):
+        lines.append("**Excluded:** " + ", ".join(f"`{x}`" for x in excluded))
     turn = result.conversation
     if turn is not None:
         lines.append(f"**Turn {turn['turn']}:** {turn['decision']} — {turn['reason']}")
@@ -132,9 +139,7 @@ def answer_chat(
     if upload is not None:
         history.append({"role": "user", "content": {"path": _path(upload)}})
     try:
-        result = service.converse(
-            conversation_id or None, text or None, _path(upload) if upload else None, k=k
-        )
+        result = service.converse(conversation_id, text, _path(upload) if upload else None, k=k)
     except Exception as err:  # one message on screen, and the app keeps serving
         history.append({"role": "assistant", "content": _error(err)})
         return history, None, None, None, [], "", conversation_id, []
@@ -169,7 +174,7 @@ def use_as_reference(
         history.append({"role": "assistant", "content": "⚠️ Click a result first."})
         return history, None, "", conversation_id
     try:
-        result = service.converse(conversation_id or None, pick=item_id)
+        result = service.converse(conversation_id, pick=item_id)
     except Exception as err:
         history.append({"role": "assistant", "content": _error(err)})
         return history, None, "", conversation_id
@@ -190,9 +195,7 @@ def generate_samples(
 ):
     """The Generate tab: a grid of samples and the notices, or no grid and the error."""
     try:
-        images, notices = service.generate(
-            caption, reference, model=model, n_images=int(n), seed=int(seed or 0)
-        )
+        images, notices = service.generate(caption, reference, model=model, n_images=n, seed=seed)
     except Exception as err:
         return None, _error(err)
     return picture(images, ncols=min(8, int(n))), "\n\n".join(f"_{x}_" for x in notices)
@@ -205,7 +208,7 @@ def compare_models(
     outputs: list[Any] = []
     for name in service.model_names:
         try:
-            result = service.search(query or None, reference, model=name, k=k, seed=int(seed))
+            result = service.search(query, reference, model=name, k=k, seed=seed)
         except Exception as err:
             outputs += [_error(err), None, []]
             continue
@@ -215,28 +218,28 @@ def compare_models(
 
 def search_json(
     service: SearchService,
-    text: str,
-    k: int = 10,
-    seed: int = 0,
-    conversation_id: str = "",
-    reference_id: str = "",
+    text: Any,
+    k: Any = None,
+    seed: Any = None,
+    conversation_id: Any = None,
+    reference_id: Any = None,
 ) -> dict:
     """One turn → the JSON the CLI prints, with ``conversation.id`` to send back next turn (an
-    empty id starts a conversation); errors come back as {"error": message}."""
+    empty id starts a conversation); bad input comes back as ``{"error": …, "field": …}`` (the
+    input contract's message), anything else as ``{"error": …, "field": null}`` and a log line."""
     try:
-        result = service.converse(
-            conversation_id or None, text or None, pick=reference_id or None, k=int(k),
-            seed=int(seed),
-        )  # fmt: skip
-        return result.to_dict()
+        return service.converse(conversation_id, text, k=k, seed=seed, pick=reference_id).to_dict()
     except SearchInputError as err:
-        return {"error": str(err)}
+        return err.to_dict()
+    except Exception as err:  # never Gradio's generic exception: the cause goes to the log
+        log.exception("search API request failed")
+        return {"error": f"the search failed on our side ({type(err).__name__})", "field": None}
 
 
 # --- the layout: one builder per tab -------------------------------------------------------------
 def build_app(service: SearchService) -> gr.Blocks:
     """The Gradio Blocks app over ``service`` (its settings give k: ``search_app.query``)."""
-    k = service.settings.k
+    k = service.query.k
     with gr.Blocks(title="FashionGAN search") as demo:
         gr.Markdown(
             "## FashionGAN search\nDescribe an item (or upload a picture): a GAN draws it, and "
@@ -248,8 +251,8 @@ def build_app(service: SearchService) -> gr.Blocks:
 
         def search_api(
             text: str,
-            k: int = 10,
-            seed: int = 0,
+            k: str | int | None = None,
+            seed: str | int | None = None,
             conversation_id: str = "",
             reference_id: str = "",
         ) -> dict:
@@ -439,7 +442,7 @@ def _startup_service(conf_source: str, env: str | None, models: list[str] | None
     from pathlib import Path
 
     from fashiongan.errors import conf_problem, failure_line
-    from fashiongan.search.service import load_service
+    from fashiongan.search.loading import load_service
 
     try:
         if problem := conf_problem(Path(conf_source), env):

@@ -84,21 +84,23 @@ def search(
     print the results as JSON."""
     from fashiongan.compute import torch_threads
     from fashiongan.errors import conf_problem, failure_line
-    from fashiongan.search.service import SearchInputError, load_service
+    from fashiongan.search.contract import SearchInputError, check_request
+    from fashiongan.search.loading import load_service, load_settings
 
+    options = {"k": k, "n_images": n_images, "seed": seed, "pick": reference_id, "model": model}
     try:
         if problem := conf_problem(conf_source, env):
             raise SearchInputError(problem)
-        _check_arguments(text, image, save_images, reference_id)
+        if save_images is not None and save_images.suffix != ".png":
+            raise SearchInputError(f"--save-images must end in .png, got {save_images.name}")
+        app_settings, _ = load_settings(conf_source, env)
+        check_request(app_settings.query, text, image, **options)  # before the slow models load
         conversation = _read_session(session)
         service, settings = load_service(conf_source, env, models=[model] if model else None)
         with torch_threads(settings.threads):
-            result = service.converse(
-                conversation, text, image, pick=reference_id, model=model, k=k,
-                n_images=n_images, seed=seed,
-            )  # fmt: skip
+            result = service.converse(conversation, text, image, **options)
         if session is not None:
-            _write_session(session, service.conversation(result.conversation["id"]))
+            _write_session(session, service.session(result.conversation["id"]))
         if save_images is not None and result.images is not None:
             from fashiongan.plotting import image_grid
 
@@ -106,35 +108,32 @@ def search(
             figure = image_grid(result.images, ncols=min(8, len(result.images)), title=text)
             figure.savefig(save_images, dpi=110)
     except SearchInputError as err:
-        raise SearchUsageError(str(err)) from err
+        raise SearchUsageError(_with_option(err)) from err
     except Exception as err:  # not the user's doing: one line, the frames in a file
         raise click.ClickException(failure_line(err, "fashiongan_error.log")) from None
     click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
 
 
-def _check_arguments(text, image, save_images, reference_id) -> None:
-    """Refuse bad arguments in one line before the (slow) models load."""
-    from fashiongan.search.service import SearchInputError
+#: The CLI option of each request field, so that a message names what the user typed.
+_OPTIONS = {"text": "--text", "image": "--image", "k": "--k", "n_images": "--n-images",
+            "seed": "--seed", "reference_id": "--reference-id", "model": "--model"}  # fmt: skip
 
-    if save_images is not None and save_images.suffix != ".png":
-        raise SearchInputError(f"--save-images must end in .png, got {save_images.name}")
-    if image is not None and not image.is_file():
-        raise SearchInputError(f"{image}: no such file")
-    if not (text and text.strip()) and image is None and not reference_id:
-        raise SearchInputError(
-            "give --text (e.g. --text 'a dark ankle boot') and/or --image PATH or --reference-id"
-        )
+
+def _with_option(err) -> str:
+    """The one-line message, led by the option at fault when there is one."""
+    option = _OPTIONS.get(getattr(err, "field", None) or "")
+    return f"{option}: {err}" if option else str(err)
 
 
 def _read_session(path: Path | None):
     """The conversation in ``path`` (None: no file yet, a new conversation)."""
-    from fashiongan.search.conversation import Conversation
-    from fashiongan.search.service import SearchInputError
+    from fashiongan.search.contract import SearchInputError
+    from fashiongan.search.conversation import ConversationSession
 
     if path is None or not path.exists():
         return None
     try:
-        return Conversation.from_dict(json.loads(path.read_text()))
+        return ConversationSession.from_dict(json.loads(path.read_text()))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         reason = err.msg if isinstance(err, json.JSONDecodeError) else err
         raise SearchInputError(

@@ -1,7 +1,7 @@
 """A shopping conversation: the current reference and what each message does to it.
 
-One :class:`Conversation` per shopper, kept by the service (:class:`ConversationStore`, keyed by
-its id) for the app and the JSON API, or written to a session file by ``fashiongan search
+One :class:`ConversationSession` per shopper, kept by the service (:class:`SessionStore`, keyed
+by its id) for the app and the JSON API, or written to a session file by ``fashiongan search
 --session``. Each turn (:func:`plan_turn`) reads the message (:func:`~fashiongan.search.intent.
 read_message`):
 
@@ -12,8 +12,8 @@ read_message`):
   upload, what :mod:`fashiongan.attributes` measures on it), applies the change and draws the
   updated caption (``search_app.query.modify_generates: caption``) or the reference picture with
   the typed text (``composed``);
-- a modification with no reference is never drawn as a description: it is refused in one line,
-  unless it names a class ("as a dress"), which then starts afresh.
+- a modification with no reference is a new search for what it says ("wider" → wide items);
+- excluded values ("not dark", "anything but black") are never asked for.
 
 The reference after a turn is the turn's first generated image; a gallery pick ("use this as
 reference") or an upload replaces it.
@@ -39,13 +39,9 @@ from fashiongan.search.intent import MODIFY, NEW, RESET, Intent, Message
 
 SLOTS = ("label", "tone", "fit", "pattern")
 _LEVELS = {"tone": 3, "fit": 3, "pattern": 2}
-NOTHING_TO_CHANGE = (
-    "There is nothing to change yet: describe an item first (e.g. 'a dark ankle boot'), or pick "
-    "a result or upload a picture to start from."
-)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reference:
     """What the next modification starts from.
 
@@ -98,24 +94,56 @@ class Reference:
         )
 
 
-@dataclass
-class Conversation:
-    """One shopper's state: the current reference and a summary of each turn."""
+@dataclass(frozen=True)
+class Turn:
+    """What one turn did, as the session keeps it: the reference it leaves and its summary."""
 
-    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    reference: Reference | None = None
-    turns: list[dict[str, Any]] = field(default_factory=list)
+    reference: Reference | None
+    summary: dict[str, Any]
+
+
+class ConversationSession:
+    """One shopper's conversation: it owns the current reference and the turns taken.
+
+    The query path never changes a session: it reads :attr:`reference` and returns a
+    :class:`Turn`, which :meth:`advance` records. A lock per session keeps two turns of the same
+    shopper in order while other shoppers' turns run beside them.
+    """
+
+    def __init__(
+        self,
+        id: str | None = None,
+        reference: Reference | None = None,
+        turns: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.id = id or uuid.uuid4().hex[:12]
+        self._reference = reference
+        self._turns = list(turns or [])
+        self.lock = threading.Lock()
+
+    @property
+    def reference(self) -> Reference | None:
+        return self._reference
+
+    @property
+    def turns(self) -> list[dict[str, Any]]:
+        return list(self._turns)
+
+    def advance(self, turn: Turn) -> None:
+        """Record a turn: its reference becomes the session's."""
+        self._reference = turn.reference
+        self._turns.append({"turn": len(self._turns) + 1, **turn.summary})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, the reference picture as a base64 PNG (the session file's content)."""
         return {
             "conversation_id": self.id,
-            "reference": None if self.reference is None else self.reference.to_dict(True),
+            "reference": None if self._reference is None else self._reference.to_dict(True),
             "turns": self.turns,
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+    def from_dict(cls, data: dict[str, Any]) -> ConversationSession:
         """Read a session file's content back; a malformed one is a ValueError."""
         try:
             reference = data.get("reference")
@@ -130,32 +158,32 @@ class Conversation:
             ) from None
 
 
-class ConversationStore:
-    """Conversations by id, the least recently used dropped beyond ``max_size`` (thread-safe)."""
+class SessionStore:
+    """Sessions by id, the least recently used dropped beyond ``max_size`` (thread-safe)."""
 
-    def __init__(self, max_size: int = 1000) -> None:
+    def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._items: OrderedDict[str, Conversation] = OrderedDict()
+        self._items: OrderedDict[str, ConversationSession] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def new(self) -> Conversation:
-        return self.put(Conversation())
+    def new(self) -> ConversationSession:
+        return self.put(ConversationSession())
 
-    def put(self, conversation: Conversation) -> Conversation:
+    def put(self, session: ConversationSession) -> ConversationSession:
         with self._lock:
-            self._items[conversation.id] = conversation
-            self._items.move_to_end(conversation.id)
+            self._items[session.id] = session
+            self._items.move_to_end(session.id)
             while len(self._items) > self.max_size:
                 self._items.popitem(last=False)
-        return conversation
+        return session
 
-    def get(self, conversation_id: str | None) -> Conversation | None:
-        """The conversation, or None for an unknown (or expired) id."""
+    def get(self, session_id: str | None) -> ConversationSession | None:
+        """The session, or None for an unknown (or expired) id."""
         with self._lock:
-            found = self._items.get(str(conversation_id)) if conversation_id else None
+            found = self._items.get(str(session_id)) if session_id else None
             if found is not None:
                 self._items.move_to_end(found.id)
             return found
@@ -168,6 +196,7 @@ class TurnPlan:
     Attributes:
         decision: ``new``, ``modify`` or ``start over``; ``reason`` says why, to the shopper.
         slots: the wanted item after this turn (class, tone, fit, pattern; None = any).
+        excluded: values the shopper does not want, per slot (``{"tone": {0}}`` for "not dark").
         generator_text: what the generator draws (None: nothing to draw, e.g. a bare "start over").
         generator_reference: the reference picture sent with it (composed generation), or None.
         query_text: the text half of the fused ranking (the wanted item's caption).
@@ -181,6 +210,7 @@ class TurnPlan:
     generator_reference: torch.Tensor | None
     query_text: str | None
     exclude_row: int | None = None
+    excluded: dict[str, frozenset[int]] = field(default_factory=dict)
 
     @property
     def caption(self) -> str | None:
@@ -192,29 +222,39 @@ def caption_of(slots: dict[str, int | None]) -> str | None:
     return Intent(slots["label"], slots["tone"], slots["fit"], slots["pattern"]).caption()
 
 
+def excluded_slots(intent: Intent) -> dict[str, frozenset[int]]:
+    """The intent's excluded values keyed by conversation slot (``class`` → ``label``)."""
+    excluded = getattr(intent, "excluded", None) or {}
+    return {
+        ("label" if slot == "class" else slot): frozenset(values)
+        for slot, values in excluded.items()
+        if values
+    }
+
+
 def plan_turn(
     message: Message,
     text: str,
     reference: Reference | None,
     modify_generates: str,
-    use_intent_caption: bool = True,
+    use_intent_caption: bool,
 ) -> TurnPlan:
     """The plan for one text message given the current reference (see the module docstring).
 
-    Raises:
-        ValueError: a modification with no reference and no class (:data:`NOTHING_TO_CHANGE`).
+    A modification with nothing to modify ("wider" as a first message) is a new search for what
+    it says: its relative steps land at the end of their scale ("wider" → wide, any item).
     """
-    intent = message.intent
-    named = {slot: getattr(intent, slot) for slot in SLOTS}
+    excluded = excluded_slots(message.intent)
+    named = {slot: getattr(message.intent, slot) for slot in SLOTS}
     if message.kind == MODIFY and reference is None:
-        if intent.label is None:
-            raise ValueError(NOTHING_TO_CHANGE)
-        message = Message(NEW, intent, {}, message.reason + ": read as a new description")
+        slots = modified_slots(dict.fromkeys(SLOTS), named, message.steps)
+        return _new_plan(NEW, message.reason + ": nothing to change yet, so a new search",
+                         slots, excluded, text, use_intent_caption)  # fmt: skip
     if message.kind in (NEW, RESET):
-        caption = intent.caption() if use_intent_caption else None
-        drawn = caption or (text if message.kind == NEW or message.changes_something else None)
-        return TurnPlan(message.kind, message.reason, named, drawn, None, caption or drawn)
-    slots = modified_slots(reference.slots, named, message.steps)
+        return _new_plan(message.kind, message.reason, named, excluded,
+                         text if message.kind == NEW or message.changes_something else None,
+                         use_intent_caption)  # fmt: skip
+    slots = _without_excluded(modified_slots(reference.slots, named, message.steps), excluded)
     caption = caption_of(slots)
     composed = modify_generates == "composed" or caption is None
     return TurnPlan(
@@ -225,7 +265,26 @@ def plan_turn(
         reference.image if composed else None,
         caption or text,
         reference.row if reference.kind == "catalog" else None,
+        excluded,
     )
+
+
+def _new_plan(decision, reason, slots, excluded, text, use_intent_caption) -> TurnPlan:
+    """A plan that forgets the reference: draw the wanted item's caption, else the text as
+    typed (None, for a bare "start over": nothing to draw)."""
+    slots = _without_excluded(slots, excluded)
+    caption = caption_of(slots) if use_intent_caption else None
+    drawn = caption or text
+    return TurnPlan(decision, reason, slots, drawn, None, drawn, None, excluded)
+
+
+def _without_excluded(
+    slots: dict[str, int | None], excluded: dict[str, frozenset[int]]
+) -> dict[str, int | None]:
+    """The slots with any excluded value cleared: an excluded value is never asked for."""
+    return {
+        slot: None if value in excluded.get(slot, ()) else value for slot, value in slots.items()
+    }
 
 
 def modified_slots(
@@ -245,10 +304,9 @@ def modified_slots(
     return slots
 
 
-def summary(turn: int, text: str | None, plan: TurnPlan | None, hits: list[dict]) -> dict:
-    """What a session file keeps of a turn."""
+def summary(text: str | None, plan: TurnPlan | None, hits: list[dict]) -> dict:
+    """What a session file keeps of a turn (the session numbers it)."""
     return {
-        "turn": turn,
         "text": text,
         "decision": None if plan is None else plan.decision,
         "caption": None if plan is None else plan.caption,

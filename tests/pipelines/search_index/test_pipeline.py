@@ -122,7 +122,7 @@ def test_summary_metrics_reach_mlflow_through_the_dataset(indexed):
 
 
 def test_service_loads_from_the_project_catalog(indexed):
-    from fashiongan.search.service import load_service
+    from fashiongan.search.loading import load_service
 
     service, settings = load_service(indexed / "conf")
     assert settings.port == 7860 and settings.host == "127.0.0.1"
@@ -131,8 +131,9 @@ def test_service_loads_from_the_project_catalog(indexed):
     stored = TensorDictDataset(
         filepath=str(indexed / "data/07_model_output/search/default/title_vectors.safetensors")
     ).load()["vectors"]
-    assert service.title_vectors is not None and service.title_vectors.shape[0] == N_TEST
-    torch.testing.assert_close(service.title_vectors, stored)
+    title_vectors = service.ranker.title_vectors
+    assert title_vectors is not None and title_vectors.shape[0] == N_TEST
+    torch.testing.assert_close(title_vectors, stored)
     table = service.catalog.table["title"].astype(str).tolist()
     torch.testing.assert_close(stored[:3], service.encoder.encode(table[:3]).float())
     result = service.search("white trainers", k=3)
@@ -193,8 +194,9 @@ def _evaluate_planted(shift: int) -> dict:
         load_parameters()["search_index"].evaluation, k=5, n_queries=30, examples=("a bag",)
     )
     index = build_index(vectors["vectors"].numpy())
+    query = load_parameters()["search_app"].query
     metrics, plots = evaluate_search(
-        generator, embedder, index, table, {"images": pixels}, vectors, {}, params
+        generator, embedder, index, table, {"images": pixels}, vectors, {}, params, query
     )
     assert list(plots) == ["search_examples.png"]
     return metrics

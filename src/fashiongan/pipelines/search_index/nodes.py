@@ -20,12 +20,13 @@ import torch
 from matplotlib.figure import Figure
 
 from fashiongan.compute import batched, torch_threads
-from fashiongan.config import IndexParams, SearchEvaluation, SearchSource
+from fashiongan.config import IndexParams, SearchEvaluation, SearchQuery, SearchSource
 from fashiongan.generation import text_encoder
 from fashiongan.images import ImageInputError, load_image
 from fashiongan.pixels import from_uint8, to_uint8
+from fashiongan.search.catalog import Catalog
 from fashiongan.search.index import IndexSettings, build_index, describe, search
-from fashiongan.search.service import Catalog, SearchService, SearchSettings
+from fashiongan.search.service import SearchService
 from fashiongan.training.tracking import metric_records
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ def evaluate_search(
     vectors: dict[str, torch.Tensor],
     index_info: dict[str, Any],
     evaluation: SearchEvaluation,
+    query: SearchQuery,
 ) -> tuple[dict[str, Any], dict[str, Figure]]:
     """How well text → generated image → top-k finds items of the asked-for class.
 
@@ -179,26 +181,30 @@ def evaluate_search(
     Queries are single, tiny forward passes: ``evaluation.threads`` torch threads (1 in
     conf/base) serve them faster than many threads contending on a shared CPU.
 
+    The app's ``query`` settings read the titles; the drawing alone ranks (no text fusion, no
+    boosts), so that the figure measures the generated image as a query.
+
     Returns:
         Metrics and the example figure (saved to reports/figures and MLflow).
     """
+    drawing_only = query.model_copy(
+        update={"k": evaluation.k, "n_images": evaluation.n_images, "seed": evaluation.seed,
+                "fuse_text": False, "class_boost": 0.0, "attribute_boost": 0.0,
+                "exclude_penalty": 0.0}
+    )  # fmt: skip
     with torch_threads(evaluation.threads):
-        return _evaluate_search(
-            generator, embedder, index, table, thumbnails, vectors, index_info, evaluation
-        )
+        service = SearchService(
+            {"conditional": generator}, embedder, index,
+            Catalog(table.reset_index(drop=True), thumbnails["images"]), drawing_only,
+        )  # fmt: skip
+        return _evaluate_search(service, table, vectors, index_info, evaluation)
 
 
 def _evaluate_search(
-    generator, embedder, index, table, thumbnails, vectors, index_info, evaluation
+    service: SearchService, table, vectors, index_info, evaluation
 ) -> tuple[dict[str, Any], dict[str, Figure]]:
     k = evaluation.k
-    service = SearchService(
-        {"conditional": generator},
-        embedder,
-        index,
-        Catalog(table, thumbnails["images"]),
-        SearchSettings(k=k, n_images=evaluation.n_images, seed=evaluation.seed),
-    )
+    index = service.ranker.index
     labelled = table.index[table["label"] >= 0].tolist()
     rng = random.Random(evaluation.seed)
     sample = rng.sample(labelled, min(evaluation.n_queries, len(labelled)))

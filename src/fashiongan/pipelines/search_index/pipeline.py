@@ -60,6 +60,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "search_vectors",
                     "search_index_info",
                     "params:search_index.evaluation",
+                    "params:search_app.query",
                 ],
                 outputs=["search_metrics", "search_figures"],
                 name="evaluate_search",

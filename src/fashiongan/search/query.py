@@ -1,0 +1,212 @@
+"""The stateless query path: read the message → plan → draw → embed → rank.
+
+Each step takes values and returns values; nothing here keeps a conversation (that is
+:class:`fashiongan.search.conversation.ConversationSession`) or changes its arguments. A turn is
+:meth:`QueryPath.plan` (what to draw and rank for, given the request and the reference), then
+:meth:`QueryPath.draw`, :meth:`QueryPath.embed` and :meth:`QueryPath.rank`; the micro-batching
+API runs the middle steps for several plans in one forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fashiongan.config import SearchQuery
+from fashiongan.generation import GenerationError, generate
+from fashiongan.images import ImageInputError, to_model_input
+from fashiongan.models.conditional_gan import ConditionalGenerator
+from fashiongan.search.contract import EXAMPLE_QUERY, SearchInputError, SearchRequest
+from fashiongan.search.conversation import SLOTS, Reference, TurnPlan, plan_turn
+from fashiongan.search.intent import MODIFY, NEW, Intent, IntentDetector, Message, read_message
+from fashiongan.search.ranking import Ranker, Ranking, TextVectors, Wanted
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """Everything a turn will do, decided before anything is drawn.
+
+    Attributes:
+        model: the generator's name; ``turn``: the conversation plan (None: query by example or
+            an unconditional model's samples).
+        reference: the reference the turn starts from (completed when modified), or None.
+        pictures: what is embedded when nothing is drawn (the reference's picture), or None.
+        intent: how the message was read.
+    """
+
+    request: SearchRequest
+    model: str
+    turn: TurnPlan | None
+    reference: Reference | None
+    intent: Intent | None = None
+    notices: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def draws(self) -> bool:
+        return self.turn is None or self.turn.generator_text is not None
+
+    @property
+    def wanted(self) -> Wanted:
+        if self.turn is None:
+            return Wanted()
+        return Wanted(dict(self.turn.slots), dict(self.turn.excluded), self.turn.exclude_row)
+
+
+def fit_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
+    """Resize/convert (B, C, H, W) images to what a network takes."""
+    if images.shape[1] != channels:
+        images = images.mean(1, keepdim=True) if channels == 1 else images.expand(-1, 3, -1, -1)
+    if images.shape[-1] != size or images.shape[-2] != size:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images
+
+
+class QueryPath:
+    """The steps of one query over fixed models and settings (thread-safe: no state but the
+    text vectors' cache).
+
+    Args:
+        generators: name → generator; ``default_model`` draws unless a request names another.
+        embedder: ``ImageEmbedder`` (images in [-1, 1] → unit vectors).
+        ranker: scores the catalog.
+        text_vectors: the default model's sentence encoder, cached.
+        query: the ``search_app.query`` settings.
+    """
+
+    def __init__(
+        self,
+        generators: dict[str, torch.nn.Module],
+        embedder: torch.nn.Module,
+        ranker: Ranker,
+        text_vectors: TextVectors,
+        query: SearchQuery,
+    ) -> None:
+        self.generators = generators
+        self.embedder = embedder
+        self.ranker = ranker
+        self.text_vectors = text_vectors
+        self.query = query
+        conditional = [n for n, g in generators.items() if isinstance(g, ConditionalGenerator)]
+        self.default_model = conditional[0] if conditional else next(iter(generators))
+        self.detector = IntentDetector(
+            text_vectors.encoder,
+            query.class_threshold,
+            query.attribute_threshold,
+            max_words=query.max_words,
+        )
+
+    def generator(self, model: str | None) -> tuple[str, torch.nn.Module]:
+        name = model or self.default_model
+        if name not in self.generators:
+            raise SearchInputError(
+                f"unknown model {name!r}; available: {list(self.generators)}", "model"
+            )
+        return name, self.generators[name]
+
+    def upload(self, request: SearchRequest, model: str) -> Reference | None:
+        """The request's picture as a reference, at the size the model reads (None: none)."""
+        if request.image is None:
+            return None
+        generator = self.generators[model]
+        c = (
+            generator.config
+            if isinstance(generator, ConditionalGenerator)
+            else self.embedder.config
+        )
+        try:
+            picture = to_model_input(request.image, c.image_size, c.channels)
+        except ImageInputError as err:
+            raise SearchInputError(str(err), "image") from err
+        return Reference("upload", picture, dict.fromkeys(SLOTS))
+
+    def notices(self, request: SearchRequest, model: str) -> list[str]:
+        """Problems that are not errors: the text cut at the tokenizer's limit, a converted image."""
+        notices = []
+        if request.text is not None:
+            encoder = self.text_vectors.encoder
+            n_tokens = int(encoder.tokenize([request.text]).n_tokens[0])
+            if n_tokens > encoder.max_length:
+                notices.append(
+                    f"Your text is {n_tokens} tokens long; the text encoder reads the first "
+                    f"{encoder.max_length}, the rest was ignored."
+                )
+        if request.image is not None:
+            generator = self.generators[model]
+            c = (
+                generator.config
+                if isinstance(generator, ConditionalGenerator)
+                else self.embedder.config
+            )
+            target = "L" if c.channels == 1 else "RGB"
+            if request.image.mode != target:
+                notices.append(f"Your {request.image.mode} image was converted to {target}.")
+        return notices
+
+    def read(self, text: str, has_reference: bool, with_picture: bool) -> Message:
+        """How the message is read: new, modify or start over, and what it names."""
+        return read_message(self.detector, text, has_reference, with_picture)
+
+    def plan_turn(self, message: Message, text: str, reference: Reference | None) -> TurnPlan:
+        """The message planned against the reference (see :func:`plan_turn`).
+
+        Raises:
+            SearchInputError: nothing in the message could be read (which words, and an example).
+        """
+        fresh = message.kind == NEW or (message.kind == MODIFY and reference is None)
+        if fresh and not _understood(message.intent, message.steps):
+            unknown = getattr(message.intent, "unknown", ()) or text.split()
+            words = ", ".join(f"'{w}'" for w in unknown)
+            raise SearchInputError(
+                f"I could not read {words}: name the item, e.g. '{EXAMPLE_QUERY}'", "text"
+            )
+        q = self.query
+        return plan_turn(message, text, reference, q.modify_generates, q.use_intent_caption)
+
+    @torch.no_grad()
+    def draw(self, plan: QueryPlan) -> torch.Tensor | None:
+        """(n, C, H, W) images in [-1, 1] for the plan, or None when nothing is drawn."""
+        name, request = plan.model, plan.request
+        generator = self.generators[name]
+        if not isinstance(generator, ConditionalGenerator):
+            return generate(generator, request.n_images, request.seed)
+        if plan.turn is None or plan.turn.generator_text is None:
+            return None
+        reference = plan.turn.generator_reference
+        if reference is not None:
+            c = generator.config
+            reference = fit_images(reference, c.image_size, c.channels)
+        text = plan.turn.generator_text
+        # the default model's text vector is the ranking's too: encoded once
+        features = self.text_vectors(text) if name == self.default_model else None
+        try:
+            return generate(generator, request.n_images, request.seed, text, reference, features)
+        except GenerationError as err:
+            raise SearchInputError(str(err)) from err
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> np.ndarray:
+        """(B, C, H, W) in [-1, 1] → (1, dim) unit query vector (mean of the B embeddings)."""
+        c = self.embedder.config
+        vectors = self.embedder(fit_images(images.float(), c.image_size, c.channels))
+        return F.normalize(vectors.mean(0, keepdim=True), dim=1).numpy()
+
+    def rank(self, plan: QueryPlan, query: np.ndarray) -> Ranking:
+        """The catalog ranked for the embedded query and the plan's text and wanted item."""
+        text = None if plan.turn is None else plan.turn.query_text
+        text_vector = self.text_vectors(text) if text and self.query.fuse_text else None
+        return self.ranker.rank(query, text_vector, plan.wanted, plan.request.k)
+
+
+def _understood(intent: Intent, steps: dict[str, Any]) -> bool:
+    """Anything read: a class, an attribute, an exclusion, a change, or an item the catalog does
+    not carry (which still searches, saying so)."""
+    readable = getattr(intent, "readable", None)
+    if readable is not None:
+        return bool(readable or steps)
+    named = any(getattr(intent, s) is not None for s in ("label", "tone", "fit", "pattern"))
+    return named or bool(steps)
