@@ -27,6 +27,9 @@ Texts = Annotated[tuple[str, ...], Field(min_length=1)]
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
 Threads = Count | None
 Seed = NonNegative
+#: Marks a field that says how long, how often or where a run goes, not what it trains:
+#: checkpoint fingerprints (:func:`fingerprinted`) leave it out, so more epochs continue a run.
+RUN_CONTROL = Field(json_schema_extra={"fingerprint": False})
 #: A variant's name: a folder name under models/<family>/, so a lower-case slug.
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
@@ -79,20 +82,20 @@ EMADecay = Annotated[float, Field(ge=0, lt=1)] | None
 
 class BaselineTraining(Block):
     seed: Seed
-    device: Device
-    num_threads: TrainerThreads
-    iterations: Count
+    device: Annotated[Device, RUN_CONTROL]
+    num_threads: Annotated[TrainerThreads, RUN_CONTROL]
+    iterations: Annotated[Count, RUN_CONTROL]
     batch_size: Count
     d_lr: Rate
     g_lr: Rate
     d_betas: Betas
     g_betas: Betas
-    log_every: Count
-    sample_every: NonNegative
-    checkpoint_every: Count
-    checkpoint_dir: str | None
-    mlflow_prefix: str
-    resume: bool
+    log_every: Annotated[Count, RUN_CONTROL]
+    sample_every: Annotated[NonNegative, RUN_CONTROL]
+    checkpoint_every: Annotated[Count, RUN_CONTROL]
+    checkpoint_dir: Annotated[str | None, RUN_CONTROL]
+    mlflow_prefix: Annotated[str, RUN_CONTROL]
+    resume: Annotated[bool, RUN_CONTROL]
     model: MLPModel
 
 
@@ -167,10 +170,10 @@ class EmbeddingParams(Block):
 
 class ConditionalTraining(Block):
     seed: Seed
-    device: Device
-    num_threads: TrainerThreads
+    device: Annotated[Device, RUN_CONTROL]
+    num_threads: Annotated[TrainerThreads, RUN_CONTROL]
     amp: bool
-    epochs: Count
+    epochs: Annotated[Count, RUN_CONTROL]
     batch_size: Count
     loss: Literal["bce", "wgan-gp", "hinge"]
     real_label: Probability
@@ -190,11 +193,11 @@ class ConditionalTraining(Block):
     text_kl_weight: Weight
     image_drop: Probability
     ema_decay: EMADecay
-    log_every: Count
-    sample_columns: Count
-    checkpoint_dir: str | None
-    mlflow_prefix: str
-    resume: bool
+    log_every: Annotated[Count, RUN_CONTROL]
+    sample_columns: Annotated[Count, RUN_CONTROL]
+    checkpoint_dir: Annotated[str | None, RUN_CONTROL]
+    mlflow_prefix: Annotated[str, RUN_CONTROL]
+    resume: Annotated[bool, RUN_CONTROL]
     model: ConditionalModel
     embedding: EmbeddingParams
 
@@ -241,13 +244,13 @@ class EpochTraining(Block):
     """What every supervised model trained by ``training.epochs.fit_epochs`` is given."""
 
     seed: Seed
-    device: Device
-    epochs: Count
+    device: Annotated[Device, RUN_CONTROL]
+    epochs: Annotated[Count, RUN_CONTROL]
     batch_size: Count
     lr: Rate
-    checkpoint_every_epochs: Count
-    checkpoint_dir: str | None
-    resume: bool
+    checkpoint_every_epochs: Annotated[Count, RUN_CONTROL]
+    checkpoint_dir: Annotated[str | None, RUN_CONTROL]
+    resume: Annotated[bool, RUN_CONTROL]
 
 
 class EvaluatorTraining(EpochTraining):
@@ -615,6 +618,28 @@ def load_parameters(
     for path in sorted(Path(conf_source, env).glob("parameters*.yml")):
         params.update(yaml.safe_load(path.read_text()) or {})
     return parse_parameters(params)
+
+
+def _is_block(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _run_control(model: type[BaseModel]) -> dict[str, Any]:
+    """``model_dump``'s ``exclude`` for the fields marked :data:`RUN_CONTROL`, at any depth."""
+    excluded: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("fingerprint") is False:
+            excluded[name] = True
+        elif _is_block(field.annotation) and (inner := _run_control(field.annotation)):
+            excluded[name] = inner
+    return excluded
+
+
+def fingerprinted(block: BaseModel) -> dict[str, Any]:
+    """The block's JSON values less its :data:`RUN_CONTROL` fields: what shapes the trained
+    weights, the part of a checkpoint's fingerprint the block gives."""
+    return block.model_dump(mode="json", exclude=_run_control(type(block)))
 
 
 def overridden(block: Block, **changes: Any) -> Block:

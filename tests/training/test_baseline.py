@@ -1,8 +1,11 @@
+import hashlib
+import json
+
 import pytest
 import torch
 
 from fashiongan.config import load_parameters, overridden
-from fashiongan.training.baseline import train_mlp_gan
+from fashiongan.training.baseline import fingerprint, train_mlp_gan
 from fashiongan.training.checkpoint import CheckpointError
 from fashiongan.training.runtime import NonFiniteLossError
 from tests.conftest import REPO_ROOT
@@ -150,3 +153,18 @@ def test_finishing_at_a_checkpoint_logs_its_open_window(images, tmp_path, monkey
     )
     assert [row["step"] for row in twelve] == [5, 10, 12]
     assert finished == twelve
+
+
+def test_checkpoints_of_the_default_block_keep_their_fingerprint():
+    """The hash the trainer computed from a hand-kept ignore list, before run control was
+    declared in the block: the default run's checkpoints must still resume."""
+    block = load_parameters(REPO_ROOT / "conf")["baseline"].training
+    ignored = {
+        "iterations", "log_every", "sample_every", "checkpoint_every", "checkpoint_dir",
+        "resume", "device", "mlflow_prefix", "num_threads",
+    }  # fmt: skip
+    values = {k: v for k, v in block.model_dump(mode="json").items() if k not in ignored}
+    expected = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    assert fingerprint(block) == expected
+    assert fingerprint(block) == fingerprint(overridden(block, iterations=5, log_every=1))
+    assert fingerprint(block) != fingerprint(overridden(block, g_lr=0.5))

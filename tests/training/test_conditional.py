@@ -372,26 +372,27 @@ FINGERPRINT_EXTRA = {
 }
 
 
-def test_fingerprint_equals_the_dict_the_pipeline_hashed_before():
-    """The pipeline used to add these to the parameter dict: its checkpoints must still resume."""
+#: The block's run control: how long, how often, where (declared in config.py, RUN_CONTROL).
+RUN_CONTROL = {
+    "epochs", "log_every", "sample_columns", "checkpoint_dir", "resume", "device",
+    "mlflow_prefix", "num_threads",
+}  # fmt: skip
+
+
+def test_fingerprint_is_the_block_less_its_run_control_plus_the_pipelines_facts():
     values = PARAMS.model_dump(mode="json")
-    del values["num_threads"], values["ema_decay"], values["text_head_lr"]  # added later
-    del values["model"]["minibatch_std"], values["text_kl_weight"], values["model"]["text_code_dim"]
-    as_before = {**values, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
-    ignore = {"epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix"}
-    shaping = {k: v for k, v in as_before.items() if k not in ignore}
-    expected = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+    shaping = {k: v for k, v in values.items() if k not in RUN_CONTROL}
+    as_hashed = {**shaping, **FINGERPRINT_EXTRA, "model": {**values["model"], **MODEL_EXTRA}}
+    expected = hashlib.sha256(json.dumps(as_hashed, sort_keys=True).encode()).hexdigest()[:16]
     assert fingerprint(PARAMS, MODEL_EXTRA, FINGERPRINT_EXTRA) == expected
     assert fingerprint(PARAMS) != expected
-    assert fingerprint(PARAMS) == fingerprint(with_(epochs=9, log_every=1, device="cuda"))
-    assert fingerprint(PARAMS) == fingerprint(with_(num_threads="auto", ema_decay=0.0))
-    assert fingerprint(PARAMS) != fingerprint(with_(ema_decay=0.99))  # its checkpoints hold more
-    assert fingerprint(PARAMS) == fingerprint(with_(text_head_lr=0.5))  # no head: not read
-    assert fingerprint(PARAMS) != fingerprint(with_(model__minibatch_std=True))
-    assert fingerprint(PARAMS) == fingerprint(with_(text_kl_weight=5.0))  # no text code: not read
-    assert fingerprint(PARAMS) != fingerprint(with_(model__text_code_dim=2))
-    head = {"text_encoder": {**FINGERPRINT_EXTRA["text_encoder"], "head": "attention"}}
-    assert fingerprint(PARAMS, None, head) != fingerprint(with_(text_head_lr=0.5), None, head)
+    control = with_(epochs=9, log_every=1, sample_columns=5, device="cuda", num_threads="auto")
+    assert fingerprint(PARAMS) == fingerprint(overridden(control, resume=False, mlflow_prefix="x/"))
+    for change in (
+        {"ema_decay": 0.99}, {"text_head_lr": 0.5}, {"text_kl_weight": 5.0}, {"amp": False},
+        {"model__minibatch_std": True}, {"model__text_code_dim": 2}, {"embedding__dim": 4},
+    ):  # fmt: skip
+        assert fingerprint(PARAMS) != fingerprint(with_(**change)), change
 
 
 def test_model_extra_reaches_the_saved_config_and_the_checkpoint_folder(data, tmp_path):

@@ -23,23 +23,10 @@ from fashiongan.training.loop import fit, run_all
 from fashiongan.training.runtime import pick_device, seed_everything
 from fashiongan.training.tracking import log_figure
 
-#: Parameters that do not change what is trained (more iterations continue a run).
-_NOT_SHAPING = {
-    "iterations",
-    "log_every",
-    "sample_every",
-    "checkpoint_every",
-    "checkpoint_dir",
-    "resume",
-    "device",
-    "mlflow_prefix",
-    "num_threads",
-}
-
 
 def fingerprint(params: BaselineTraining) -> str:
-    """Hash of the parameters that shape the run (not the ones that only affect logging)."""
-    return params_fingerprint(params, _NOT_SHAPING)
+    """Hash of the parameters that shape the run (not its length or logging: run control)."""
+    return params_fingerprint(params)
 
 
 @dataclass

@@ -23,21 +23,22 @@ from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from fashiongan.config import fingerprinted
 from fashiongan.datasets.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 _PATTERN = "ckpt-*.safetensors"
 
 
-def params_fingerprint(params: BaseModel, ignore: set[str], **extra: Any) -> str:
-    """Hash of the parameters that shape a run: ``ignore`` lists those that only change how long
-    it runs or how it logs (so more epochs continue a run), ``extra`` adds facts such as data size.
+def params_fingerprint(params: BaseModel, **extra: Any) -> str:
+    """Hash of what shapes a run: the block's fields less those marked run control (how long it
+    runs, how it logs: :data:`fashiongan.config.RUN_CONTROL`, so more epochs continue a run),
+    and ``extra`` facts such as the data's size (an ``extra`` key replaces the block's).
 
     The hash is of the block's JSON form, the same as its YAML dict's, so checkpoints written
     before parameters were typed still resume.
     """
-    values = params.model_dump(mode="json")
-    shaping = {k: v for k, v in values.items() if k not in ignore} | extra
+    shaping = fingerprinted(params) | extra
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]

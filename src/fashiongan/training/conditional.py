@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from fashiongan.compute import thread_hooks, torch_threads
-from fashiongan.config import ConditionalTraining
+from fashiongan.config import ConditionalTraining, fingerprinted
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
     ConditionalGANConfig,
@@ -51,9 +51,6 @@ from fashiongan.training.tracking import log_figure
 if TYPE_CHECKING:
     from fashiongan.text.encoder import TextEncoder
 
-_NOT_SHAPING = {
-    "epochs", "log_every", "checkpoint_dir", "resume", "device", "mlflow_prefix", "num_threads",
-}  # fmt: skip
 #: The history's columns, in the order the logs and loss curves have always shown them.
 COLUMNS = (
     "d_aux_loss", "g_aux_loss", "d_loss", "g_loss", "g_adv_loss", "g_triplet_loss", "e_loss",
@@ -70,23 +67,12 @@ def fingerprint(
 ) -> str:
     """Hash of the parameters that shape the run (more epochs may continue a run).
 
-    ``model_extra`` joins the ``model`` entry and ``fingerprint_extra`` the top level, where the
-    pipeline used to add them to the parameter dict: checkpoints written then still resume.
-    The generator's average, the text head's rate, D's minibatch spread and the text code shape
-    the run only when they are on, so runs without them keep the fingerprint they had before
-    those existed.
+    The block gives every field but its run control (:func:`fashiongan.config.fingerprinted`);
+    ``model_extra`` joins its ``model`` entry and ``fingerprint_extra`` the top level, where the
+    pipeline used to add them to the parameter dict.
     """
-    extra = dict(fingerprint_extra or {})
-    model = params.model.model_dump(mode="json")
-    for option in ("minibatch_std", "text_code_dim"):
-        if not model[option]:  # off: as before the option existed
-            del model[option]
-    extra["model"] = model | (model_extra or {})
-    head = extra.get("text_encoder", {}).get("head", "none")
-    ignore = _NOT_SHAPING | (set() if params.ema_decay else {"ema_decay"})
-    ignore |= set() if head != "none" else {"text_head_lr"}
-    ignore |= set() if params.model.text_code_dim else {"text_kl_weight"}
-    return params_fingerprint(params, ignore, **extra)
+    model = fingerprinted(params)["model"] | (model_extra or {})
+    return params_fingerprint(params, **(fingerprint_extra or {}), model=model)
 
 
 def aux_heads(

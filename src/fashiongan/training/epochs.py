@@ -20,13 +20,10 @@ from fashiongan.training.checkpoint import TrainingState, params_fingerprint
 from fashiongan.training.loop import fit
 from fashiongan.training.tracking import log_metrics
 
-#: Parameters that do not change what is trained (more epochs resume an existing run).
-_NOT_SHAPING = {"epochs", "checkpoint_every_epochs", "checkpoint_dir", "resume", "device"}
-
 
 def fingerprint(params: EpochTraining, n_train: int, **extra: Any) -> str:
     """Hash of the parameters (and training-set size, and ``extra`` facts) that shape a run."""
-    return params_fingerprint(params, _NOT_SHAPING, n_train=n_train, **extra)
+    return params_fingerprint(params, n_train=n_train, **extra)
 
 
 def _epoch_end(
