@@ -510,3 +510,18 @@ def test_minibatch_spread_reaches_d_and_trains(data):
     bottom = discriminator.config.bottom_size**2
     assert discriminator.embed[0].in_features == (2 * 4 + 1) * bottom  # 2 stages of 4 channels
     assert all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)
+
+
+def test_the_conditioning_is_read_once_and_typed(data):
+    from fashiongan.training.conditioning import Conditioning
+
+    _, _, tensors = data
+    conditioning = Conditioning.of(tensors)
+    assert conditioning.text_dim == D and conditioning.text_attributes is None
+    assert Conditioning.of(conditioning) is conditioning
+    assert conditioning.missing("text_mask", "item_attributes") == ["item_attributes", "text_mask"]
+    lacking = {k: v for k, v in tensors.items() if k != "caption_index"}
+    with pytest.raises(ValueError, match=r"lacks \['caption_index'\] and has unknown \[\]"):
+        Conditioning.of(lacking)
+    with pytest.raises(ValueError, match=r"unknown \['caption_idx'\]"):
+        Conditioning.of({**tensors, "caption_idx": tensors["caption_index"]})

@@ -19,7 +19,7 @@ by rewriting the caption.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from fashiongan.models.conditional_gan import (
 from fashiongan.plotting import image_grid
 from fashiongan.training import distributed
 from fashiongan.training.checkpoint import TrainingState, params_fingerprint
+from fashiongan.training.conditioning import Conditioning
 from fashiongan.training.ema import averaging_hook, generator_average
 from fashiongan.training.loop import fit, run_all
 from fashiongan.training.loss_terms import AuxiliaryHeads, Pass, Term, Texts, compose_terms
@@ -199,20 +200,20 @@ class ConditionalStep:
 
 
 def _attributes(
-    conditioning: dict[str, torch.Tensor], params: ConditionalTraining, device: torch.device
+    conditioning: Conditioning, params: ConditionalTraining, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(U, 3) stated and (N, 3) true tone / fit / pattern, when the AC-GAN term needs them."""
     if params.aux_weight == 0:
         return None
-    missing = {"text_attributes", "item_attributes"} - set(conditioning)
+    missing = conditioning.missing("text_attributes", "item_attributes")
     if missing:
         raise ValueError(
-            f"conditional.training.aux_weight needs {sorted(missing)} in the conditioning "
+            f"conditional.training.aux_weight needs {missing} in the conditioning "
             "(rerun encode_conditioning), or set it to 0"
         )
     return (
-        conditioning["text_attributes"].long().to(device),
-        conditioning["item_attributes"].long().to(device),
+        conditioning.text_attributes.long().to(device),
+        conditioning.item_attributes.long().to(device),
     )
 
 
@@ -288,7 +289,7 @@ def _compose_step(
     optimizers: dict[str, torch.optim.Optimizer],
     images: torch.Tensor,
     labels: torch.Tensor,
-    conditioning: dict[str, torch.Tensor],
+    conditioning: Conditioning,
     text: TextFeatures,
     attributes: tuple[torch.Tensor, torch.Tensor] | None,
     rng: torch.Generator,
@@ -296,7 +297,7 @@ def _compose_step(
     """Wire one step from the config: DDP, the sampler, the optional terms."""
     device = images.device
     g, d, e = (distributed.wrap_ddp(m, device) for m in models)
-    caption_index = conditioning["caption_index"].to(device)
+    caption_index = conditioning.caption_index.to(device)
     aux = None
     if params.aux_weight > 0:
         aux = AuxiliaryHeads(params.aux_weight, labels, caption_index, *attributes)
@@ -333,7 +334,7 @@ class PreparedTraining:
 def prepare_training(
     images: torch.Tensor,
     labels: torch.Tensor,
-    conditioning: dict[str, torch.Tensor],
+    conditioning: Mapping[str, torch.Tensor] | Conditioning,
     params: ConditionalTraining,
     text_encoder: TextEncoder | None = None,
     model_extra: dict[str, Any] | None = None,
@@ -342,6 +343,7 @@ def prepare_training(
 
     Arguments as :func:`train_conditional_gan`'s. Benchmarks time ``prepared.step(i)`` alone.
     """
+    conditioning = Conditioning.of(conditioning)
     rng = seed_everything(params.seed)
     device = distributed.setup(pick_device(params.device))
     n, batch_size = len(images), params.batch_size  # batch: global
@@ -352,7 +354,7 @@ def prepare_training(
     text = text_features(conditioning, text_encoder, params, device)
     images, labels = images.to(device), labels.to(device)
     aux_classes = aux_heads(labels, *attributes) if params.aux_weight > 0 else ()
-    text_dim = conditioning["text_embeddings"].shape[1]
+    text_dim = conditioning.text_dim
     nets = tuple(
         m.to(device) for m in build_models(params, images, text_dim, aux_classes, model_extra)
     )
@@ -374,7 +376,7 @@ def prepare_training(
 def train_conditional_gan(
     images: torch.Tensor,
     labels: torch.Tensor,
-    conditioning: dict[str, torch.Tensor],
+    conditioning: Mapping[str, torch.Tensor] | Conditioning,
     params: ConditionalTraining,
     sample_captions: list[str] | None = None,
     text_encoder: TextEncoder | None = None,
@@ -386,7 +388,8 @@ def train_conditional_gan(
 
     Args:
         images: (N, C, H, W) in [-1, 1]; labels: (N,) int64 class ids.
-        conditioning: ``text_embeddings`` (U, D) and, per item, ``caption_index``,
+        conditioning: a :class:`~fashiongan.training.conditioning.Conditioning`, or the dict
+            of tensors ``encode_conditioning`` wrote: ``text_embeddings`` (U, D) and, per item, ``caption_index``,
             ``reference_index``, ``modification_index`` (N,); ``sample_text`` (R, D) for grids.
             With ``aux_weight`` > 0 also ``text_attributes`` (U, 3),
             the tone / fit / pattern each text states (-1 = not stated), and

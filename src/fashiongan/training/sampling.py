@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fashiongan.training.conditioning import Conditioning
 from fashiongan.training.distributed import shard
 
 
@@ -54,7 +55,7 @@ class BatchSampler:
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
-        conditioning: dict[str, torch.Tensor],
+        conditioning: Conditioning,
         *,
         batch_size: int,
         seed: int,
@@ -62,9 +63,9 @@ class BatchSampler:
         rng: torch.Generator,
     ) -> None:
         self.images, self.labels, self.device = images, labels, images.device
-        self.caption_index = conditioning["caption_index"].to(self.device)
-        self.reference_index = conditioning["reference_index"].to(self.device)
-        self.modification_index = conditioning["modification_index"].to(self.device)
+        self.caption_index = conditioning.caption_index.to(self.device)
+        self.reference_index = conditioning.reference_index.to(self.device)
+        self.modification_index = conditioning.modification_index.to(self.device)
         self.class_table, self.class_counts = (
             t.to(self.device) for t in same_class_table(labels.cpu())
         )

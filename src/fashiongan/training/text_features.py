@@ -17,6 +17,7 @@ from torch import nn
 
 from fashiongan.config import ConditionalTraining
 from fashiongan.training import distributed
+from fashiongan.training.conditioning import Conditioning
 
 if TYPE_CHECKING:
     from fashiongan.text.encoder import TextEncoder
@@ -46,9 +47,9 @@ class TextFeatures(Protocol):
 class CachedTextFeatures:
     """Frozen features: rows of the cached ``text_embeddings`` table; nothing to train."""
 
-    def __init__(self, conditioning: dict[str, torch.Tensor], device: torch.device) -> None:
-        self.table = conditioning["text_embeddings"].float().to(device)  # (U, D)
-        self.sample_text = conditioning["sample_text"].float().to(device)  # (S, D)
+    def __init__(self, conditioning: Conditioning, device: torch.device) -> None:
+        self.table = conditioning.text_embeddings.float().to(device)  # (U, D)
+        self.sample_text = conditioning.sample_text.float().to(device)  # (S, D)
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
@@ -71,15 +72,15 @@ class TunedTextFeatures:
 
     def __init__(
         self,
-        conditioning: dict[str, torch.Tensor],
+        conditioning: Conditioning,
         encoder: TextEncoder,
         params: ConditionalTraining,
         device: torch.device,
     ) -> None:
         self.encoder = encoder.to_device(device)
-        self.hidden = conditioning["text_hidden"].float().to(device)  # (U, T, H)
-        self.mask = conditioning["text_mask"].long().to(device)  # (U, T)
-        self.sample_index = conditioning["sample_index"].to(device)  # (S,)
+        self.hidden = conditioning.text_hidden.float().to(device)  # (U, T, H)
+        self.mask = conditioning.text_mask.long().to(device)  # (U, T)
+        self.sample_index = conditioning.sample_index.to(device)  # (S,)
         # Checkpoint keys: "T" the tuned top layers, "H" the head (a resumed run continues both).
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
@@ -116,30 +117,31 @@ class TunedTextFeatures:
         self.encoder.to_device("cpu")
 
 
-def _check_tuning_cache(conditioning: dict[str, torch.Tensor], k: int) -> None:
+def _check_tuning_cache(conditioning: Conditioning, k: int) -> None:
     """The hidden states must be cached below exactly the ``k`` tuned layers."""
-    missing = {"text_hidden", "text_mask", "text_hidden_top_layers", "sample_index"}
-    missing -= set(conditioning)
+    missing = conditioning.missing(
+        "text_hidden", "text_mask", "text_hidden_top_layers", "sample_index"
+    )
     if missing:
         raise ValueError(
-            f"fine-tuning the text encoder's top layers needs {sorted(missing)} in the "
+            f"fine-tuning the text encoder's top layers needs {missing} in the "
             f"conditioning: {_RERUN}"
         )
-    cached_k = int(conditioning["text_hidden_top_layers"])
+    cached_k = int(conditioning.text_hidden_top_layers)
     if cached_k != k:  # another k's cache would run a layer twice, or skip one
         raise ValueError(
             f"fine-tuning the text encoder's top {k} layers needs the conditioning cached "
             f"below them, but it was cached below {cached_k}: {_RERUN}"
         )
-    if len(conditioning["text_hidden"]) != len(conditioning["text_embeddings"]):
+    if len(conditioning.text_hidden) != len(conditioning.text_embeddings):
         raise ValueError(
-            f"text_hidden has {len(conditioning['text_hidden'])} texts but text_embeddings "
-            f"{len(conditioning['text_embeddings'])}"
+            f"text_hidden has {len(conditioning.text_hidden)} texts but text_embeddings "
+            f"{len(conditioning.text_embeddings)}"
         )
 
 
 def text_features(
-    conditioning: dict[str, torch.Tensor],
+    conditioning: Conditioning,
     text_encoder: TextEncoder | None,
     params: ConditionalTraining,
     device: torch.device,
