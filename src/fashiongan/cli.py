@@ -9,10 +9,7 @@ Kedro imports this module's ``cli`` group to extend its own CLI, so it must stay
 
 from __future__ import annotations
 
-import importlib.resources
 import os
-import re
-import signal
 from pathlib import Path
 
 import click
@@ -27,6 +24,7 @@ from fashiongan.errors import (
     with_traceback_note,
     write_traceback,
 )
+from fashiongan.lifecycle import exits, signals
 
 DEFAULT_BASELINE = Path("models/baseline/default/generator.safetensors")
 DEFAULT_CONDITIONAL = Path("models/conditional/default/generator.safetensors")
@@ -151,7 +149,7 @@ def _write_images(images, out: Path, text: str | None, title: str) -> None:
 
 
 class RunFailed(click.ClickException):
-    """A failed ``kedro run``: one line, exit 2 when the user can fix it, else 1."""
+    """A failed ``kedro run``: one line, and an exit code from :class:`ExitCode`."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -162,9 +160,9 @@ class _OneLineErrors(click.Command):
     """Kedro's ``run``, with every failure printed as one line instead of a traceback.
 
     A bad parameter or configuration environment is refused before any work (exit 2). Anything
-    raised by the run prints its own message (the innermost one that names a file, for a
-    dataset that could not be read) and where its full traceback was written, so a corrupt
-    file is one readable line rather than 200 lines of frames.
+    raised by the run prints one line (:func:`fashiongan.lifecycle.exits.user_line` says which
+    failures are the user's, exit 2; others exit 1) and where its full traceback was written; a
+    stopped run exits 128 + the signal's number.
     """
 
     def invoke(self, ctx: click.Context) -> object:
@@ -178,26 +176,12 @@ class _OneLineErrors(click.Command):
             raise UserError(f"bad parameter: {err}") from None
         except (click.exceptions.Exit, click.exceptions.Abort, UserError):
             raise
-        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (RunInterrupted carries .signum)
-            raise _interrupted(err) from None
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM; the MLflow run ends KILLED at exit
+            raise RunFailed(*exits.interrupted(signals.signal_number(err))) from None
         except click.ClickException as err:  # KedroCliError adds "Run with --verbose" lines
             raise UserError(flatten(err.message)) from None
         except Exception as err:
             raise _run_failure(ctx, project, err) from None
-
-
-def _interrupted(err: KeyboardInterrupt) -> click.ClickException:
-    """A stopped run: its MLflow run ends KILLED, and the line says how to resume (exit 128+sig)."""
-    from fashiongan.hooks import end_run_killed
-
-    end_run_killed()
-    signum = int(getattr(err, "signum", signal.SIGINT))
-    stopped = click.ClickException(
-        f"stopped by {signal.Signals(signum).name}: the last checkpoint is kept; "
-        "run the same command to resume"
-    )
-    stopped.exit_code = 128 + signum
-    return stopped
 
 
 def _project_path(ctx: click.Context) -> Path:
@@ -221,46 +205,15 @@ def _check_environment(ctx: click.Context, project: Path) -> None:
 
 def _run_failure(ctx: click.Context, project: Path, err: Exception) -> RunFailed:
     """The one line for a failed run; the full traceback goes to ``logs/`` in the project."""
-    from kedro.config import MissingConfigException
-    from kedro.io import DatasetError
-
     try:
-        explained = _unknown_pipeline(err) or _unknown_namespace(ctx, err)
+        line = exits.user_line(
+            err, ctx.params.get("pipelines") or (), ctx.params.get("namespaces") or ()
+        )
     except Exception:  # the explanation is a courtesy: never hide the error behind another
-        explained = None
+        line = None
     log = write_traceback(err, project / RUN_ERROR_LOG.parent)
-    user_caused = explained is not None or isinstance(err, DatasetError | MissingConfigException)
-    message = with_traceback_note(explained or one_line(err), log)
-    return RunFailed(message, exit_code=2 if user_caused else 1)
-
-
-def _unknown_pipeline(err: Exception) -> str | None:
-    """Kedro 1.7 reports ``--pipelines=nope`` as an ImportError of ``<package>.pipelines.nope``
-    (with no cause: nothing was there to import); name the pipelines there are instead."""
-    found = re.search(r"importing the '(\w+)\.pipelines\.(\w+)' module", str(err))
-    if not isinstance(err, ImportError) or err.__cause__ is not None or found is None:
-        return None
-    package, name = found.groups()
-    folder = importlib.resources.files(f"{package}.pipelines")
-    have = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] not in "._")
-    return f"no pipeline {name!r} (have: {', '.join(['__default__', *have])})"
-
-
-def _unknown_namespace(ctx: click.Context, err: Exception) -> str | None:
-    """``--namespaces=nope``: Kedro names what is missing; add the namespaces there are."""
-    if not (isinstance(err, ValueError) and "following namespaces" in str(err)):
-        return None
-    from kedro.framework.project import pipelines
-
-    names = list(ctx.params.get("pipelines") or ()) or ["__default__"]
-    have = sorted(
-        {n.namespace.split(".")[0] for name in names for n in pipelines[name].nodes if n.namespace}
-    )
-    missing = [ns for ns in ctx.params.get("namespaces") or () if ns.split(".")[0] not in have]
-    return (
-        f"no namespace {', '.join(map(repr, missing or ctx.params['namespaces']))} in pipeline "
-        f"{', '.join(names)} (have: {', '.join(have) or 'none'})"
-    )
+    code = exits.ExitCode.BUG if line is None else exits.ExitCode.USER
+    return RunFailed(with_traceback_note(line or one_line(err), log), exit_code=code)
 
 
 def _kedro_run() -> click.Command:

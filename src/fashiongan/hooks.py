@@ -4,13 +4,9 @@ SIGTERM); the models a training run wrote are logged to it and registered."""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
-import signal
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,9 @@ from pydantic import BaseModel
 
 from fashiongan.config import parse_parameters
 from fashiongan.errors import one_line
+from fashiongan.lifecycle import records, signals
+from fashiongan.lifecycle.records import RunWatch
+from fashiongan.lifecycle.variant_lock import VariantLocks, is_launcher_rank, training_folders
 from fashiongan.registry import publish, run_tags
 
 
@@ -50,107 +49,86 @@ class ConfigHook:
         return typed or None
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """SIGTERM (a scheduler's stop, ``kill``, a closing terminal), raised like Ctrl-C.
+class TrainingLockHook:
+    """One training of a variant at a time, in a checkpoint folder that can be written.
 
-    A KeyboardInterrupt rather than an Exception: nodes and libraries that catch ``Exception`` let
-    it through, so the run unwinds to the top exactly as Ctrl-C does.
+    Before MLflow opens a run (kedro-mlflow starts it in its own ``before_pipeline_run``), the
+    checkpoint folder of every training block the pipeline reads is created and locked for the
+    variant (:mod:`fashiongan.lifecycle.variant_lock`); a second training of the same variant,
+    or a ``checkpoint_dir`` that is a file or cannot be written, is refused in one line.
     """
 
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+        self._locks = VariantLocks()
 
-
-_in_flight: dict[str, Any] = {}  # "run_id": the MLflow run this process's pipeline opened
-
-
-def end_run_killed() -> str | None:
-    """End the pipeline's MLflow run as KILLED if it is still open; return its id (else None).
-
-    Called at interpreter exit (registered by :class:`RunRecordHook`) and safe to call earlier,
-    e.g. by a CLI that catches ``KeyboardInterrupt``. Runs that the pipeline finished or that
-    failed are already closed (FINISHED / FAILED) and left alone, as is a run opened before
-    the session (kedro-mlflow does not own it).
-    """
-    run_id = _in_flight.pop("run_id", None)
-    if run_id is None:
-        return None
-    import mlflow
-
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id == run_id:  # the usual case: end it here
-        _while_locked(lambda: mlflow.end_run(status="KILLED"))
-        return run_id
-    client = mlflow.MlflowClient()  # not this thread's active run: end it by id, touch nothing else
-    if _while_locked(lambda: client.get_run(run_id).info.status) == "RUNNING":
-        _while_locked(lambda: client.set_terminated(run_id, "KILLED"))
-    return run_id
-
-
-def _while_locked(write: Any, attempts: int = 4) -> Any:
-    """Call ``write``, retrying while SQLite says "database is locked" (3.5 s of pauses, plus
-    SQLite's own 5 s wait per attempt).
-
-    The run's last record is written as the process dies; another process writing to the
-    embedded store (a second run, the MLflow UI) can hold its lock past SQLite's wait on a busy
-    disk, and losing this write would leave the run RUNNING. (Training holds Ctrl-C and SIGTERM
-    until a step ends, so the process's own writes are not cut off mid-transaction.)
-    """
-    for attempt in range(attempts):
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
         try:
-            return write()
-        except Exception as error:
-            if "database is locked" not in str(error) or attempt == attempts - 1:
-                raise
-            time.sleep(0.5 * 2**attempt)
+            self._params = dict(context.params)
+        except Exception:  # a bad parameter is ConfigHook's to report, in one line
+            self._params = {}
 
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, pipeline: Any) -> None:
+        params_read = [name for name in pipeline.inputs() if name.startswith("params:")]
+        folders = training_folders(params_read, self._params)
+        if folders and is_launcher_rank():
+            self._locks.acquire(folders, str(self._params.get("run_name") or "default"))
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise RunInterrupted(signum)
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._locks.release()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._locks.release()
 
 
 class RunRecordHook:
     """Makes the MLflow record of a run say how it ended: FINISHED, FAILED, or KILLED.
 
-    kedro-mlflow ends the run FINISHED after the pipeline and FAILED on an exception, but Kedro
-    calls no hook for a ``KeyboardInterrupt``: MLflow's own exit handler then recorded Ctrl-C as
-    FINISHED, and SIGTERM (which killed the process outright) left the run RUNNING forever.
-    While a pipeline runs this hook turns SIGTERM into :class:`RunInterrupted` and remembers the
-    run; if the process leaves without the pipeline finishing or failing, the run is ended
-    KILLED at exit. Checkpoints are written atomically, so the last one survives either signal
-    and the same command resumes from it.
+    kedro-mlflow ends the run FINISHED after the pipeline and FAILED on an exception; Kedro calls
+    no hook for a ``KeyboardInterrupt``. While a pipeline runs, SIGTERM raises like Ctrl-C and
+    the run is watched: if the process leaves without the pipeline finishing or failing, the
+    run is ended KILLED at exit. Each run is tagged with its process, and the runs of the same
+    variant that a SIGKILL left RUNNING are closed KILLED, naming the run that takes over
+    (:mod:`fashiongan.lifecycle.records`). Checkpoints are written atomically, so the last one
+    survives and the same command resumes from it.
     """
 
     def __init__(self) -> None:
         self._outer_run: str | None = None
-        self._previous_sigterm: Any = None
-        self._at_exit = False
+        self._variant = "default"
+        self._watch = RunWatch()
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Note a run opened before the session: kedro-mlflow logs into it but does not end it."""
+        """Note a run opened before the session (kedro-mlflow logs into it but does not end
+        it) and the variant; forget the run kedro-mlflow kept from an earlier session."""
         import mlflow
 
+        records.forget_kedro_mlflow_run()
         active = mlflow.active_run()
         self._outer_run = None if active is None else active.info.run_id
+        try:
+            self._variant = str(context.params.get("run_name") or "default")
+        except Exception:  # a bad parameter is ConfigHook's to report, in one line
+            self._variant = "default"
 
     @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the run
-    def before_pipeline_run(self) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         import mlflow
 
         active = mlflow.active_run()
         if active is not None and active.info.run_id != self._outer_run:
-            _in_flight["run_id"] = active.info.run_id
-            if not self._at_exit:
-                atexit.register(end_run_killed)  # after MLflow's own handler: runs before it
-                self._at_exit = True
-        on_main_thread = threading.current_thread() is threading.main_thread()
-        current = signal.getsignal(signal.SIGTERM)
-        if on_main_thread and current in (signal.SIG_DFL, _raise_interrupted):
-            # ours, left by an earlier interrupted run in this process (a notebook): reclaim it
-            signal.signal(signal.SIGTERM, _raise_interrupted)
-            self._previous_sigterm = signal.SIG_DFL
+            self._watch.start(active.info.run_id)
+            records.while_store_busy(lambda: mlflow.set_tags(records.process_tags()))
+            variant = run_tags.variant_of(run_params, self._variant)
+            records.close_orphans(
+                mlflow.MlflowClient(), active.info, run_tags.variant_tags(run_params, variant)
+            )
+        signals.sigterm_interrupts()
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(self) -> None:
@@ -162,10 +140,8 @@ class RunRecordHook:
 
     def _forget(self) -> None:
         """The pipeline ended (kedro-mlflow records how): stop watching, restore SIGTERM."""
-        _in_flight.pop("run_id", None)
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
+        self._watch.stop()
+        signals.sigterm_default()
 
 
 #: Set to 0 to log and register no models at the end of training runs (quick experiments).
@@ -196,16 +172,8 @@ class RunNamingHook:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Note the variant, and a run opened before the session (not ours to name).
-
-        Also forget the run kedro-mlflow's (process-wide) hook kept from an earlier session in
-        this process: for a pipeline whose tracking is disabled (ingestion) it would otherwise
-        reopen that finished run before every node, and fail once its store is gone.
-        """
+        """Note the variant, and a run opened before the session (not ours to name)."""
         import mlflow
-        from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
-
-        mlflow_hook.run_id = None
 
         active = mlflow.active_run()
         self._outer_run = None if active is None else active.info.run_id
@@ -223,7 +191,7 @@ class RunNamingHook:
         if active is None or active.info.run_id == self._outer_run:
             return
         self._run_id = active.info.run_id
-        self._variant = str((run_params.get("runtime_params") or {}).get("run_name", self._variant))
+        self._variant = run_tags.variant_of(run_params, self._variant)
         mlflow.set_tags(_run_tags(run_params, self._variant, _input_paths(pipeline, catalog)))
         experiment = active.info.experiment_id
         client = mlflow.MlflowClient()
@@ -276,10 +244,7 @@ def _run_tags(run_params: dict[str, Any], variant: str, inputs: dict[str, Path])
         "runner": re.sub(r"^<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-f]+>$", r"\1", runner),
         "kedro_command": run_tags.equivalent_command(run_params),
         "fashiongan.command": run_tags.command_line(run_tags.argv(), run_params),
-        "fashiongan.pipeline": "+".join(pipelines),
-        "fashiongan.namespace": ",".join(run_params.get("namespaces") or []),
-        "fashiongan.run_name": variant,
-        "fashiongan.kedro_env": str(env or "local"),
+        **run_tags.variant_tags(run_params, variant),
         **run_tags.git_state(project),
         **run_tags.dvc_tags(),
         **run_tags.data_tags(inputs, project),

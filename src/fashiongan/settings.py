@@ -1,8 +1,9 @@
 """Kedro project settings.
 
 kedro-mlflow registers its hook through its plugin entry point; ``ConfigHook`` checks every
-parameter block before any work starts; ``RunRecordHook`` records a run stopped by Ctrl-C or
-SIGTERM as KILLED in MLflow (kedro-mlflow records FINISHED and FAILED). Telemetry is switched off by the
+parameter block before any work starts; ``TrainingLockHook`` lets one training of a variant run
+at a time; ``RunRecordHook`` records a run stopped by Ctrl-C or SIGTERM, or left RUNNING by a
+SIGKILL, as KILLED in MLflow (kedro-mlflow records FINISHED and FAILED). Telemetry is switched off by the
 `.telemetry` file in the project root (``consent: false``).
 """
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from fashiongan.hooks import ConfigHook, RunNamingHook, RunRecordHook
+from fashiongan.hooks import ConfigHook, RunNamingHook, RunRecordHook, TrainingLockHook
 
-HOOKS = (ConfigHook(), RunRecordHook(), RunNamingHook())
+HOOKS = (ConfigHook(), TrainingLockHook(), RunRecordHook(), RunNamingHook())
 
 
 def project_root() -> str:

@@ -54,6 +54,21 @@ def run_name(
     return f"{name} (dvc exp {experiment})" if experiment else name
 
 
+def variant_of(run_params: Mapping[str, Any], configured: str) -> str:
+    """The variant a run trains: ``--params run_name=…`` if given, else the configured one."""
+    return str((run_params.get("runtime_params") or {}).get("run_name", configured))
+
+
+def variant_tags(run_params: Mapping[str, Any], variant: str) -> dict[str, str]:
+    """The tags that make two runs the same training: pipeline, namespace, variant, env."""
+    return {
+        "fashiongan.pipeline": "+".join(run_params.get("pipeline_names") or ["__default__"]),
+        "fashiongan.namespace": ",".join(run_params.get("namespaces") or []),
+        "fashiongan.run_name": variant,
+        "fashiongan.kedro_env": str(run_params.get("env") or "local"),
+    }
+
+
 def command_line(argv: list[str], run_params: Mapping[str, Any]) -> str:
     """The command as typed (``kedro run --pipelines=… --namespaces=… --params=…``), quoted.
 

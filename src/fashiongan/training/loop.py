@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
+from fashiongan.lifecycle.signals import signals_between_steps
 from fashiongan.training.checkpoint import (
     CheckpointError,
     TrainingState,
@@ -94,45 +92,6 @@ def _stop_reported(state: TrainingState, checkpoint_dir: Path | None) -> Iterato
         raise
 
 
-@contextlib.contextmanager
-def _signals_between_steps() -> Iterator[Callable[[], None]]:
-    """Hold Ctrl-C and SIGTERM until the step ends; yields the check the loop runs between steps.
-
-    A signal that lands inside a step interrupts whatever runs then, MLflow's SQLite writes
-    included (a locked store, a traceback from SQLAlchemy). Held, it is delivered by calling the
-    handler it would have reached, once the step and its checkpoint are done; a second signal
-    is not held. Only handlers written in Python are held (an ignored or default SIGTERM stays
-    as it was), only on the main thread of a single process: under torchrun the ranks could
-    stop at different steps.
-    """
-    held: list[int] = []
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread() and world() == 1:
-        previous = {
-            signum: handler
-            for signum in (signal.SIGINT, signal.SIGTERM)
-            if callable(handler := signal.getsignal(signum))
-        }
-
-    def hold(signum: int, frame: Any) -> None:
-        if held:  # asked twice: stop now
-            previous[signum](signum, frame)
-        held.append(signum)
-
-    def deliver() -> None:
-        if held:
-            previous[held[0]](held[0], None)
-
-    for signum in previous:
-        signal.signal(signum, hold)
-    try:
-        yield deliver
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    deliver()  # one that came after the last step's check
-
-
 def run_all(hooks: list[Callable[[int], None]]) -> Callable[[int], None]:
     """One ``after_step`` callback that runs ``hooks`` in order (the optional ones composed
     from the config, so the loop tests no flags)."""
@@ -181,7 +140,11 @@ def fit(
     bar = tqdm(
         total=total_steps, initial=state.step, desc=description, disable=not is_main_process()
     )
-    with bar, _stop_reported(state, checkpoint_dir), _signals_between_steps() as stop_if_asked:
+    with (
+        bar,
+        _stop_reported(state, checkpoint_dir),
+        signals_between_steps(world() == 1) as stop_if_asked,
+    ):
         while state.step < total_steps:
             metrics = mean_over_ranks(train_step(state.step))  # the global batch's metrics
             check_finite(state.step, **metrics)
