@@ -7,9 +7,11 @@ subprocess where a fresh process matters (matplotlib warns about a missing glyph
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 from fashiongan.cli import cli
@@ -112,7 +115,7 @@ def test_kedro_run_failure_is_one_line_with_the_traceback_in_a_file(project, cas
     assert line.startswith(expected), line
     assert line.endswith(LOG_NOTE)
     assert "Traceback (most recent call last)" in log.read_text()  # the frames are kept
-    assert not (project / "data" / "06_models").exists()  # nothing downstream was written
+    assert not list(project.glob("data/06_models/**/ckpt-*"))  # nothing downstream was written
     assert not (project / "models").exists()
 
 
@@ -123,6 +126,113 @@ def test_kedro_run_unknown_environment_names_the_ones_there_are(project):
         "one of them to --env, or create conf/nope/"
     )
     assert not (project / "data" / "02_intermediate").exists()  # refused before any work
+
+
+def _broken_yaml(project: Path) -> contextlib.AbstractContextManager:
+    return _planted(project / "conf/local/parameters_broken.yml", b"baseline:\n  training: [oops\n")
+
+
+def _mlflow_conf(project: Path, uri: str) -> contextlib.AbstractContextManager:
+    conf = project / "conf/local/mlflow.yml"
+    settings = yaml.safe_load(conf.read_text())
+    settings["server"]["mlflow_tracking_uri"] = uri
+    return _planted(conf, yaml.safe_dump(settings).encode())
+
+
+def _corrupt_store(project: Path) -> contextlib.AbstractContextManager:
+    return _planted(project / "mlflow.db", b"this is no SQLite file\n" * 200)
+
+
+@contextlib.contextmanager
+def _planted(path: Path, content: bytes):
+    """``path`` holds ``content`` for the block, then what it held before (or nothing)."""
+    before = path.read_bytes() if path.exists() else None
+    path.write_bytes(content)
+    try:
+        yield
+    finally:
+        path.unlink()
+        if before is not None:
+            path.write_bytes(before)
+
+
+@contextlib.contextmanager
+def _locked_store(project: Path):
+    """Another writer holds the store's write lock (a second run, the MLflow UI)."""
+    holder = sqlite3.connect(project / "mlflow.db", isolation_level=None)
+    holder.execute("begin exclusive")
+    try:
+        yield
+    finally:
+        holder.close()
+
+
+@contextlib.contextmanager
+def _checkpoint_dir_under_a_file(project: Path):
+    with _planted(project / "afile", b"not a folder\n"):
+        yield
+
+
+BASELINE = ["--pipelines=train_gan", "--namespaces=baseline", "--params"]
+CKPT = "baseline.training.checkpoint_dir"
+SETUP_CASES = {
+    "YAML syntax error in a parameters file": (
+        _broken_yaml,
+        ["--pipelines=train_gan", "--namespaces=baseline"],
+        "Error: Invalid YAML or JSON file conf/local/parameters_broken.yml, unable to read line 2, "
+        "position 0 (expected ',' or ']', but got '<stream end>'): fix the YAML syntax there and "
+        "run again",
+    ),
+    "checkpoint_dir under a file": (
+        _checkpoint_dir_under_a_file,
+        [*BASELINE, f"{CKPT}=afile/ck"],
+        f"Error: {CKPT} afile/ck cannot be used: afile is a file, not a folder; set {CKPT} to a "
+        "folder you can write",
+    ),
+    "checkpoint_dir in a folder that takes no new folders": (
+        None,
+        [*BASELINE, f"{CKPT}=/proc/fashiongan-ckpt"],
+        f"Error: {CKPT} /proc/fashiongan-ckpt cannot be used: no folder can be created in /proc (",
+    ),
+    "MLflow store locked by another writer": (
+        _locked_store,
+        [*BASELINE, "baseline.training.iterations=1"],
+        "Error: the MLflow store mlflow.db is locked by another writer (another run, or the "
+        "MLflow UI): wait for it to finish, then run again",
+    ),
+    "corrupt MLflow store": (
+        _corrupt_store,
+        [*BASELINE, "baseline.training.iterations=1"],
+        "Error: the MLflow store mlflow.db is corrupt (file is not a database): restore a copy, ",
+    ),
+    "unreachable MLflow server": (
+        lambda project: _mlflow_conf(project, "http://127.0.0.1:9"),
+        [*BASELINE, "baseline.training.iterations=1"],
+        "Error: the MLflow server http://127.0.0.1:9 cannot be reached: start it, or point "
+        "server.mlflow_tracking_uri in conf/<env>/mlflow.yml at one that runs",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(SETUP_CASES))
+def test_a_broken_setup_is_exit_2_and_one_line_that_says_what_to_do(project, case, monkeypatch):
+    """Each fault planted in a project whose store already holds a run: refused before any
+    node runs (no model input exists), the store and its runs untouched."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow retries for 4 minutes
+    plant, args, expected = SETUP_CASES[case]
+    if not (project / "mlflow.db").exists():
+        kedro_run_failure(project, *BASELINE, "baseline.training.iterations=1")  # no input: 2
+    store = (project / "mlflow.db").read_bytes()
+    log = project / "logs" / "kedro_run_error.log"
+    log.unlink(missing_ok=True)
+    with plant(project) if plant else contextlib.nullcontext():
+        line = kedro_run_failure(project, *args).replace(f"{project}/", "")
+    assert line.startswith(expected), line
+    assert line.endswith(LOG_NOTE)
+    assert "Traceback (most recent call last)" in log.read_text()
+    assert (project / "mlflow.db").read_bytes() == store  # no run recorded, nothing broken
+    assert not (project / "models").exists()
 
 
 # --- fashiongan generate ---------------------------------------------------------------------------
