@@ -1,4 +1,5 @@
-"""Real faults: a SIGKILLed training process, a full disk and a read-only filesystem.
+"""Real faults: a SIGKILLed training process, a second training of the same variant, a full disk
+and a read-only filesystem.
 
 tests/training covers an in-process "kill" (an exception between steps), a corrupt newest
 checkpoint and NaN losses; tests/datasets and tests/pipelines/data_processing cover simulated
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,8 +30,16 @@ from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.checkpoint import TrainingState, load_checkpoint
+from tests.conftest import make_kedro_project, run_pipeline
 from tests.scale._worker import BASELINE, train
 from tests.scale.conftest import WORKER, finish, start
+from tests.test_run_records import (
+    CHECKPOINTS,
+    RUN,
+    checkpoint_steps,
+    kedro_run,
+    wait_for_checkpoint_after,
+)
 
 pytestmark = pytest.mark.timeout(300)
 WORKER_CMD = [sys.executable, str(WORKER)]
@@ -81,6 +91,66 @@ def test_sigkill_mid_epoch_then_restart_ends_with_the_uninterrupted_weights(tmp_
         assert torch.equal(resumed[key], value), key
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert history == json.loads((tmp_path / "ref" / "history.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def kedro_project_with_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project whose model input exists (data_processing ran in-process)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        project = make_kedro_project(tmp_path_factory.mktemp("variant"), monkeypatch)
+        run_pipeline(project, ["data_processing"])
+        yield project
+
+
+def runs(project: Path) -> list[tuple[str, str, str]]:
+    """(run id, name, status) of every MLflow run, oldest first, straight from the store."""
+    with sqlite3.connect(project / "mlflow.db") as db:
+        return db.execute("select run_uuid, name, status from runs order by start_time").fetchall()
+
+
+def test_one_training_per_variant_and_a_sigkilled_run_is_closed_by_the_next(
+    kedro_project_with_input: Path, tmp_path: Path
+):
+    """`kedro run` processes: a second training of the running variant is refused in one line
+    (exit 2, no MLflow run); the first, SIGKILLed, stays RUNNING until the next start of the
+    variant marks it KILLED, names it, and resumes from its checkpoint."""
+    project = kedro_project_with_input
+    long = f"baseline.training.checkpoint_dir={CHECKPOINTS},baseline.training.sample_every=0"
+    first = kedro_run(project, f"{long},baseline.training.iterations=100000", tmp_path / "1.log")
+    wait_for_checkpoint_after(project, first, 0)
+    before = runs(project)
+
+    second = kedro_run(project, f"{long},baseline.training.iterations=100000", tmp_path / "2.log")
+    assert second.wait(timeout=120) == 2
+    output = (tmp_path / "2.log").read_text()
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1] == (
+        f"Error: another training of variant 'default' is running in {CHECKPOINTS} (it holds "
+        f"{CHECKPOINTS}/.default.lock): wait for it to end, or train another variant "
+        "(--params run_name=<name>) (full traceback: logs/kedro_run_error.log)"
+    )
+    assert first.poll() is None, "the first training runs on"
+    assert runs(project) == before, "the refused run recorded nothing"
+
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    newest = checkpoint_steps(project)[-1]  # what the killed run left
+    ((killed, _, status),) = [run for run in runs(project) if run[1] == RUN]
+    assert status == "RUNNING"  # nothing ran at its death
+
+    third = kedro_run(
+        project, f"{long},baseline.training.iterations={newest + 2}", tmp_path / "3.log"
+    )
+    assert third.wait(timeout=120) == 0, (tmp_path / "3.log").read_text()[-3000:]
+    output = (tmp_path / "3.log").read_text()
+    assert re.search(rf"MLflow run {killed} \({re.escape(RUN)}\) was left RUNNING by process "
+                     rf"{first.pid}, which is gone: marked KILLED; run (\w+) takes over", output)  # fmt: skip
+    assert re.search(rf"Resumed from \S+ckpt-0*{newest}\.safetensors", output)
+    (_, _, was), (resumed, _, now) = [run[:3] for run in runs(project) if run[1] == RUN]
+    assert (was, now) == ("KILLED", "FINISHED")
+    with sqlite3.connect(project / "mlflow.db") as db:
+        tag = "select value from tags where run_uuid = ? and key = 'fashiongan.takes_over'"
+        assert db.execute(tag, (resumed,)).fetchall() == [(killed,)]
 
 
 @pytest.fixture
