@@ -30,7 +30,6 @@ from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.checkpoint import TrainingState, load_checkpoint
-from tests.conftest import make_kedro_project, run_pipeline
 from tests.scale._worker import BASELINE, train
 from tests.scale.conftest import WORKER, finish, start
 from tests.test_run_records import (
@@ -40,6 +39,7 @@ from tests.test_run_records import (
     kedro_run,
     wait_for_checkpoint_after,
 )
+from tests.test_run_records import project as records_project  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(300)
 WORKER_CMD = [sys.executable, str(WORKER)]
@@ -93,15 +93,6 @@ def test_sigkill_mid_epoch_then_restart_ends_with_the_uninterrupted_weights(tmp_
     assert history == json.loads((tmp_path / "ref" / "history.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def kedro_project_with_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny project whose model input exists (data_processing ran in-process)."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        project = make_kedro_project(tmp_path_factory.mktemp("variant"), monkeypatch)
-        run_pipeline(project, ["data_processing"])
-        yield project
-
-
 def runs(project: Path) -> list[tuple[str, str, str]]:
     """(run id, name, status) of every MLflow run, oldest first, straight from the store."""
     with sqlite3.connect(project / "mlflow.db") as db:
@@ -109,12 +100,13 @@ def runs(project: Path) -> list[tuple[str, str, str]]:
 
 
 def test_one_training_per_variant_and_a_sigkilled_run_is_closed_by_the_next(
-    kedro_project_with_input: Path, tmp_path: Path
+    records_project: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ):
     """`kedro run` processes: a second training of the running variant is refused in one line
     (exit 2, no MLflow run); the first, SIGKILLed, stays RUNNING until the next start of the
     variant marks it KILLED, names it, and resumes from its checkpoint."""
-    project = kedro_project_with_input
+    project = records_project  # test_run_records' tiny project, model input ready
     long = f"baseline.training.checkpoint_dir={CHECKPOINTS},baseline.training.sample_every=0"
     first = kedro_run(project, f"{long},baseline.training.iterations=100000", tmp_path / "1.log")
     wait_for_checkpoint_after(project, first, 0)
