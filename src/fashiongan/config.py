@@ -513,6 +513,7 @@ class SearchQuery(Block):
     use_intent_caption: bool
     class_threshold: Probability
     attribute_threshold: Probability
+    fuzzy_cutoff: Annotated[float, Field(ge=50, le=100)]
     fuse_text: bool
     class_boost: Weight
     attribute_boost: Weight
@@ -535,6 +536,8 @@ class SearchAppParams(Block):
     threads: Threads
     upload_max_mb: Rate
     max_conversations: Count
+    api_max_batch: Count
+    api_max_wait_ms: Annotated[float, Field(ge=0, le=1000)]
 
 
 #: Every top-level block of the parameter files and its model.

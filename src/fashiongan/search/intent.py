@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -350,6 +350,4 @@ def _comparatives_in(text: str) -> list[str]:
 def _without_slots(intent: Intent, steps: dict[str, int]) -> Intent:
     """The intent with the slots a comparative already changes left out."""
     keep = tuple(k for k in intent.keywords if k.slot not in steps)
-    values = {slot: getattr(intent, slot) for slot in ("tone", "fit", "pattern")}
-    values.update(dict.fromkeys(steps))
-    return Intent(label=intent.label, keywords=keep, words_used=intent.words_used, **values)
+    return replace(intent, keywords=keep, **dict.fromkeys(steps))

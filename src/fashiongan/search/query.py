@@ -24,6 +24,7 @@ from fashiongan.search.contract import EXAMPLE_QUERY, SearchInputError, SearchRe
 from fashiongan.search.conversation import SLOTS, Reference, TurnPlan, plan_turn
 from fashiongan.search.intent import MODIFY, NEW, Intent, IntentDetector, Message, read_message
 from fashiongan.search.ranking import Ranker, Ranking, TextVectors, Wanted
+from fashiongan.search.reading import ShopperDetector
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,13 @@ class QueryPath:
         self.query = query
         conditional = [n for n, g in generators.items() if isinstance(g, ConditionalGenerator)]
         self.default_model = conditional[0] if conditional else next(iter(generators))
-        self.detector = IntentDetector(
+        grammar = IntentDetector(
             text_vectors.encoder,
             query.class_threshold,
             query.attribute_threshold,
             max_words=query.max_words,
         )
+        self.detector = ShopperDetector(grammar, query.fuzzy_cutoff)
 
     def generator(self, model: str | None) -> tuple[str, torch.nn.Module]:
         name = model or self.default_model

@@ -1,0 +1,294 @@
+"""Shoppers' own words, read before the grammar's detector: shop vocabulary, typos, spacing
+variants, implied items, negation and garments the catalog does not carry.
+
+:class:`ShopperDetector` wraps :class:`~fashiongan.search.intent.IntentDetector`: it rewrites the
+message into the grammar's words ("jumper" → "pullover", "pulover" → "pullover" by fuzzy
+matching with rapidfuzz, "t shirt" → "t-shirt", "something to keep my feet dry" → "ankle boot"),
+takes negated phrases out with their scope ("a dress, anything but black" → excluded tone dark;
+"not a sneaker, a sandal" → excluded class sneaker) and lets the detector read the rest. The
+result is a :class:`ShopperIntent`: the detector's intent plus what is excluded, which words were
+not understood and which items the catalog lacks ("a swimsuit" → no class, said so).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from rapidfuzz import fuzz, process
+
+from fashiongan.search.intent import STOPWORDS, Intent, IntentDetector, Keyword
+from fashiongan.text.captions import CLASS_SYNONYMS, FIT_WORDS, PATTERN_WORDS, TONE_WORDS
+
+#: Shop words → (slot, value); a class word is rewritten to the grammar's first synonym.
+# fmt: off
+SHOP_WORDS: dict[str, tuple[str, int]] = {
+    **dict.fromkeys(("tshirt", "tee", "tees", "top", "tops", "tank", "camisole", "cami",
+                     "singlet", "crop"), ("class", 0)),
+    **dict.fromkeys(("trousers", "trouser", "pants", "jeans", "chinos", "joggers", "leggings",
+                     "slacks", "sweatpants", "trackies", "cargos", "culottes"), ("class", 1)),
+    **dict.fromkeys(("pullover", "jumper", "sweater", "hoodie", "hoody", "sweatshirt",
+                     "cardigan", "knit", "knitwear", "fleece", "turtleneck"), ("class", 2)),
+    **dict.fromkeys(("dress", "gown", "frock", "sundress", "maxi"), ("class", 3)),
+    **dict.fromkeys(("coat", "jacket", "parka", "anorak", "mac", "raincoat", "trench",
+                     "blazer", "overcoat", "puffer", "windbreaker", "peacoat"), ("class", 4)),
+    **dict.fromkeys(("sandal", "sandals", "flipflops", "flipflop", "sliders", "slides",
+                     "espadrilles", "mules", "thongs"), ("class", 5)),
+    **dict.fromkeys(("shirt", "blouse", "flannel", "buttondown", "oxford"), ("class", 6)),
+    **dict.fromkeys(("sneaker", "sneakers", "trainer", "trainers", "runners", "kicks",
+                     "plimsolls", "plimsoll"), ("class", 7)),
+    **dict.fromkeys(("bag", "handbag", "purse", "tote", "clutch", "backpack", "rucksack",
+                     "satchel", "shopper", "crossbody"), ("class", 8)),
+    **dict.fromkeys(("boot", "boots", "ankle", "booties", "bootie", "chelsea", "wellies",
+                     "wellingtons"), ("class", 9)),
+    **dict.fromkeys(("black", "navy", "charcoal", "dark", "darker", "deep"), ("tone", 0)),
+    **dict.fromkeys(("grey", "gray", "medium"), ("tone", 1)),
+    **dict.fromkeys(("white", "cream", "beige", "ivory", "pastel", "light", "pale"),
+                    ("tone", 2)),
+    **dict.fromkeys(("tight", "fitted", "skinny", "slim", "narrow", "snug"), ("fit", 0)),
+    **dict.fromkeys(("loose", "baggy", "oversized", "relaxed", "wide", "roomy", "flowy",
+                     "boxy", "broad"), ("fit", 2)),
+    **dict.fromkeys(("striped", "stripes", "stripy", "stripe", "print", "prints", "printed",
+                     "floral", "pattern", "patterns", "patterned", "checked", "plaid",
+                     "dotted", "spotted", "logo"), ("pattern", 1)),
+    **dict.fromkeys(("plain", "solid"), ("pattern", 0)),
+}
+#: Garments and accessories this catalog does not carry: read, and said, but no class.
+OUTSIDE = frozenset({
+    "swimsuit", "swimsuits", "bikini", "swimwear", "trunks", "tie", "ties", "socks", "sock",
+    "hat", "hats", "cap", "beanie", "scarf", "scarves", "gloves", "glove", "mittens", "belt",
+    "belts", "sunglasses", "glasses", "watch", "necklace", "earrings", "jewellery", "jewelry",
+    "umbrella", "wallet", "underwear", "bra", "pyjamas", "pajamas", "lingerie", "heels",
+    "shorts", "skirt", "skirts", "suit", "tuxedo",
+})
+#: Uses that imply an item ("something to keep my feet dry").
+IMPLIED: tuple[tuple[str, int], ...] = (
+    (r"\bfeet (dry|warm)\b|\b(snow|rain|muddy|winter) (day|walk|weather)s?\b.*\bfeet\b|"
+     r"\bhiking\b|\bwalking in (the )?(snow|mud|rain)\b", 9),
+    (r"\b(gym|running|jogging|jog|workout|work out|sport|sports|tennis|marathon|training)\b", 7),
+    (r"\b(beach|pool|poolside|toes)\b", 5),
+    (r"\b(laptop|carry|carrying|groceries|books|essentials|shopping|phone and keys)\b", 8),
+    (r"\b(keep (me )?warm|cold|winter|rain|rainy|chilly|windy|layer)\b", 4),
+    (r"\b(wedding|party|prom|evening|gala|date night|cocktail)\b", 3),
+    (r"\b(office|work|interview|meeting|formal)\b", 6),
+    (r"\b(legs|lounging|lounge)\b", 1),
+)
+# fmt: on
+_NEGATION = re.compile(
+    r"\b(not(?: too| so| very| a| an| the| in| any)*|no(?: more)?|without|anything but|"
+    r"nothing(?: too| so)?|never|except|but not|isn'?t|aren'?t|don'?t want)\b"
+)
+#: Where a negation's scope ends.
+_SCOPE_END = re.compile(r"[,.;!?]|\b(but|and|just|only|instead|rather|please)\b")
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_CANONICAL = {
+    "class": {v: w[0] for v, w in CLASS_SYNONYMS.items()},
+    "tone": {v: w[0] for v, w in TONE_WORDS.items()},
+    "fit": {v: w[0] for v, w in FIT_WORDS.items()},
+    "pattern": {v: w[0] for v, w in PATTERN_WORDS.items()},
+}
+_KNOWN = frozenset(SHOP_WORDS) | OUTSIDE
+_FUZZY_CHOICES = sorted(w for w in _KNOWN if len(w) >= 4)
+
+
+@dataclass(frozen=True)
+class ShopperIntent(Intent):
+    """The detector's intent plus excluded values, unread words and items the catalog lacks."""
+
+    excluded: dict[str, frozenset[int]] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+    outside: tuple[str, ...] = ()
+
+    @property
+    def readable(self) -> bool:
+        named = any(v is not None for v in (self.label, self.tone, self.fit, self.pattern))
+        return named or bool(self.excluded) or bool(self.outside)
+
+    def to_dict(self) -> dict:
+        excluded = {
+            slot: [_CANONICAL[slot][v] for v in sorted(values)]
+            for slot, values in self.excluded.items()
+        }
+        return super().to_dict() | {
+            "excluded": excluded,
+            "unknown": list(self.unknown),
+            "outside": list(self.outside),
+        }
+
+
+@dataclass(frozen=True)
+class _Rewrite:
+    """The message in the grammar's words, and how each word got there."""
+
+    text: str
+    read_as: dict[str, tuple[str, str]]  # canonical word → (what was typed, "fuzzy"/"shop")
+    excluded: dict[str, frozenset[int]]
+    outside: tuple[str, ...]
+    consumed: frozenset[str]  # typed words used by a rule
+
+
+class ShopperDetector:
+    """Reads a message in shoppers' words (see the module docstring).
+
+    Args:
+        detector: the grammar's detector (its ``detect`` reads the rewritten message).
+        fuzzy_cutoff: the lowest rapidfuzz ratio (0-100) at which a typo is read as a word.
+    """
+
+    def __init__(self, detector: IntentDetector, fuzzy_cutoff: float) -> None:
+        self.detector = detector
+        self.fuzzy_cutoff = fuzzy_cutoff
+
+    def detect(self, text: str) -> ShopperIntent:
+        rewrite = self.rewrite(text)
+        intent = self.detector.detect(rewrite.text) if rewrite.text.strip() else Intent()
+        keywords = tuple(_typed(k, rewrite.read_as) for k in intent.keywords)
+        label = intent.label
+        excluded = rewrite.excluded
+        if label is not None and label in excluded.get("class", ()):
+            label = None  # "not a sneaker": never asked for
+        used = {w for k in keywords for w in _WORD.findall(k.phrase)} | rewrite.consumed
+        words = _WORD.findall(_joined_variants(text.lower()))[: self.detector.max_words]
+        unknown = tuple(dict.fromkeys(w for w in words if _content(w) and w not in used))
+        values = {s: getattr(intent, s) for s in ("tone", "fit", "pattern")}
+        values = {s: None if v in excluded.get(s, ()) else v for s, v in values.items()}
+        return ShopperIntent(
+            label=label, **values, keywords=keywords, words_used=intent.words_used,
+            excluded=excluded, unknown=unknown, outside=rewrite.outside,
+        )  # fmt: skip
+
+    @property
+    def max_words(self) -> int:
+        return self.detector.max_words
+
+    def rewrite(self, text: str) -> _Rewrite:
+        """The message in the grammar's words, with negated phrases taken out."""
+        lowered = " ".join(_joined_variants(text.lower()).split())
+        kept, excluded, consumed = _without_negations(lowered, self._word)
+        read_as: dict[str, tuple[str, str]] = {}
+        words, outside = [], []
+        for word in _WORD.findall(kept):
+            known = self._word(word)
+            if known is None:
+                words.append(word)
+                continue
+            typed, canonical, how = known
+            consumed.add(word)
+            if canonical is None:
+                outside.append(typed)
+                continue
+            read_as[canonical] = (typed, how)
+            words.append(canonical)
+        named = any(SHOP_WORDS.get(w, ("",))[0] == "class" for w in words) or outside
+        implied = _implied(kept, read_as, consumed)  # the use is read either way
+        words += [] if named else implied
+        return _Rewrite(" ".join(words), read_as, excluded, tuple(outside), frozenset(consumed))
+
+    def _word(self, word: str) -> tuple[str, str | None, str] | None:
+        """(typed, canonical word or None for an item the catalog lacks, how) or None."""
+        how = "shop"
+        found = word if word in _KNOWN else None
+        if found is None and len(word) >= 4 and word not in STOPWORDS:
+            match = process.extractOne(
+                word, _FUZZY_CHOICES, scorer=fuzz.ratio, score_cutoff=self.fuzzy_cutoff
+            )
+            found, how = (match[0], "fuzzy") if match else (None, how)
+        if found is None:
+            return None
+        if found in OUTSIDE:
+            return word, None, how
+        slot, value = SHOP_WORDS[found]
+        return word, _CANONICAL[slot][value], how
+
+
+def _typed(keyword: Keyword, read_as: dict[str, tuple[str, str]]) -> Keyword:
+    """The keyword as the shopper typed it: "jumper → pullover", "'pulover' → pullover"."""
+    typed = read_as.get(keyword.phrase)
+    if typed is None or typed[0] == keyword.phrase:
+        return keyword
+    phrase = f"'{typed[0]}'" if typed[1] == "fuzzy" else typed[0]
+    return replace(keyword, phrase=phrase)
+
+
+def _joined_variants(text: str) -> str:
+    """Spacing variants joined: "t shirt" → "tshirt", "hand bag" → "handbag", "flip flops"."""
+    for spaced, joined in (
+        (r"\bt[\s-]+shirts?\b", "tshirt"),
+        (r"\bhand[\s-]+bags?\b", "handbag"),
+        (r"\bflip[\s-]+flops?\b", "flipflops"),
+        (r"\bsweat[\s-]+shirts?\b", "sweatshirt"),
+        (r"\bback[\s-]+packs?\b", "backpack"),
+        (r"\bbutton[\s-]+(down|up)s?\b", "buttondown"),
+        (r"\brain[\s-]+coats?\b", "raincoat"),
+        (r"\bover[\s-]+coats?\b", "overcoat"),
+        (r"\bankle[\s-]*boots?\b", "boot"),
+        (r"\brunning[\s-]+shoes?\b|\btennis[\s-]+shoes?\b|\bgym[\s-]+shoes?\b", "trainers"),
+    ):
+        text = re.sub(spaced, joined, text)
+    return text
+
+
+def _without_negations(text: str, read_word) -> tuple[str, dict[str, frozenset[int]], set]:
+    """The text with each negation and its scope removed, the values the scopes name, and the
+    words consumed (the negations and their scopes)."""
+    excluded: dict[str, set[int]] = {}
+    consumed: set[str] = set()
+    kept, position = [], 0
+    for match in _NEGATION.finditer(text):
+        if match.start() < position:
+            continue
+        end = _SCOPE_END.search(text, match.end())
+        stop = end.start() if end else len(text)
+        stop, values = _scope(text, match.end(), stop, read_word)
+        if not values:
+            continue  # "not sure what I want": nothing excluded, the words stay
+        for slot, value in values:
+            excluded.setdefault(slot, set()).add(value)
+        kept.append(text[position : match.start()])
+        consumed.update(_WORD.findall(text[match.start() : stop]))
+        position = stop
+    kept.append(text[position:])
+    return " ".join(kept), {s: frozenset(v) for s, v in excluded.items()}, consumed
+
+
+def _scope(text: str, start: int, stop: int, read_word) -> tuple[int, list[tuple[str, int]]]:
+    """Where a negation's scope really ends and the values it names: "not too baggy trousers"
+    negates the fit, not the trousers (a class after an attribute ends the scope)."""
+    values: list[tuple[str, int]] = []
+    for word in re.finditer(_WORD, text[start:stop]):
+        read = read_word(word.group(0))
+        if not read or not read[1]:
+            continue
+        slot, value = SHOP_WORDS[_word_key(read)]
+        if slot == "class" and values and all(s != "class" for s, _ in values):
+            return start + word.start(), values
+        values.append((slot, value))
+    return stop, values
+
+
+def _word_key(read: tuple[str, str | None, str]) -> str:
+    """The SHOP_WORDS key of a read word (its typed form, or the canonical one for typos)."""
+    typed, canonical, _ = read
+    if typed in SHOP_WORDS:
+        return typed
+    return next(w for w, (slot, v) in SHOP_WORDS.items() if _CANONICAL[slot][v] == canonical)
+
+
+def _implied(text: str, read_as: dict[str, tuple[str, str]], consumed: set) -> list[str]:
+    """The class a use implies ("for the gym" → sneaker), as its grammar word, or nothing."""
+    for pattern, label in IMPLIED:
+        found = re.search(pattern, text)
+        if found:
+            canonical = _CANONICAL["class"][label]
+            read_as.setdefault(canonical, (found.group(0), "shop"))
+            consumed.update(_WORD.findall(found.group(0)))
+            return [canonical]
+    return []
+
+
+#: Verbs of wanting and wearing: read as nothing, and not worth reporting.
+_FILLER = frozenset({"wear", "wearing", "keep", "use", "go", "going", "put", "wanted", "shopping"})
+
+
+def _content(word: str) -> bool:
+    return word not in STOPWORDS and word not in _FILLER and not word.isdigit() and len(word) > 1
