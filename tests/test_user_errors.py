@@ -327,7 +327,7 @@ def test_help_states_the_grid_cap_and_the_memory_bound():
 def _conditional_with_encoder(folder: Path, weights: bytes | None = None) -> Path:
     """A tiny conditional generator and a copy of the bundled BERT saved beside it (its weights
     replaced by ``weights`` when given)."""
-    from fashiongan.text.encoder import SETTINGS_FILE, bundled_model_path
+    from fashiongan.text.loading import SETTINGS_FILE, bundled_model_path
 
     config = ConditionalGANConfig(
         g_channels=4, text_channels=2, noise_channels=2, noise_dim=4, text_encoder="./text_encoder"
@@ -346,7 +346,7 @@ def _conditional_with_encoder(folder: Path, weights: bytes | None = None) -> Pat
 
 
 def test_truncated_text_encoder_weights_are_named(tmp_path, monkeypatch):
-    from fashiongan.text.encoder import bundled_model_path
+    from fashiongan.text.loading import bundled_model_path
 
     with (bundled_model_path() / "model.safetensors").open("rb") as whole:
         generator = _conditional_with_encoder(tmp_path, weights=whole.read(5000))

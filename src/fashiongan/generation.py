@@ -97,7 +97,7 @@ def text_encoder(model_name_or_path: str, pooling: str):
     settings it was trained with; anything else is a base model name or path. A folder saved
     again (a new training run) is loaded again.
     """
-    from fashiongan.text.encoder import SETTINGS_FILE
+    from fashiongan.text.loading import SETTINGS_FILE
 
     settings = Path(str(model_name_or_path)) / SETTINGS_FILE
     stamp = settings.stat().st_mtime_ns if settings.is_file() else None

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from fashiongan.text.encoder import TextEncoder, TextModelNotFoundError, bundled_model_path
+from fashiongan.text.encoder import TextEncoder
+from fashiongan.text.loading import TextModelNotFoundError, bundled_model_path
 
 
 def cosine(encoder, a: str, b: str) -> float:

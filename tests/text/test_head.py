@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from fashiongan.text.encoder import HEAD_FILE, TextEncoder, TextModelNotFoundError
+from fashiongan.text.encoder import TextEncoder
 from fashiongan.text.head import AttentionPoolingHead, build_head
+from fashiongan.text.loading import HEAD_FILE, TextModelNotFoundError
 
 TEXTS = ["a bag", "looking for a light patterned dress with a slim fit", "a loose dress"]
 
@@ -31,7 +32,9 @@ def test_an_untrained_head_is_the_plain_pooling(text_encoder, headed):
 
 
 def test_a_trained_head_changes_the_features_but_not_with_padding(headed):
+    untrained = headed.encode(TEXTS, batch_size=3)
     changed = perturbed(headed).encode(TEXTS, batch_size=3)
+    assert (changed - untrained).abs().max() > 1e-3
     alone = torch.cat([headed.encode([t]) for t in TEXTS])  # no padding at all
     torch.testing.assert_close(changed, alone, atol=1e-5, rtol=0)
     torch.testing.assert_close(changed.norm(dim=1), torch.ones(3))
@@ -62,7 +65,7 @@ def test_a_damaged_head_file_is_one_clear_error(headed, tmp_path):
     with pytest.raises(TextModelNotFoundError, match="text_head.safetensors is unreadable"):
         TextEncoder.from_saved(tmp_path / "enc")
     path.unlink()
-    with pytest.raises(TextModelNotFoundError, match="damaged"):
+    with pytest.raises(TextModelNotFoundError, match="incomplete, it has no text_head.safetensors"):
         TextEncoder.from_saved(tmp_path / "enc")
 
 

@@ -46,12 +46,13 @@ class TextEncoderDataset(FileDataset[Any, Any]):
     """
 
     def _exists(self) -> bool:
-        from fashiongan.text.encoder import SETTINGS_FILE
+        from fashiongan.text.loading import SETTINGS_FILE
 
         return (self.path / SETTINGS_FILE).is_file()
 
     def load(self) -> Any:
-        from fashiongan.text.encoder import TextEncoder, TextModelNotFoundError
+        from fashiongan.text.encoder import TextEncoder
+        from fashiongan.text.loading import TextModelNotFoundError
 
         folder = self.path
         if not folder.is_dir():

