@@ -219,7 +219,12 @@ SETUP_CASES = {
 def test_a_broken_setup_is_exit_2_and_one_line_that_says_what_to_do(project, case, monkeypatch):
     """Each fault planted in a project whose store already holds a run: refused before any
     node runs (no model input exists), the store and its runs untouched."""
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow retries for 4 minutes
+    # In-process runs of earlier tests leave MLflow's global URI on their own store; a fresh
+    # `kedro run` process starts on this project's.
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     plant, args, expected = SETUP_CASES[case]
     if not (project / "mlflow.db").exists():
         kedro_run_failure(project, *BASELINE, "baseline.training.iterations=1")  # no input: 2
