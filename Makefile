@@ -23,7 +23,7 @@ VIZ_PORT ?= 4141
 MLFLOW_PORT ?= 5000
 APP_PORT ?= 7860
 
-.PHONY: install lock smoke data train train-ddp test test-deps lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro clean
+.PHONY: install lock smoke data train train-ddp test test-deps lint viz viz-build mlflow-ui app search-index autoencoders classifier evaluator evaluate fashioniq benchmark repro dvc-deps clean
 
 install: $(STAMP)
 
@@ -66,6 +66,11 @@ train: install
 # Every stage that is out of date (all of them on a fresh clone: hours on 2 cores).
 repro: install
 	$(DVC_REPRO)
+
+# Rewrite each DVC stage's src/ deps from what its `kedro run` imports (after adding a module or
+# an import; tests/test_dvc_yaml.py fails until then). `tools/dvc_deps.py --check` only reports.
+dvc-deps: install
+	$(BIN)/python tools/dvc_deps.py
 
 test: install test-deps
 	$(BIN)/python -m pytest

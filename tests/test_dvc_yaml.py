@@ -8,6 +8,8 @@ project's own ``.dvc`` folder is left alone.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import shlex
@@ -191,7 +193,7 @@ def test_every_stage_depends_on_the_catalog_and_the_dataset_code(stages):
     for name, stage in stages.items():
         paths = {dep.def_path for dep in stage.deps}
         assert "conf/base/catalog.yml" in paths, name
-        assert {"src/fashiongan/datasets", "src/fashiongan/datasets/"} & paths, name
+        assert "src/fashiongan/datasets/__init__.py" in paths, name
         own = REPO_ROOT / "conf/base" / f"catalog_{name.removeprefix('train_')}.yml"
         if own.exists():
             assert own.relative_to(REPO_ROOT).as_posix() in paths, name
@@ -225,3 +227,186 @@ def test_a_reproduced_stage_is_up_to_date_afterwards(tmp_path, monkeypatch):
     assert "Running stage 'data'" in dvc("repro", "data")
     assert "up to date" in dvc("status", "data")
     assert "didn't change" in dvc("repro", "data")
+
+
+def _load_dvc_deps():
+    spec = importlib.util.spec_from_file_location("dvc_deps", REPO_ROOT / "tools" / "dvc_deps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+dvc_deps = _load_dvc_deps()
+
+
+def test_every_stage_lists_exactly_the_code_its_run_imports():
+    """dvc.yaml's src/ deps are derived (tools/dvc_deps.py): `make dvc-deps` after an import
+    changes, or a new module appears, rewrites them."""
+    assert dvc_deps.differences(REPO_ROOT) == []
+
+
+def _project_beside(tmp_path: Path, dvc_yaml: str) -> Path:
+    """A root with the project's code and configuration and its own ``dvc.yaml``."""
+    for folder in ("src", "conf"):
+        (tmp_path / folder).symlink_to(REPO_ROOT / folder)
+    (tmp_path / "dvc.yaml").write_text(dvc_yaml)
+    return tmp_path
+
+
+def test_a_dependency_deleted_from_dvc_yaml_is_reported_and_restored(tmp_path):
+    text = (REPO_ROOT / "dvc.yaml").read_text()
+    line = "      - src/fashiongan/pixels.py\n"
+    start = text.index("  train_conditional:\n")
+    at = text.index(line, start)
+    root = _project_beside(tmp_path, text[:at] + text[at + len(line) :])
+    assert dvc_deps.differences(root) == ["train_conditional: missing src/fashiongan/pixels.py"]
+    rewritten = dvc_deps.rewrite((root / "dvc.yaml").read_text(), dvc_deps.derived_deps(root))
+    assert rewritten == text
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+#: A planted project: one thing of each kind the walk must follow, or must not.
+PLANTED = {
+    "src/fashiongan/__init__.py": "",
+    "src/fashiongan/cli.py": (
+        "import click\n"
+        "from fashiongan import errors\n"
+        "@click.group()\n"
+        "def cli():\n"
+        "    pass\n"
+        "@cli.command()\n"
+        "def draw():\n"
+        "    from fashiongan import drawing\n"
+        "    _save()\n"
+        "def _save():\n"
+        "    from fashiongan import saving\n"
+        "def _register():\n"
+        "    from fashiongan import extra_commands\n"
+        "_register()\n"
+    ),
+    "src/fashiongan/errors.py": "",
+    "src/fashiongan/drawing.py": "",
+    "src/fashiongan/saving.py": "",
+    "src/fashiongan/extra_commands.py": "",
+    "src/fashiongan/settings.py": "from fashiongan.hooks import Hook\n",
+    "src/fashiongan/hooks.py": "class Hook:\n    def after(self):\n        import fashiongan.publish\n",
+    "src/fashiongan/publish.py": "",
+    "src/fashiongan/pipeline_registry.py": (
+        "def create_joined_pipeline():\n"
+        "    return _create('other') + _create('shown')\n"
+        "def register_pipelines():\n"
+        "    import fashiongan.registry_helper\n"
+    ),
+    "src/fashiongan/registry_helper.py": "",
+    "src/fashiongan/pipelines/__init__.py": "",
+    "src/fashiongan/pipelines/shown/__init__.py": "from .pipeline import create_pipeline\n",
+    "src/fashiongan/pipelines/shown/pipeline.py": (
+        "from typing import TYPE_CHECKING\n"
+        "from . import nodes\n"
+        "if TYPE_CHECKING:\n"
+        "    from fashiongan import typing_only\n"
+    ),
+    "src/fashiongan/pipelines/shown/nodes.py": (
+        "LAZY = 'fashiongan.lib.lazy'\n"
+        "PREFIX = 'fashiongan.unused.'\n"
+        "def node():\n"
+        "    from fashiongan.lib import core\n"
+    ),
+    "src/fashiongan/pipelines/other/__init__.py": "",
+    "src/fashiongan/pipelines/joined/__init__.py": "",
+    "src/fashiongan/typing_only.py": "",
+    "src/fashiongan/unused/__init__.py": "",
+    "src/fashiongan/lib/__init__.py": "",
+    "src/fashiongan/lib/core.py": "",
+    "src/fashiongan/lib/lazy.py": "",
+    "src/fashiongan/lib/templates/report.md.j2": "",
+    "src/fashiongan/data/__init__.py": "",
+    "src/fashiongan/data/files.py": "",
+    "conf/base/catalog.yml": "x:\n  type: fashiongan.data.files.FileDataset\n",
+}
+
+
+def test_the_walk_follows_what_a_run_imports_and_nothing_else(tmp_path):
+    _write(tmp_path, PLANTED)
+    found = {p.removeprefix("src/fashiongan/") for p in dvc_deps.code_deps(tmp_path, "shown")}
+    assert found == {
+        "__init__.py",
+        "cli.py",  # Kedro merges the project CLI: its import-time code runs ...
+        "errors.py",
+        "extra_commands.py",  # ... with what it calls at import,
+        "settings.py",
+        "hooks.py",
+        "publish.py",  # a hook's function-level import,
+        "pipeline_registry.py",
+        "registry_helper.py",
+        "pipelines/__init__.py",
+        "pipelines/shown/__init__.py",
+        "pipelines/shown/pipeline.py",  # relative imports,
+        "pipelines/shown/nodes.py",
+        "lib/__init__.py",
+        "lib/core.py",  # a node's function-level import,
+        "lib/lazy.py",  # a module named by a string,
+        "lib/templates/report.md.j2",  # the files a package reads,
+        "data/__init__.py",
+        "data/files.py",  # the catalog's dataset types.
+    }  # Not: a command's body or its helpers, TYPE_CHECKING, a prefix, another's composition.
+    joined = dvc_deps.code_deps(tmp_path, "joined")
+    assert "src/fashiongan/pipelines/other/__init__.py" in joined
+
+
+def test_a_stage_command_that_is_not_a_kedro_run_is_refused():
+    with pytest.raises(dvc_deps.StageError, match="not `kedro run --pipelines=X`"):
+        dvc_deps.pipeline_of("python train.py")
+    assert dvc_deps.pipeline_of("kedro run --pipelines=train_gan --namespaces=baseline") == (
+        "train_gan"
+    )
+
+
+#: Run in a fresh interpreter: every pipeline's `kedro run` imports, as Kedro 1.7 loads them.
+IMPORTED_BY_RUN = """
+import json, sys
+from pathlib import Path
+from kedro.framework.startup import bootstrap_project
+
+found = {}
+for name in sys.argv[2:]:
+    for module in [m for m in sys.modules if m.split(".")[0] == "fashiongan"]:
+        del sys.modules[module]
+    bootstrap_project(Path(sys.argv[1]))
+    import fashiongan.cli  # Kedro's CLI merges the project's commands
+    from kedro.framework.project import pipelines
+
+    pipelines.configure("fashiongan.pipeline_registry")
+    pipelines.set_requested([name])
+    pipelines[name]
+    found[name] = sorted(m for m in sys.modules if m.split(".")[0] == "fashiongan")
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.slow
+def test_what_kedro_imports_for_each_stage_is_among_its_deps(stages):
+    """The static walk against the interpreter: each module a stage's run has imported by the
+    time its pipeline is built is one of the stage's deps."""
+    by_stage = {name: dvc_deps.pipeline_of(stage.cmd) for name, stage in stages.items()}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY_RUN, str(REPO_ROOT), *sorted(set(by_stage.values()))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = json.loads(result.stdout.splitlines()[-1])
+    for name, stage in stages.items():
+        deps = {dep.def_path for dep in stage.deps}
+        src = REPO_ROOT / "src"
+        files = {dvc_deps.module_file(src, m) for m in imported[by_stage[name]]}
+        missing = {p.relative_to(REPO_ROOT).as_posix() for p in files} - deps
+        assert not missing, f"stage {name}: {sorted(missing)}"
+        assert len(imported[by_stage[name]]) > 15, name
