@@ -11,8 +11,9 @@ each module's syntax tree:
   heavy libraries when it runs), but not under ``if TYPE_CHECKING:`` (never run);
 - a string that is a whole module path (``"fashiongan.datasets.faiss_index"``): what
   ``importlib.import_module`` loads by name; a prefix such as ``"fashiongan.models."`` is not;
-- every package above a module (its ``__init__.py`` runs first), and the files in a package's
-  non-package folders (``reporting/templates/*.j2``), which the package reads;
+- every package above a module (its ``__init__.py`` runs first; an empty one is left out, as
+  DVC warns about an empty dependency), and the files in a package's non-package folders
+  (``reporting/templates/*.j2``), which the package reads;
 - in ``pipeline_registry.py``, a ``create_<name>_pipeline`` function counts only for the stage
   of pipeline ``<name>`` (the registry calls it only then); a bare string in it such as
   ``"fashioniq_processing"`` is the pipeline package of that name.
@@ -260,7 +261,9 @@ def code_deps(root: Path, pipeline: str) -> list[str]:
     roots = {*RUN_MODULES, f"{PACKAGE}.pipelines.{pipeline}", *configured_modules(src, conf)}
     modules = closure(src, roots | composed_imports(src, pipeline))
     files = {module_file(src, m) for m in modules} | package_data(src, modules)
-    return sorted(p.relative_to(root).as_posix() for p in files if p is not None)
+    # An empty file holds no code, and DVC warns about an empty dependency on every run.
+    kept = (p for p in files if p is not None and p.stat().st_size)
+    return sorted(p.relative_to(root).as_posix() for p in kept)
 
 
 def derived_deps(root: Path) -> dict[str, list[str]]:
