@@ -411,3 +411,32 @@ def test_what_kedro_imports_for_each_stage_is_among_its_deps(stages):
         missing = coded - deps
         assert not missing, f"stage {name}: {sorted(missing)}"
         assert len(imported[by_stage[name]]) > 15, name
+
+
+def _figure_folders() -> set[str]:
+    """The folders under reports/figures/ that the catalog's figure datasets write."""
+    folders = set()
+    for path in (REPO_ROOT / "conf/base").glob("catalog*.yml"):
+        for entry in yaml.safe_load(path.read_text()).values():
+            inner = entry.get("dataset", entry) if isinstance(entry, dict) else {}
+            filepath = str(inner.get("filepath", "")) if isinstance(inner, dict) else ""
+            if filepath.startswith("${_reports}/figures/"):
+                folders.add(filepath.replace("${_reports}", "reports"))
+    return {f.replace("{namespace}", ns) for f in folders for ns in ("baseline", "conditional")}
+
+
+def test_the_figures_a_train_or_index_run_writes_are_outs_not_git_files(stages):
+    """Right after `make train`, git lists only dvc.lock as changed: a run's figures are the
+    stage's outs, git-ignored, and the docs show copies in docs/figures/. The autoencoders' and
+    the classifier's are still committed: the committed reports/*.md beside them link them."""
+    outputs = {out.def_path for stage in stages.values() for out in stage.outs}
+    written = _figure_folders() - {"reports/figures/autoencoders", "reports/figures/classifier"}
+    assert {"reports/figures/baseline", "reports/figures/conditional"} <= written <= outputs
+    listed = subprocess.run(
+        ["git", "ls-files", *sorted(written)], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert listed.stdout == "", "a run's figure is also a git file"
+    ignored = subprocess.run(
+        ["git", "check-ignore", *(f"{f}/x.png" for f in sorted(written))], cwd=REPO_ROOT
+    )
+    assert ignored.returncode == 0
