@@ -13,12 +13,20 @@ Tabs:
     Compare: the same query on every trained model, side by side.
 
 Every handler turns bad input into one message on screen and keeps the app serving. The app
-listens on 127.0.0.1 unless told otherwise; ``/search`` is also a JSON API endpoint (used by
-the load benchmark) that keeps a conversation by the id it returns.
+listens on 127.0.0.1 unless told otherwise.
+
+JSON APIs (both keep a conversation by the ``conversation.id`` they return):
+    ``POST /api/search`` (plain HTTP, beside the UI): a body ``{"text", "k", "seed",
+        "conversation_id", "reference_id"}`` → the JSON ``fashiongan search`` prints (200), or
+        ``{"error", "field"}`` with 400 for bad input (413 for a body over ``upload_max_mb``)
+        and 500 for a failure on our side. Concurrent requests are micro-batched
+        (:mod:`fashiongan.search.batching`): their drawings run as one forward pass.
+    ``/search`` (Gradio's API, through its queue, one request at a time): the same turn.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -29,16 +37,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import click  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
+from fastapi import Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 from PIL import Image  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
 
 from fashiongan.compute import torch_threads  # noqa: E402
+from fashiongan.config import SearchAppParams  # noqa: E402
 from fashiongan.images import tile, to_picture  # noqa: E402
+from fashiongan.search.batching import BatchedSearch  # noqa: E402
 from fashiongan.search.contract import EXAMPLE_QUERY, SearchInputError  # noqa: E402
 from fashiongan.search.service import SearchResult, SearchService  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 EXAMPLES = ["black running trainers", "an oversized striped hoodie", "a purse", "a light dress"]
+API_PATH = "/api/search"
+API_FIELDS = ("text", "k", "seed", "conversation_id", "reference_id")
 
 
 def picture(images: torch.Tensor | None, ncols: int = 4, scale: int = 4) -> Image.Image | None:
@@ -236,11 +251,113 @@ def search_json(
         return {"error": f"the search failed on our side ({type(err).__name__})", "field": None}
 
 
+# --- POST /api/search: plain JSON over HTTP, micro-batched ---------------------------------------
+_EXAMPLE_BODY = json.dumps({"text": EXAMPLE_QUERY, "k": 10})
+
+
+class BodyTooLarge(SearchInputError):
+    """A request body over the size the app reads (HTTP 413)."""
+
+
+def answer_api(api: BatchedSearch, body: Any) -> tuple[int, dict]:
+    """One ``POST /api/search`` body → (HTTP status, JSON): 200 and the turn, 400 and the input
+    contract's ``{"error", "field"}``, or 500 and one line (the cause goes to the log)."""
+    try:
+        result = api.converse(**_api_request(body))
+    except SearchInputError as err:
+        return 400, err.to_dict()
+    except Exception as err:
+        log.exception("POST %s failed", API_PATH)
+        error = f"the search failed on our side ({type(err).__name__})"
+        return 500, {"error": error, "field": None}
+    return 200, result.to_dict()
+
+
+def _api_request(body: Any) -> dict[str, Any]:
+    """The body's fields as :meth:`BatchedSearch.converse` arguments (checked there).
+
+    Raises:
+        SearchInputError: not a JSON object, or a field the API does not know.
+    """
+    if not isinstance(body, dict):
+        raise SearchInputError(f"the body must be a JSON object, e.g. {_EXAMPLE_BODY}")
+    unknown = sorted(set(body) - set(API_FIELDS))
+    if unknown:
+        fields = ", ".join(API_FIELDS)
+        raise SearchInputError(f"unknown field {unknown[0]!r}; the fields: {fields}", unknown[0])
+    names = {"conversation_id": "conversation", "reference_id": "pick"}
+    return {names.get(key, key): value for key, value in body.items()}
+
+
+async def _json_body(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body, read up to ``max_bytes``.
+
+    Raises:
+        BodyTooLarge: over ``max_bytes``.
+        SearchInputError: not JSON (or not UTF-8).
+    """
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise BodyTooLarge(f"the body is over {max_bytes:,} bytes: send a short JSON object")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise SearchInputError(
+            f"the body is not JSON: send an object such as {_EXAMPLE_BODY}"
+        ) from None
+
+
+def search_endpoint(api: BatchedSearch, max_body_bytes: int):
+    """The ASGI handler of ``POST /api/search``: the body read, the turn run in a worker thread
+    (the event loop keeps serving the UI meanwhile)."""
+
+    async def search(request: Request) -> JSONResponse:
+        try:
+            body = await _json_body(request, max_body_bytes)
+        except SearchInputError as err:
+            status = 413 if isinstance(err, BodyTooLarge) else 400
+            return JSONResponse(err.to_dict(), status_code=status)
+        status, payload = await run_in_threadpool(answer_api, api, body)
+        return JSONResponse(payload, status_code=status)
+
+    return search
+
+
+class SearchBlocks(gr.Blocks):
+    """The app's Blocks and, when ``api`` is given, ``POST /api/search`` served beside the UI
+    (:func:`launch` adds the route to the server); :meth:`close` stops both."""
+
+    def __init__(self, api: BatchedSearch | None, max_body_bytes: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.search_api = api
+        self.max_body_bytes = max_body_bytes
+
+    def mount_api(self) -> None:
+        """Add ``POST /api/search`` to the running server's FastAPI app (none without api)."""
+        if self.search_api is not None:
+            endpoint = search_endpoint(self.search_api, self.max_body_bytes)
+            self.server_app.add_api_route(
+                API_PATH, endpoint, methods=["POST"], include_in_schema=False
+            )
+
+    def close(self, verbose: bool = True) -> None:
+        super().close(verbose)
+        if self.search_api is not None:
+            self.search_api.close()
+
+
 # --- the layout: one builder per tab -------------------------------------------------------------
-def build_app(service: SearchService) -> gr.Blocks:
-    """The Gradio Blocks app over ``service`` (its settings give k: ``search_app.query``)."""
+def build_app(service: SearchService, settings: SearchAppParams | None = None) -> SearchBlocks:
+    """The Gradio Blocks app over ``service`` (its settings give k: ``search_app.query``) and,
+    given the ``search_app`` settings, the micro-batched ``POST /api/search`` beside it."""
     k = service.query.k
-    with gr.Blocks(title="FashionGAN search") as demo:
+    api, max_body_bytes = None, 0
+    if settings is not None:
+        api = BatchedSearch(service, settings.api_max_batch, settings.api_max_wait_ms)
+        max_body_bytes = int(settings.upload_max_mb * 1024 * 1024)
+    with SearchBlocks(api, max_body_bytes, title="FashionGAN search") as demo:
         gr.Markdown(
             "## FashionGAN search\nDescribe an item (or upload a picture): a GAN draws it, and "
             "the catalog items that look most like the drawing come back."
@@ -374,19 +491,20 @@ def _path(upload: Any) -> str:
 
 
 def launch(
-    demo: gr.Blocks,
+    demo: SearchBlocks,
     host: str = "127.0.0.1",
     port: int = 7860,
     upload_max_mb: int = 20,
     block: bool = True,
     concurrency: int = 1,
 ):
-    """Start the server; ``block=False`` returns at once (tests, benchmarks: call demo.close())."""
+    """Start the server (the UI, Gradio's API and ``POST /api/search``); ``block=False`` returns
+    at once (tests, benchmarks: call demo.close())."""
     demo.queue(default_concurrency_limit=concurrency, max_size=None)
-    return demo.launch(
+    launched = demo.launch(
         server_name=host,
         server_port=port,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,  # the route goes on the running app, then we block
         share=False,
         inbrowser=False,
         show_error=False,
@@ -395,6 +513,10 @@ def launch(
         footer_links=["api"],
         theme=gr.themes.Soft(),
     )
+    demo.mount_api()
+    if block:
+        demo.block_thread()
+    return launched
 
 
 class StartupError(click.ClickException):
@@ -428,7 +550,7 @@ def main(
     click.echo(f"FashionGAN search on http://{host}:{port} (models: {service.model_names})")
     with torch_threads(settings.threads):
         try:
-            launch(build_app(service), host, port, int(settings.upload_max_mb))
+            launch(build_app(service, settings), host, port, int(settings.upload_max_mb))
         except OSError as err:  # the port is taken, or the host is not an interface here
             reason = str(err).split(". ")[0]
             raise StartupError(

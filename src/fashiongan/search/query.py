@@ -9,6 +9,9 @@ API runs the middle steps for several plans in one forward pass.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +61,31 @@ class QueryPlan:
         return Wanted(dict(self.turn.slots), dict(self.turn.excluded), self.turn.exclude_row)
 
 
+_ENCODER_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_ENCODER_LOCKS_GUARD = threading.Lock()
+
+
+def encoder_lock(encoder) -> threading.Lock:
+    """The one lock around ``encoder`` for every query path that shares it: a Hugging Face
+    tokenizer used by two threads at once fails ("Unable to create tensor…"), and the reading,
+    the notices and the text vectors all call the same one."""
+    with _ENCODER_LOCKS_GUARD:
+        lock = _ENCODER_LOCKS.get(encoder)
+        if lock is None:
+            lock = _ENCODER_LOCKS[encoder] = threading.Lock()
+        return lock
+
+
+def embedded_pictures(plan: QueryPlan, drawn: torch.Tensor | None) -> torch.Tensor | None:
+    """What a turn embeds: its drawing, else the uploaded picture (query by example), else
+    nothing."""
+    if drawn is not None:
+        return drawn
+    if plan.turn is None and plan.reference is not None:
+        return plan.reference.image
+    return None
+
+
 def fit_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
     """Resize/convert (B, C, H, W) images to what a network takes."""
     if images.shape[1] != channels:
@@ -69,7 +97,7 @@ def fit_images(images: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 
 class QueryPath:
     """The steps of one query over fixed models and settings (thread-safe: no state but the
-    text vectors' cache).
+    text vectors' cache; every use of the shared sentence encoder holds :func:`encoder_lock`).
 
     Args:
         generators: name → generator; ``default_model`` draws unless a request names another.
@@ -92,6 +120,7 @@ class QueryPath:
         self.ranker = ranker
         self.text_vectors = text_vectors
         self.query = query
+        self.encoder_lock = encoder_lock(text_vectors.encoder)
         conditional = [n for n, g in generators.items() if isinstance(g, ConditionalGenerator)]
         self.default_model = conditional[0] if conditional else next(iter(generators))
         grammar = IntentDetector(
@@ -131,7 +160,8 @@ class QueryPath:
         notices = []
         if request.text is not None:
             encoder = self.text_vectors.encoder
-            n_tokens = int(encoder.tokenize([request.text]).n_tokens[0])
+            with self.encoder_lock:
+                n_tokens = int(encoder.tokenize([request.text]).n_tokens[0])
             if n_tokens > encoder.max_length:
                 notices.append(
                     f"Your text is {n_tokens} tokens long; the text encoder reads the first "
@@ -151,7 +181,8 @@ class QueryPath:
 
     def read(self, text: str, has_reference: bool, with_picture: bool) -> Message:
         """How the message is read: new, modify or start over, and what it names."""
-        return read_message(self.detector, text, has_reference, with_picture)
+        with self.encoder_lock:
+            return read_message(self.detector, text, has_reference, with_picture)
 
     def plan_turn(self, message: Message, text: str, reference: Reference | None) -> TurnPlan:
         """The message planned against the reference (see :func:`plan_turn`).
@@ -184,7 +215,7 @@ class QueryPath:
             reference = fit_images(reference, c.image_size, c.channels)
         text = plan.turn.generator_text
         # the default model's text vector is the ranking's too: encoded once
-        features = self.text_vectors(text) if name == self.default_model else None
+        features = self._text_vector(text) if name == self.default_model else None
         try:
             return generate(generator, request.n_images, request.seed, text, reference, features)
         except GenerationError as err:
@@ -200,8 +231,77 @@ class QueryPath:
     def rank(self, plan: QueryPlan, query: np.ndarray) -> Ranking:
         """The catalog ranked for the embedded query and the plan's text and wanted item."""
         text = None if plan.turn is None else plan.turn.query_text
-        text_vector = self.text_vectors(text) if text and self.query.fuse_text else None
+        text_vector = self._text_vector(text) if text and self.query.fuse_text else None
         return self.ranker.rank(query, text_vector, plan.wanted, plan.request.k)
+
+    # --- the micro-batching API: several plans' forward passes as one ------------------------
+    @torch.no_grad()
+    def draw_many(self, plans: Sequence[QueryPlan]) -> list[torch.Tensor | None]:
+        """:meth:`draw` for each plan. The default model's drawings run as one forward pass (two
+        when some plans draw from a reference picture and some do not), each plan's noise drawn
+        from its own seed as :func:`fashiongan.generation.generate` draws it, so each plan gets
+        the images its own :meth:`draw` returns; other plans are drawn one by one."""
+        drawn: list[torch.Tensor | None] = [None] * len(plans)
+        groups: dict[bool, list[int]] = {}
+        for i, plan in enumerate(plans):
+            if self._batchable(plan):
+                groups.setdefault(plan.turn.generator_reference is not None, []).append(i)
+            else:
+                drawn[i] = self.draw(plan)
+        for rows in groups.values():
+            for i, images in zip(rows, self._draw_together([plans[i] for i in rows]), strict=True):
+                drawn[i] = images
+        return drawn
+
+    @torch.no_grad()
+    def embed_many(self, pictures: Sequence[torch.Tensor]) -> list[np.ndarray]:
+        """:meth:`embed` for each (B_i, C, H, W) batch of pictures, in one forward pass."""
+        if not pictures:
+            return []
+        c = self.embedder.config
+        fitted = [fit_images(p.float(), c.image_size, c.channels) for p in pictures]
+        vectors = self.embedder(torch.cat(fitted)).split([len(p) for p in fitted])
+        return [F.normalize(v.mean(0, keepdim=True), dim=1).numpy() for v in vectors]
+
+    def _batchable(self, plan: QueryPlan) -> bool:
+        """A drawing of the default conditional model from a caption (what the text vectors
+        encode)."""
+        generator = self.generators[plan.model]
+        return (
+            plan.model == self.default_model
+            and isinstance(generator, ConditionalGenerator)
+            and plan.turn is not None
+            and plan.turn.generator_text is not None
+        )
+
+    def _draw_together(self, plans: Sequence[QueryPlan]) -> list[torch.Tensor]:
+        """One forward pass for plans that all (or none) draw from a reference picture."""
+        generator = self.generators[self.default_model]
+        c = generator.config
+        counts = [plan.request.n_images for plan in plans]
+        noise = [
+            torch.randn(n, c.noise_dim, generator=torch.Generator().manual_seed(plan.request.seed))
+            for plan, n in zip(plans, counts, strict=True)
+        ]
+        features = [
+            self._text_vector(plan.turn.generator_text).expand(n, -1)
+            for plan, n in zip(plans, counts, strict=True)
+        ]
+        references = None
+        if plans[0].turn.generator_reference is not None:
+            references = torch.cat([
+                fit_images(plan.turn.generator_reference, c.image_size, c.channels).expand(
+                    n, -1, -1, -1
+                )
+                for plan, n in zip(plans, counts, strict=True)
+            ])  # fmt: skip
+        images = generator(torch.cat(noise), torch.cat(features), references)
+        # copies: a session keeps its turn's first image, which must not hold the whole batch
+        return [part.clone() for part in images.split(counts)]
+
+    def _text_vector(self, text: str) -> torch.Tensor:
+        with self.encoder_lock:
+            return self.text_vectors(text)
 
 
 def _understood(intent: Intent, steps: dict[str, Any]) -> bool:
