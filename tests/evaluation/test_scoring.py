@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+from fashiongan.evaluation.metrics import frechet_distance
 from fashiongan.evaluation.sampling import sample_models
 from fashiongan.evaluation.scoring import (
     attribute_accuracy,
@@ -27,9 +28,20 @@ def _score(tiny, samples, discriminators=None, histories=None, params=PARAMS):
 
 
 def test_score_models_known_answers_for_real_test_images(tiny, perfect_samples):
-    metrics = _score(tiny, perfect_samples)
+    test = tiny["model_input"]["test_images"]
+    shifted = dict(perfect_samples["perfect"], images=test.roll(4, dims=-1))
+    metrics = _score(tiny, {**perfect_samples, "shifted": shifted})
     perfect, floor, noise = metrics["models"]["perfect"], metrics["floor"], metrics["noise"]
     assert perfect["fid"] == pytest.approx(0.0, abs=1e-3)  # same images as the reference
+    # A set that differs: the FID of the evaluator's features of the test items and of it
+    # (frechet_distance itself: test_metrics' closed forms).
+    features = tiny["modules"]["evaluator"]["evaluator"].eval().features
+    with torch.no_grad():
+        expected = frechet_distance(features(test), features(shifted["images"]))
+    assert metrics["models"]["shifted"]["fid"] == pytest.approx(
+        expected, abs=1e-6
+    )  # JSON: 6 decimals
+    assert expected > 1e-3
     assert perfect["precision"] == perfect["recall"] == perfect["coverage"] == 1.0
     # conditional accuracy of real items = the evaluator's own accuracy (= the floor row's)
     assert perfect["conditional_accuracy"]["overall"] == pytest.approx(
