@@ -514,6 +514,8 @@ class SearchQuery(Block):
     class_threshold: Probability
     attribute_threshold: Probability
     fuzzy_cutoff: Annotated[float, Field(ge=50, le=100)]
+    reading_encoder: Literal["minilm", "multilingual"]  # multilingual: foreign words read too
+    multilingual_cutoff: Probability
     fuse_text: bool
     class_boost: Weight
     attribute_boost: Weight

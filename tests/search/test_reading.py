@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from fashiongan.config import load_parameters
 from fashiongan.generation import text_encoder
 from fashiongan.search.intent import IntentDetector
+from fashiongan.search.multilingual import MultilingualReader
 from fashiongan.search.reading import ShopperDetector
 
 
 @pytest.fixture(scope="module")
-def reader() -> ShopperDetector:
-    return ShopperDetector(IntentDetector(text_encoder("bundled", "mean"), 0.6, 0.6), 80)
+def grammar() -> IntentDetector:
+    return IntentDetector(text_encoder("bundled", "mean"), 0.6, 0.6)
+
+
+@pytest.fixture(scope="module")
+def reader(grammar) -> ShopperDetector:
+    return ShopperDetector(grammar, 80)
+
+
+@pytest.fixture(scope="module")
+def multilingual(grammar) -> ShopperDetector:
+    """The reader with conf/base's multilingual encoder and cutoff."""
+    cutoff = load_parameters()["search_app"].query.multilingual_cutoff
+    return ShopperDetector(grammar, 80, MultilingualReader(cutoff))
 
 
 @pytest.mark.parametrize(
@@ -62,3 +76,35 @@ def test_the_grammar_reads_as_before(reader):
     intent = reader.detect("a dark wide patterned pullover")
     assert (intent.label, intent.tone, intent.fit, intent.pattern) == (2, 0, 2, 1)
     assert intent.caption() == "a dark wide patterned pullover" and not intent.excluded
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "tone", "word"),
+    [("une veste", 4, None, "veste"), ("une robe noire", 3, 0, "robe"),
+     ("ein Mantel", 4, None, "mantel"), ("unos pantalones", 1, None, "pantalones"),
+     ("una chaqueta oscura", 4, 0, "chaqueta"), ("una camiseta", 0, None, "camiseta")],
+)  # fmt: skip
+def test_foreign_item_words_read_by_the_multilingual_encoder(multilingual, text, label, tone, word):
+    intent = multilingual.detect(text)
+    assert (intent.label, intent.tone) == (label, tone), (text, intent)
+    said = intent.keywords[0]
+    assert said.phrase == word and said.name == intent.class_name and 0.55 <= said.score < 1
+    assert said.describe() == f"{word} → {intent.class_name} ({said.score:.2f})"
+    assert word not in intent.unknown
+
+
+def test_without_the_multilingual_encoder_foreign_words_stay_unread(reader):
+    intent = reader.detect("une veste")
+    assert intent.label is None and not intent.readable and "veste" in intent.unknown
+
+
+def test_the_multilingual_encoder_leaves_english_readings_alone(reader, multilingual):
+    for text in (
+        "something to keep my feet dry",
+        "a jumper, no stripes",
+        "a fancy coat",
+        "a dark wide patterned pullover",
+        "a swimsuit for the beach",
+        "xqzw blorft",
+    ):
+        assert multilingual.detect(text) == reader.detect(text), text

@@ -26,6 +26,7 @@ from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.search.contract import EXAMPLE_QUERY, SearchInputError, SearchRequest
 from fashiongan.search.conversation import SLOTS, Reference, TurnPlan, plan_turn
 from fashiongan.search.intent import MODIFY, NEW, Intent, IntentDetector, Message, read_message
+from fashiongan.search.multilingual import MultilingualReader
 from fashiongan.search.ranking import Ranker, Ranking, TextVectors, Wanted
 from fashiongan.search.reading import ShopperDetector
 
@@ -129,7 +130,12 @@ class QueryPath:
             query.attribute_threshold,
             max_words=query.max_words,
         )
-        self.detector = ShopperDetector(grammar, query.fuzzy_cutoff)
+        foreign = (
+            MultilingualReader(query.multilingual_cutoff)
+            if query.reading_encoder == "multilingual"
+            else None
+        )
+        self.detector = ShopperDetector(grammar, query.fuzzy_cutoff, foreign)
 
     def generator(self, model: str | None) -> tuple[str, torch.nn.Module]:
         name = model or self.default_model

@@ -7,7 +7,9 @@ matching with rapidfuzz, "t shirt" → "t-shirt", "something to keep my feet dry
 takes negated phrases out with their scope ("a dress, anything but black" → excluded tone dark;
 "not a sneaker, a sandal" → excluded class sneaker) and lets the detector read the rest. The
 result is a :class:`ShopperIntent`: the detector's intent plus what is excluded, which words were
-not understood and which items the catalog lacks ("a swimsuit" → no class, said so).
+not understood and which items the catalog lacks ("a swimsuit" → no class, said so). With a
+:class:`~fashiongan.search.multilingual.MultilingualReader`, the words still unread are matched
+to the vocabulary in a multilingual encoder's space ("une veste" → coat, "Turnschuhe" → sneaker).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from rapidfuzz import fuzz, process
 
 from fashiongan.search.intent import STOPWORDS, Intent, IntentDetector, Keyword
+from fashiongan.search.multilingual import MultilingualReader
 from fashiongan.text.captions import CLASS_SYNONYMS, FIT_WORDS, PATTERN_WORDS, TONE_WORDS
 
 #: Shop words → (slot, value); a class word is rewritten to the grammar's first synonym.
@@ -80,13 +83,14 @@ _NEGATION = re.compile(
 )
 #: Where a negation's scope ends.
 _SCOPE_END = re.compile(r"[,.;!?]|\b(but|and|just|only|instead|rather|please)\b")
-_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+_WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")  # accented letters too: "weiß", "tênis"
 _CANONICAL = {
     "class": {v: w[0] for v, w in CLASS_SYNONYMS.items()},
     "tone": {v: w[0] for v, w in TONE_WORDS.items()},
     "fit": {v: w[0] for v, w in FIT_WORDS.items()},
     "pattern": {v: w[0] for v, w in PATTERN_WORDS.items()},
 }
+_SLOT_OF = {word: slot for slot, names in _CANONICAL.items() for word in names.values()}
 _KNOWN = frozenset(SHOP_WORDS) | OUTSIDE
 _FUZZY_CHOICES = sorted(w for w in _KNOWN if len(w) >= 4)
 
@@ -117,11 +121,20 @@ class ShopperIntent(Intent):
 
 
 @dataclass(frozen=True)
+class _ReadAs:
+    """What the shopper typed for a grammar word, and how it was read."""
+
+    typed: str
+    how: str  # shop | fuzzy | multilingual
+    score: float | None = None  # the multilingual encoder's cosine similarity
+
+
+@dataclass(frozen=True)
 class _Rewrite:
     """The message in the grammar's words, and how each word got there."""
 
     text: str
-    read_as: dict[str, tuple[str, str]]  # canonical word → (what was typed, "fuzzy"/"shop")
+    read_as: dict[str, _ReadAs]  # canonical word → how the shopper's words got there
     excluded: dict[str, frozenset[int]]
     outside: tuple[str, ...]
     consumed: frozenset[str]  # typed words used by a rule
@@ -133,11 +146,18 @@ class ShopperDetector:
     Args:
         detector: the grammar's detector (its ``detect`` reads the rewritten message).
         fuzzy_cutoff: the lowest rapidfuzz ratio (0-100) at which a typo is read as a word.
+        foreign: reads what the rest left unread in other languages (None: English only).
     """
 
-    def __init__(self, detector: IntentDetector, fuzzy_cutoff: float) -> None:
+    def __init__(
+        self,
+        detector: IntentDetector,
+        fuzzy_cutoff: float,
+        foreign: MultilingualReader | None = None,
+    ) -> None:
         self.detector = detector
         self.fuzzy_cutoff = fuzzy_cutoff
+        self.foreign = foreign
 
     def detect(self, text: str) -> ShopperIntent:
         rewrite = self.rewrite(text)
@@ -165,10 +185,13 @@ class ShopperDetector:
         """The message in the grammar's words, with negated phrases taken out."""
         lowered = " ".join(_joined_variants(text.lower()).split())
         kept, excluded, consumed = _without_negations(lowered, self._word)
-        read_as: dict[str, tuple[str, str]] = {}
-        words, outside = [], []
+        read_as: dict[str, _ReadAs] = {}
+        outside: list[str] = []
+        words: list[str | None] = []  # None: an item the catalog lacks
+        unread: list[str | None] = []  # the words no rule read (None where one did)
         for word in _WORD.findall(kept):
             known = self._word(word)
+            unread.append(None if known else word)
             if known is None:
                 words.append(word)
                 continue
@@ -176,13 +199,35 @@ class ShopperDetector:
             consumed.add(word)
             if canonical is None:
                 outside.append(typed)
-                continue
-            read_as[canonical] = (typed, how)
+            else:
+                read_as[canonical] = _ReadAs(typed, how)
             words.append(canonical)
-        named = any(SHOP_WORDS.get(w, ("",))[0] == "class" for w in words) or outside
+        named = any(_SLOT_OF.get(w) == "class" for w in words) or outside
         implied = _implied(kept, read_as, consumed)  # the use is read either way
         words += [] if named else implied
+        if self.foreign is not None:  # after the implied item: English uses are no foreign words
+            unread = [w if w not in consumed and w and _content(w) else None for w in unread]
+            words, foreign = self._read_foreign(words, unread, frozenset(read_as))
+            read_as |= foreign
+            consumed.update(w for read in foreign.values() for w in read.typed.split())
+        words = [w for w in words if w is not None]
         return _Rewrite(" ".join(words), read_as, excluded, tuple(outside), frozenset(consumed))
+
+    def _read_foreign(
+        self, words: list[str | None], unread: list[str | None], read: frozenset[str]
+    ) -> tuple[list[str | None], dict[str, _ReadAs]]:
+        """The words with each span the multilingual reader places replaced by its grammar
+        word, for the slots the ``read`` grammar words leave open, and how each was read."""
+        readings = self.foreign.read(unread, frozenset(_SLOT_OF[w] for w in read))
+        rewritten: list[str | None] = []
+        read_as: dict[str, _ReadAs] = {}
+        position = 0
+        for reading in readings:
+            canonical = _CANONICAL[reading.slot][reading.value]
+            rewritten += [*words[position : reading.start], canonical]
+            read_as[canonical] = _ReadAs(reading.phrase, "multilingual", reading.score)
+            position = reading.end
+        return rewritten + words[position:], read_as
 
     def _word(self, word: str) -> tuple[str, str | None, str] | None:
         """(typed, canonical word or None for an item the catalog lacks, how) or None."""
@@ -201,13 +246,16 @@ class ShopperDetector:
         return word, _CANONICAL[slot][value], how
 
 
-def _typed(keyword: Keyword, read_as: dict[str, tuple[str, str]]) -> Keyword:
-    """The keyword as the shopper typed it: "jumper → pullover", "'pulover' → pullover"."""
+def _typed(keyword: Keyword, read_as: dict[str, _ReadAs]) -> Keyword:
+    """The keyword as the shopper typed it: "jumper → pullover", "'pulover' → pullover",
+    "une veste → coat (0.81)" (the multilingual encoder's similarity)."""
     typed = read_as.get(keyword.phrase)
-    if typed is None or typed[0] == keyword.phrase:
+    if typed is None or typed.typed == keyword.phrase:
         return keyword
-    phrase = f"'{typed[0]}'" if typed[1] == "fuzzy" else typed[0]
-    return replace(keyword, phrase=phrase)
+    phrase = f"'{typed.typed}'" if typed.how == "fuzzy" else typed.typed
+    if typed.score is None:
+        return replace(keyword, phrase=phrase)
+    return replace(keyword, phrase=phrase, score=round(typed.score, 4))
 
 
 def _joined_variants(text: str) -> str:
@@ -274,13 +322,13 @@ def _word_key(read: tuple[str, str | None, str]) -> str:
     return next(w for w, (slot, v) in SHOP_WORDS.items() if _CANONICAL[slot][v] == canonical)
 
 
-def _implied(text: str, read_as: dict[str, tuple[str, str]], consumed: set) -> list[str]:
+def _implied(text: str, read_as: dict[str, _ReadAs], consumed: set) -> list[str]:
     """The class a use implies ("for the gym" → sneaker), as its grammar word, or nothing."""
     for pattern, label in IMPLIED:
         found = re.search(pattern, text)
         if found:
             canonical = _CANONICAL["class"][label]
-            read_as.setdefault(canonical, (found.group(0), "shop"))
+            read_as.setdefault(canonical, _ReadAs(found.group(0), "shop"))
             consumed.update(_WORD.findall(found.group(0)))
             return [canonical]
     return []
