@@ -31,7 +31,7 @@ def test_an_untrained_head_is_the_plain_pooling(text_encoder, headed):
     assert headed.head_kind == "attention" and text_encoder.head_kind == "none"
 
 
-def test_a_trained_head_changes_the_features_but_not_with_padding(headed):
+def test_weights_in_the_heads_output_map_change_the_features_but_padding_does_not(headed):
     untrained = headed.encode(TEXTS, batch_size=3)
     changed = perturbed(headed).encode(TEXTS, batch_size=3)
     assert (changed - untrained).abs().max() > 1e-3

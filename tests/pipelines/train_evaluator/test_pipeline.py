@@ -2,6 +2,7 @@ import json
 
 import mlflow
 import pandas as pd
+import pytest
 import torch
 
 from fashiongan.datasets import TorchModelDataset
@@ -21,9 +22,14 @@ def test_train_evaluator_end_to_end_with_mlflow(evaluator_project):
     history = pd.read_csv(project / "data/08_reporting/evaluator/default/training_history.csv")
     assert list(history["epoch"]) == [1, 2]
     metrics = json.loads((project / "data/08_reporting/evaluator/default/metrics.json").read_text())
-    assert metrics["n_test"] == 50 and 0.0 <= metrics["test_accuracy"] <= 1.0
+    # Two epochs of the tiny CNN fit the training items (measured train accuracy 0.41 -> 0.87)
+    # while the test accuracy is still near chance (0.18): the run is judged on what it wrote.
+    assert history["train_accuracy"].iloc[-1] > history["train_accuracy"].iloc[0] + 0.2
+    assert metrics["n_test"] == 50
     assert metrics["validation_accuracy"] == history["val_accuracy"].max()
-    assert len(metrics["per_class_test_accuracy"]) == 10
+    per_class = metrics["per_class_test_accuracy"]
+    assert len(per_class) == 10  # 5 test items a class: the overall accuracy is their mean
+    assert metrics["test_accuracy"] == pytest.approx(sum(per_class.values()) / 10)
     for name in ("evaluator_confusion_matrix.png", "evaluator_training_curves.png"):
         assert (project / "reports/figures/evaluator" / name).stat().st_size > 1000
 
