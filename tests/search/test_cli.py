@@ -1,4 +1,7 @@
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -123,3 +126,47 @@ def test_model_from_a_folder_or_a_registry_uri(search_project):
     # the last line (MLflow logs its own lines when it creates a fresh store)
     last = missing.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: no registered model 'fashiongan-nothing' (have: ")
+
+
+@pytest.fixture(scope="module")
+def saved_encoder(tmp_path_factory) -> Path:
+    """A text encoder folder as training saves it beside the generator."""
+    from fashiongan.text.encoder import TextEncoder
+
+    folder = tmp_path_factory.mktemp("encoder") / "text_encoder"
+    TextEncoder(device="cpu").save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", ["tokenizer.json", "config.json", "model.safetensors"])
+def test_a_text_encoder_file_missing_exits_2_naming_it(search_project, saved_encoder, name):
+    """Issue #32: the default model's text_encoder/ without a file (without tokenizer.json,
+    transformers builds an empty vocabulary): ``fashiongan search`` and the app's loader exit 2
+    with one line naming it, before any query."""
+    from fashiongan.datasets.safetensors import save_module
+    from fashiongan.models.conditional_gan import ConditionalGenerator
+    from fashiongan.search.app import main as serve
+    from tests.search.conftest import TINY_GENERATOR
+
+    folder = search_project / "models" / "conditional" / "default"
+    generator = folder / "generator.safetensors"
+    kept = generator.read_bytes()
+    # the config's own class, so the test holds whichever way the config is typed
+    beside = type(TINY_GENERATOR)(**vars(TINY_GENERATOR) | {"text_encoder": "./text_encoder"})
+    save_module(ConditionalGenerator(beside).eval(), generator)
+    encoder = Path(shutil.copytree(saved_encoder, folder / "text_encoder", copy_function=os.link))
+    (encoder / name).unlink()
+    try:
+        results = [_run("--text", "a coat"), CliRunner().invoke(serve, ["--port", "7999"])]
+    finally:
+        generator.write_bytes(kept)
+        shutil.rmtree(encoder)
+    line = (
+        f"Error: text encoder folder {encoder.resolve()} is incomplete, it has no {name}: copy "
+        "the whole folder again or retrain (make train)"
+    )
+    for result in results:
+        assert result.exit_code == 2, result.output
+        assert result.stdout == "" and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1] == line
+    assert (saved_encoder / name).is_file()  # the linked original is whole

@@ -15,6 +15,7 @@ from fashiongan.generation import GenerationError, load_generator
 from fashiongan.search.catalog import Catalog
 from fashiongan.search.contract import SearchInputError
 from fashiongan.search.service import SearchService
+from fashiongan.text.loading import TextModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def load_service(
     """Build the service from the project's catalog entries (run from the project root).
 
     Missing generators are skipped with a warning as long as one is left; a missing index or
-    embedder is a one-line :class:`SearchInputError` saying what to run.
+    embedder, or a text encoder folder with a file missing or damaged, is a one-line
+    :class:`SearchInputError` saying what to do (the CLI and the app exit 2 on it).
 
     Returns:
         The service and the ``search_app`` parameters.
@@ -63,16 +65,21 @@ def load_service(
     table = _load_output(catalog, data.catalog, data)
     thumbnails = _load_output(catalog, data.thumbnails, data)["images"]
     thresholds = _load_thresholds(catalog, data.attributes)
-    service = SearchService(
-        generators,
-        _load_output(catalog, data.embedder, data),
-        _load_output(catalog, data.index, data),
-        Catalog.measured(table, thumbnails, thresholds),
-        settings.query,
-        title_vectors=_load_title_vectors(catalog, data.title_vectors, len(table)),
-        attribute_thresholds=thresholds,
-        max_conversations=settings.max_conversations,
-    )
+    embedder = _load_output(catalog, data.embedder, data)
+    index = _load_output(catalog, data.index, data)
+    try:  # the service loads the default generator's text encoder, its folder checked whole
+        service = SearchService(
+            generators,
+            embedder,
+            index,
+            Catalog.measured(table, thumbnails, thresholds),
+            settings.query,
+            title_vectors=_load_title_vectors(catalog, data.title_vectors, len(table)),
+            attribute_thresholds=thresholds,
+            max_conversations=settings.max_conversations,
+        )
+    except (TextModelNotFoundError, GenerationError) as err:
+        raise SearchInputError(str(err)) from err
     return service, settings
 
 
