@@ -257,3 +257,61 @@ def test_a_bad_search_app_key_is_one_line_naming_it(tmp_path):
     assert "search_app.query.top_k: unknown key" in message and "\n" not in message
     settings, catalog = load_settings("conf", env="base")
     assert settings.port == 7860 and "search_faiss_index" in catalog
+
+
+class _LockCheckingEncoder:
+    """The sentence encoder, noting each call and each one made without its encoder_lock."""
+
+    CHECKED = ("encode", "encode_unique", "encode_with_info", "tokenize")
+
+    def __init__(self, encoder) -> None:
+        self._encoder = encoder
+        self.calls: list[str] = []
+        self.unlocked: list[str] = []
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._encoder, name)
+        if name not in self.CHECKED:
+            return attribute
+
+        def checked(*args, **kwargs):
+            from fashiongan.search.query import encoder_lock
+
+            self.calls.append(name)
+            if not encoder_lock(self).locked():
+                self.unlocked.append(name)
+            return attribute(*args, **kwargs)
+
+        return checked
+
+
+def test_the_generate_tab_encodes_under_the_encoders_lock(model_paths):
+    """The Generate tab shares the search turns' sentence encoder, so it holds the same lock
+    (a Hugging Face tokenizer used by two threads at once fails), and draws what it drew alone."""
+    from fashiongan.datasets.safetensors import load_module
+    from fashiongan.generation import generate, text_encoder
+    from fashiongan.pixels import from_uint8
+    from fashiongan.search.catalog import Catalog
+    from fashiongan.search.index import build_index
+    from fashiongan.search.service import SearchService
+    from tests.search.conftest import query_settings, tiny_items
+
+    table, pixels = tiny_items()
+    generator = load_module(model_paths["generator"])
+    embedder = load_module(model_paths["embedder"])
+    with torch.no_grad():
+        vectors = embedder(from_uint8(pixels)).numpy()
+    config = generator.config
+    encoder = _LockCheckingEncoder(text_encoder(config.text_encoder, config.text_pooling))
+    service = SearchService(
+        {"conditional": generator},
+        embedder,
+        build_index(vectors),
+        Catalog(table, pixels),
+        query_settings(k=5, n_images=2, fuse_text=False, class_boost=0.0),
+        encoder=encoder,
+    )
+    encoder.calls.clear(), encoder.unlocked.clear()  # building the reading encodes its words
+    images, _ = service.generate("a slim coat", n_images=2, seed=1)
+    assert "encode" in encoder.calls and encoder.unlocked == []
+    assert torch.equal(images, generate(generator, 2, 1, "a slim coat"))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fashiongan.config import SearchQuery
-from fashiongan.generation import GenerationError, generate
+from fashiongan.generation import GenerationError, generate, text_encoder
 from fashiongan.images import ImageInputError, to_model_input
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.search.contract import EXAMPLE_QUERY, SearchInputError, SearchRequest
@@ -220,12 +220,22 @@ class QueryPath:
             c = generator.config
             reference = fit_images(reference, c.image_size, c.channels)
         text = plan.turn.generator_text
-        # the default model's text vector is the ranking's too: encoded once
-        features = self._text_vector(text) if name == self.default_model else None
         try:
+            features = self.caption_features(name, text)
             return generate(generator, request.n_images, request.seed, text, reference, features)
         except GenerationError as err:
             raise SearchInputError(str(err)) from err
+
+    def caption_features(self, model: str, text: str) -> torch.Tensor:
+        """(1, text_dim) features of ``text`` for the conditional generator ``model``, encoded
+        under its encoder's :func:`encoder_lock`: the default model's from the text vectors (the
+        ranking's too, so encoded once), another's by the encoder it was trained with."""
+        if model == self.default_model:
+            return self._text_vector(text)
+        config = self.generators[model].config
+        encoder = text_encoder(config.text_encoder, config.text_pooling)
+        with encoder_lock(encoder):
+            return encoder.encode([text.strip()])
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> np.ndarray:

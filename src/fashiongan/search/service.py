@@ -253,8 +253,11 @@ class SearchService:
             return generate(generator, request.n_images, request.seed), notices
         upload = self.path.upload(request, name)
         picture = None if upload is None else upload.image
-        try:
-            images = generate(generator, request.n_images, request.seed, request.text, picture)
+        try:  # the caption encoded under the encoder's lock, as a search turn encodes it
+            features = self.path.caption_features(name, request.text)
+            images = generate(
+                generator, request.n_images, request.seed, request.text, picture, features
+            )
         except GenerationError as err:
             raise SearchInputError(str(err)) from err
         return images, notices
