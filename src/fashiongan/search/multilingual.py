@@ -88,7 +88,9 @@ class MultilingualReader:
         self.vectors = np.asarray(self.encoder.encode([p for p, _, _ in self.entries]))
 
     def read(self, words: list[str | None], taken: frozenset[str]) -> list[ForeignReading]:
-        """The strongest reading per slot not in ``taken``, spans not overlapping.
+        """The strongest reading per slot not in ``taken``, spans not overlapping, each widened
+        over the unreadable words beside it that say the same ("une veste", not "veste" and an
+        "une" left for the English reader to misread).
 
         Args:
             words: the message's words, ``None`` where a word was already read (a span never
@@ -102,20 +104,55 @@ class MultilingualReader:
         ]
         if not spans:
             return []
+        candidates = self._nearest(spans)
+        found = _strongest_per_slot(candidates, self.cutoff, taken)
+        return sorted((self._widened(r, candidates, found) for r in found), key=lambda r: r.start)
+
+    def _nearest(self, spans: list[tuple[int, int, str]]) -> list[ForeignReading]:
+        """Each span's nearest vocabulary phrase, in one encoder call."""
         scores = np.asarray(self.encoder.encode([p for _, _, p in spans])) @ self.vectors.T
         best = scores.argmax(axis=1)
-        found: dict[str, ForeignReading] = {}
-        # strongest first; phrases may not overlap, one per slot
-        for i in np.argsort(-scores[np.arange(len(spans)), best], kind="stable"):
-            start, end, phrase = spans[i]
-            matched, slot, value = self.entries[best[i]]
-            score = float(scores[i, best[i]])
-            if score < self.cutoff or slot in found or slot in taken:
-                continue
-            if any(start < f.end and f.start < end for f in found.values()):
-                continue
-            found[slot] = ForeignReading(start, end, phrase, slot, value, matched, score)
-        return sorted(found.values(), key=lambda f: f.start)
+        return [
+            ForeignReading(start, end, phrase, *self.entries[j][1:], self.entries[j][0], score)
+            for (start, end, phrase), j, score in zip(
+                spans, best.tolist(), scores.max(axis=1).tolist(), strict=True
+            )
+        ]
+
+    def _widened(
+        self, reading: ForeignReading, candidates: list[ForeignReading], found: list
+    ) -> ForeignReading:
+        """The longest span around ``reading`` read as the same value whose extra words read as
+        nothing on their own and belong to no other reading."""
+        alone = {c.start: c.score for c in candidates if c.end - c.start == 1}
+        others = [f for f in found if f is not reading]
+
+        def fits(c: ForeignReading) -> bool:
+            extra = [i for i in range(c.start, c.end) if not reading.start <= i < reading.end]
+            return (
+                c.start <= reading.start
+                and reading.end <= c.end
+                and (c.slot, c.value) == (reading.slot, reading.value)
+                and c.score >= self.cutoff
+                and all(alone.get(i, 0.0) < self.cutoff for i in extra)
+                and not any(c.start < f.end and f.start < c.end for f in others)
+            )
+
+        return max(filter(fits, candidates), key=lambda c: (c.end - c.start, c.score))
+
+
+def _strongest_per_slot(
+    candidates: list[ForeignReading], cutoff: float, taken: frozenset[str]
+) -> list[ForeignReading]:
+    """Strongest first, one per slot not ``taken``, phrases not overlapping."""
+    found: dict[str, ForeignReading] = {}
+    for c in sorted(candidates, key=lambda c: -c.score):
+        if c.score < cutoff or c.slot in found or c.slot in taken:
+            continue
+        if any(c.start < f.end and f.start < c.end for f in found.values()):
+            continue
+        found[c.slot] = c
+    return list(found.values())
 
 
 def _runs(words: list[str | None]) -> list[tuple[int, list[str]]]:

@@ -204,13 +204,14 @@ class ShopperDetector:
             words.append(canonical)
         named = any(_SLOT_OF.get(w) == "class" for w in words) or outside
         implied = _implied(kept, read_as, consumed)  # the use is read either way
-        words += [] if named else implied
-        if self.foreign is not None:  # after the implied item: English uses are no foreign words
+        if self.foreign is not None:
+            # after the implied item, whose class it keeps: English uses read as foreign words
+            # draw wrong classes ("something I can wear to the gym")
             unread = [w if w not in consumed and w and _content(w) else None for w in unread]
             words, foreign = self._read_foreign(words, unread, frozenset(read_as))
             read_as |= foreign
-            consumed.update(w for read in foreign.values() for w in read.typed.split())
-        words = [w for w in words if w is not None]
+            consumed.update(w for typed in foreign.values() for w in typed.typed.split())
+        words = [w for w in words if w is not None] + ([] if named else implied)
         return _Rewrite(" ".join(words), read_as, excluded, tuple(outside), frozenset(consumed))
 
     def _read_foreign(
