@@ -145,7 +145,7 @@ def _count(name: str, value: Any, default: int, high: int, low: int = 1) -> int:
     number = _whole(value)
     if number is None or not low <= number <= high:
         raise SearchInputError(
-            f"{name} must be a whole number between {low} and {high:,}, got {str(value)[:20]!r}",
+            f"{name} must be a whole number between {low} and {high:,}, got {_shown(value)}",
             name,
         )
     return number
@@ -169,5 +169,12 @@ def _optional_text(name: str, value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str) or len(value) > 200:
-        raise SearchInputError(f"{name} must be a short string, got {str(value)[:20]!r}", name)
+        raise SearchInputError(f"{name} must be a short string, got {_shown(value)}", name)
     return value.strip() or None
+
+
+def _shown(value: Any, limit: int = 20) -> str:
+    """``value`` quoted for a message, cut with an ellipsis past ``limit`` characters (a cut
+    2**70 without one reads as another number)."""
+    text = str(value)
+    return repr(text if len(text) <= limit else f"{text[:limit]}…")
