@@ -91,8 +91,8 @@ def per_step(run, steps: int) -> float:
     return max((time.perf_counter() - started) - short, 1e-9) / steps
 
 
-def baseline_reference(images: torch.Tensor, batch: int):
-    config = MLPGANConfig()
+def baseline_reference(images: torch.Tensor, batch: int, params: BaselineTraining):
+    config = MLPGANConfig(**params.model.model_dump())
     generator, discriminator = MLPGenerator(config), MLPDiscriminator(config)
     opt_g = torch.optim.Adam(generator.parameters(), 1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -131,9 +131,19 @@ def conditional_reference(
     from fashiongan.text.encoder import TextEncoder
 
     encoder = TextEncoder(device="cpu")
-    config = ConditionalGANConfig(**params.model.model_dump(), text_dim=encoder.dim)
+    config = ConditionalGANConfig(
+        **params.model.model_dump(),
+        image_size=images.shape[-1],
+        channels=images.shape[1],
+        text_dim=encoder.dim,
+        aux_classes=(),
+        text_encoder="bundled",
+        text_pooling="mean",
+    )
     generator, discriminator = ConditionalGenerator(config), ConditionalDiscriminator(config)
-    embedder = ImageEmbedder(EmbeddingConfig(**params.embedding.model_dump()))
+    embedder = ImageEmbedder(
+        EmbeddingConfig(**params.embedding.model_dump(), image_size=28, channels=1)
+    )
     opt_g = torch.optim.Adam(generator.parameters(), params.g_lr, betas=params.g_betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), params.d_lr, betas=params.d_betas)
     opt_e = torch.optim.Adam(embedder.parameters(), params.e_lr)
@@ -159,6 +169,7 @@ def conditional_reference(
                     discriminator(real, text),
                     discriminator(fake.detach(), text),
                     discriminator(real, wrong),
+                    params.real_label,
                 )
                 opt_d.zero_grad()
                 d_loss.backward()
@@ -271,7 +282,7 @@ def main() -> None:
             "project": lambda steps: train_mlp_gan(
                 images, overridden(baseline_training, iterations=steps)
             ),
-            "reference": baseline_reference(images, baseline_batch),
+            "reference": baseline_reference(images, baseline_batch, baseline_training),
         },
         args.steps,
         args.repeats,

@@ -1,4 +1,3 @@
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,17 +8,25 @@ from PIL import Image
 
 from fashiongan.cli import cli
 from fashiongan.datasets.safetensors import save_module
-from fashiongan.models.conditional_gan import ConditionalGANConfig, ConditionalGenerator
-from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+from fashiongan.models.conditional_gan import ConditionalGenerator
+from fashiongan.models.mlp_gan import MLPGenerator
+from tests.model_configs import conditional_config, mlp_config
 
 
 @pytest.fixture
 def models(tmp_path: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     baseline = tmp_path / "baseline.safetensors"
-    save_module(MLPGenerator(MLPGANConfig(generator_hidden=(8, 8, 8))), baseline)
+    save_module(MLPGenerator(mlp_config(generator_hidden=(8, 8, 8))), baseline)
     conditional = tmp_path / "conditional.safetensors"
-    config = ConditionalGANConfig(g_channels=4, text_channels=2, noise_channels=2, noise_dim=4)
+    config = conditional_config(
+        text_code_dim=0,
+        minibatch_std=False,
+        g_channels=4,
+        text_channels=2,
+        noise_channels=2,
+        noise_dim=4,
+    )
     save_module(ConditionalGenerator(config), conditional)
     return {"baseline": baseline, "conditional": conditional}
 
@@ -97,8 +104,14 @@ def test_generator_uses_the_text_encoder_saved_beside_it(tmp_path):
 
     folder = tmp_path / "models" / "conditional"
     torch.manual_seed(0)
-    config = ConditionalGANConfig(
-        g_channels=4, text_channels=2, noise_channels=2, noise_dim=4, text_encoder="./text_encoder"
+    config = conditional_config(
+        text_code_dim=0,
+        minibatch_std=False,
+        g_channels=4,
+        text_channels=2,
+        noise_channels=2,
+        noise_dim=4,
+        text_encoder="./text_encoder",
     )
     save_module(ConditionalGenerator(config), folder / "generator.safetensors")
     out = tmp_path / "boots.npz"
@@ -120,6 +133,6 @@ def test_generator_uses_the_text_encoder_saved_beside_it(tmp_path):
     )
     expected = ((tuned.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
     assert np.abs(np.load(out)["images"].astype(int) - expected.astype(int)).max() <= 1
-    bundled = ConditionalGenerator(dataclasses.replace(config, text_encoder="bundled"))
+    bundled = ConditionalGenerator(config.model_copy(update={"text_encoder": "bundled"}))
     bundled.load_state_dict(generator.state_dict())
     assert not torch.allclose(generate(bundled, 2, 0, "a dark ankle boot"), tuned)

@@ -24,9 +24,10 @@ from click.testing import CliRunner
 
 from fashiongan.cli import cli
 from fashiongan.datasets.safetensors import save_module
-from fashiongan.models.conditional_gan import ConditionalGANConfig, ConditionalGenerator
-from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+from fashiongan.models.conditional_gan import ConditionalGenerator
+from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from tests.conftest import kedro_run_failure, make_kedro_project
+from tests.model_configs import conditional_config, mlp_config
 
 LOG_NOTE = "(full traceback: logs/kedro_run_error.log)"
 RAW = "data/01_raw/fashion-mnist/train-labels-idx1-ubyte.gz"
@@ -246,7 +247,7 @@ def models(tmp_path: Path) -> Path:
     """A project-like folder: models/baseline/default/{generator,discriminator}, a checkpoint,
     junk."""
     torch.manual_seed(0)
-    config = MLPGANConfig(generator_hidden=(8, 8, 8), discriminator_hidden=(8,))
+    config = mlp_config(generator_hidden=(8, 8, 8), discriminator_hidden=(8,))
     baseline = tmp_path / "models" / "baseline" / "default"
     save_module(MLPGenerator(config), baseline / "generator.safetensors")
     save_module(MLPDiscriminator(config), baseline / "discriminator.safetensors")
@@ -334,8 +335,14 @@ def _conditional_with_encoder(folder: Path, weights: bytes | None = None) -> Pat
     replaced by ``weights`` when given)."""
     from fashiongan.text.loading import SETTINGS_FILE, bundled_model_path
 
-    config = ConditionalGANConfig(
-        g_channels=4, text_channels=2, noise_channels=2, noise_dim=4, text_encoder="./text_encoder"
+    config = conditional_config(
+        text_code_dim=0,
+        minibatch_std=False,
+        g_channels=4,
+        text_channels=2,
+        noise_channels=2,
+        noise_dim=4,
+        text_encoder="./text_encoder",
     )
     generator = folder / "models" / "conditional" / "generator.safetensors"
     save_module(ConditionalGenerator(config), generator)

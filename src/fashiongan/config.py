@@ -1,7 +1,9 @@
 """Typed parameter blocks: every block of ``conf/base/parameters_*.yml`` as a frozen model.
 
 Defaults live only in the YAML files, so every field here is required: a key missing from the
-configuration is an error, not a silent fallback. Unknown keys are refused with the closest valid
+configuration is an error, not a silent fallback. The networks read their ``model`` block as is:
+each config in ``fashiongan.models`` subclasses it, adding only what the data fixes (image size,
+text size), so a model key has this one home. Unknown keys are refused with the closest valid
 name, wrong types and out-of-range values with the full dotted key. ``ConfigHook`` checks every
 block before any work starts; Kedro then hands each node its blocks, built from its type hints.
 """
@@ -162,6 +164,12 @@ class ConditionalModel(Block):
     spectral_norm: bool
     minibatch_std: bool
 
+    @model_validator(mode="after")
+    def _code_within_noise(self) -> ConditionalModel:
+        if self.text_code_dim > self.noise_dim:
+            raise ValueError("text_code_dim is drawn from the noise: it must be at most noise_dim")
+        return self
+
 
 class EmbeddingParams(Block):
     width: Count
@@ -200,14 +208,6 @@ class ConditionalTraining(Block):
     resume: Annotated[bool, RUN_CONTROL]
     model: ConditionalModel
     embedding: EmbeddingParams
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ConditionalTraining:
-        if self.model.text_code_dim > self.model.noise_dim:
-            raise ValueError(
-                "model.text_code_dim is drawn from the noise: it must be at most model.noise_dim"
-            )
-        return self
 
 
 class GridFigures(Block):

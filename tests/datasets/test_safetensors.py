@@ -6,7 +6,8 @@ from kedro.io import DatasetError
 from safetensors.torch import safe_open, save_file
 
 from fashiongan.datasets import TensorDictDataset, TorchModelDataset
-from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+from fashiongan.models.mlp_gan import MLPGenerator
+from tests.model_configs import conditional_config, mlp_config
 
 
 def test_tensor_dict_roundtrip(tmp_path: Path):
@@ -19,7 +20,7 @@ def test_tensor_dict_roundtrip(tmp_path: Path):
 
 def test_model_roundtrip_rebuilds_an_equal_generator(tmp_path: Path):
     torch.manual_seed(0)
-    generator = MLPGenerator(MLPGANConfig(generator_hidden=(8, 16, 32))).eval()
+    generator = MLPGenerator(mlp_config(generator_hidden=(8, 16, 32))).eval()
     dataset = TorchModelDataset(filepath=str(tmp_path / "g.safetensors"))
     dataset.save(generator)
     loaded = dataset.load()
@@ -72,19 +73,24 @@ def test_paths_beside_the_model_resolve_against_its_folder(tmp_path: Path):
     """A generator naming ``./text_encoder`` finds the encoder saved next to it, wherever it is."""
     from fashiongan.models.conditional_gan import (
         BESIDE_MODEL_TEXT_ENCODER,
-        ConditionalGANConfig,
         ConditionalGenerator,
     )
 
     small = {"g_channels": 4, "text_channels": 2, "noise_channels": 2, "noise_dim": 4}
     beside = ConditionalGenerator(
-        ConditionalGANConfig(**small, text_encoder=BESIDE_MODEL_TEXT_ENCODER)
+        conditional_config(
+            text_code_dim=0, minibatch_std=False, **small, text_encoder=BESIDE_MODEL_TEXT_ENCODER
+        )
     )
     TorchModelDataset(filepath=str(tmp_path / "a" / "generator.safetensors")).save(beside)
     (tmp_path / "a").rename(tmp_path / "moved")
     loaded = TorchModelDataset(filepath=str(tmp_path / "moved" / "generator.safetensors")).load()
     assert loaded.config.text_encoder == str(tmp_path / "moved" / "text_encoder")
-    named = ConditionalGenerator(ConditionalGANConfig(**small, text_encoder="bert-base-uncased"))
+    named = ConditionalGenerator(
+        conditional_config(
+            text_code_dim=0, minibatch_std=False, **small, text_encoder="bert-base-uncased"
+        )
+    )
     TorchModelDataset(filepath=str(tmp_path / "b.safetensors")).save(named)
     assert TorchModelDataset(
         filepath=str(tmp_path / "b.safetensors")
@@ -117,7 +123,7 @@ def test_a_file_written_before_digests_still_loads(tmp_path: Path):
 
 def test_a_model_changed_after_it_was_written_is_refused(tmp_path: Path):
     path = tmp_path / "g.safetensors"
-    TorchModelDataset(filepath=str(path)).save(MLPGenerator(MLPGANConfig(generator_hidden=(8,))))
+    TorchModelDataset(filepath=str(path)).save(MLPGenerator(mlp_config(generator_hidden=(8,))))
     flip_last_byte(path)
     with pytest.raises(DatasetError, match=r"g.safetensors changed since it was written \(SHA-256"):
         TorchModelDataset(filepath=str(path)).load()

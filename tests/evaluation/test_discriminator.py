@@ -8,11 +8,12 @@ from fashiongan.evaluation.discriminator import (
     loss_kind,
     score_discriminator,
 )
-from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig
+from fashiongan.models.mlp_gan import MLPDiscriminator
+from tests.model_configs import mlp_config
 
 
 def _constant_real_verdict() -> MLPDiscriminator:
-    discriminator = MLPDiscriminator(MLPGANConfig(discriminator_hidden=(4,)))
+    discriminator = MLPDiscriminator(mlp_config(discriminator_hidden=(4,)))
     with torch.no_grad():
         for parameter in discriminator.parameters():
             parameter.zero_()

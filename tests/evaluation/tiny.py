@@ -14,19 +14,24 @@ import torch
 import yaml
 
 from fashiongan.config import CaptionAttributes, EvaluationParams, overridden
-from fashiongan.models.autoencoders import VAEConfig, VAEDecoder
+from fashiongan.models.autoencoders import VAEDecoder
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
-    ConditionalGANConfig,
     ConditionalGenerator,
-    EmbeddingConfig,
     ImageEmbedder,
 )
-from fashiongan.models.evaluator import EvaluatorCNN, EvaluatorConfig
-from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+from fashiongan.models.evaluator import EvaluatorCNN
+from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from fashiongan.pixels import from_uint8
 from fashiongan.text.features import caption_dataset
 from tests.conftest import REPO_ROOT, draw_items
+from tests.model_configs import (
+    conditional_config,
+    embedding_config,
+    evaluator_config,
+    mlp_config,
+    vae_config,
+)
 
 #: conf/local overrides: a few queries and images so the whole pipeline runs in seconds.
 TINY_EVALUATION = {
@@ -97,21 +102,27 @@ def tiny_captions(
 def tiny_modules() -> dict[str, dict[str, torch.nn.Module]]:
     """Untrained tiny models, keyed by model name then file stem."""
     torch.manual_seed(0)
-    mlp = MLPGANConfig(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
-    cond = ConditionalGANConfig(
-        g_channels=8, d_channels=8, text_channels=4, noise_channels=4, embed_dim=16
+    mlp = mlp_config(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
+    cond = conditional_config(
+        text_code_dim=0,
+        minibatch_std=False,
+        g_channels=8,
+        d_channels=8,
+        text_channels=4,
+        noise_channels=4,
+        embed_dim=16,
     )
     return {
         "baseline": {"generator": MLPGenerator(mlp), "discriminator": MLPDiscriminator(mlp)},
         "conditional": {
             "generator": ConditionalGenerator(cond),
             "discriminator": ConditionalDiscriminator(cond),
-            "embedder": ImageEmbedder(EmbeddingConfig(width=4, dim=8)),
+            "embedder": ImageEmbedder(embedding_config(width=4, dim=8)),
         },
-        "vae": {"generator": VAEDecoder(VAEConfig(latent_dim=4, channels_hidden=(4, 8)))},
+        "vae": {"generator": VAEDecoder(vae_config(latent_dim=4, channels_hidden=(4, 8)))},
         "evaluator": {
             "evaluator": EvaluatorCNN(
-                EvaluatorConfig(channels=(4, 8), convs_per_block=(1, 1), feature_dim=16)
+                evaluator_config(channels=(4, 8), convs_per_block=(1, 1), feature_dim=16)
             )
         },
     }

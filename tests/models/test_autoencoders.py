@@ -3,13 +3,12 @@ import torch
 
 from fashiongan.datasets.safetensors import load_module, save_module
 from fashiongan.models.autoencoders import (
-    AutoencoderConfig,
     ConvAutoencoder,
     ConvVAE,
-    VAEConfig,
     VAEDecoder,
     corrupt,
 )
+from tests.model_configs import autoencoder_config, vae_config
 
 SMALL = {"channels_hidden": (4, 8)}
 
@@ -19,7 +18,7 @@ def _images(n: int = 8, seed: int = 0) -> torch.Tensor:
 
 
 def test_autoencoder_shapes_and_range():
-    model = ConvAutoencoder(AutoencoderConfig(latent_dim=5, **SMALL))
+    model = ConvAutoencoder(autoencoder_config(latent_dim=5, **SMALL))
     images = _images(3)
     assert model.encode(images).shape == (3, 5)
     out = model(images)
@@ -28,7 +27,7 @@ def test_autoencoder_shapes_and_range():
 
 
 def test_vae_shapes_sampling_and_elbo_terms():
-    vae = ConvVAE(VAEConfig(latent_dim=6, **SMALL)).eval()
+    vae = ConvVAE(vae_config(latent_dim=6, **SMALL)).eval()
     images = _images(4)
     mu, logvar = vae.encode(images)
     assert mu.shape == logvar.shape == (4, 6)
@@ -42,7 +41,7 @@ def test_vae_shapes_sampling_and_elbo_terms():
 
 
 def test_vae_decoder_is_a_generator_loadable_like_a_gan(tmp_path):
-    decoder = ConvVAE(VAEConfig(latent_dim=7, **SMALL)).decoder
+    decoder = ConvVAE(vae_config(latent_dim=7, **SMALL)).decoder
     path = tmp_path / "generator.safetensors"
     save_module(decoder, path)
     loaded = load_module(path)
@@ -58,12 +57,12 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(kind):
     torch.manual_seed(0)
     images = _images(16)
     if kind == "vanilla":
-        model = ConvAutoencoder(AutoencoderConfig(latent_dim=8, **SMALL))
+        model = ConvAutoencoder(autoencoder_config(latent_dim=8, **SMALL))
 
         def loss_fn():
             return torch.nn.functional.mse_loss(model(images), images)
     else:
-        model = ConvVAE(VAEConfig(latent_dim=4, **SMALL))
+        model = ConvVAE(vae_config(latent_dim=4, **SMALL))
 
         def loss_fn():
             return model.elbo_terms(images, generator=torch.Generator().manual_seed(3)).loss
@@ -93,4 +92,4 @@ def test_bad_inputs_have_clear_errors():
     with pytest.raises(ValueError, match=r"masked fraction\) must be in \[0, 1\]"):
         corrupt(_images(1), "masking", 1.5)
     with pytest.raises(ValueError, match="not divisible by 2\\*\\*3"):
-        AutoencoderConfig(channels_hidden=(4, 8, 16))
+        autoencoder_config(channels_hidden=(4, 8, 16))

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from fashiongan.datasets.safetensors import load_module, save_module
-from fashiongan.models.classifier import ClassifierConfig, ProductClassifier
+from fashiongan.models.classifier import ProductClassifier
+from tests.model_configs import classifier_config
 
 SMALL = {"cnn_channels": (4, 8, 8), "embedding_dim": 8, "lstm_hidden": 6, "fusion_hidden": 16}
 
@@ -20,7 +21,7 @@ def _batch(n: int = 12, seed: int = 0):
 
 @pytest.mark.parametrize("modality", ["multimodal", "image", "text"])
 def test_shapes_and_which_branches_exist(modality):
-    model = ProductClassifier(ClassifierConfig(modality=modality, vocab_size=30, **SMALL)).eval()
+    model = ProductClassifier(classifier_config(modality=modality, vocab_size=30, **SMALL)).eval()
     images, tokens, lengths, _ = _batch(5)
     logits = model(images, tokens, lengths)
     assert logits.shape == (5, 10)
@@ -33,8 +34,8 @@ def test_shapes_and_which_branches_exist(modality):
 
 def test_ablations_ignore_the_other_modality():
     images, tokens, lengths, _ = _batch(4)
-    image_only = ProductClassifier(ClassifierConfig(modality="image", vocab_size=30, **SMALL))
-    text_only = ProductClassifier(ClassifierConfig(modality="text", vocab_size=30, **SMALL))
+    image_only = ProductClassifier(classifier_config(modality="image", vocab_size=30, **SMALL))
+    text_only = ProductClassifier(classifier_config(modality="text", vocab_size=30, **SMALL))
     image_only.eval(), text_only.eval()
     assert torch.equal(image_only(images), image_only(images, tokens, lengths))
     assert torch.equal(text_only(None, tokens, lengths), text_only(-images, tokens, lengths))
@@ -45,7 +46,7 @@ def test_ablations_ignore_the_other_modality():
 
 
 def test_padding_does_not_change_the_text_features():
-    model = ProductClassifier(ClassifierConfig(modality="text", vocab_size=30, **SMALL)).eval()
+    model = ProductClassifier(classifier_config(modality="text", vocab_size=30, **SMALL)).eval()
     tokens = torch.tensor([[5, 6, 7]])
     padded = torch.tensor([[5, 6, 7, 0, 0, 0]])
     length = torch.tensor([3])
@@ -56,7 +57,7 @@ def test_padding_does_not_change_the_text_features():
 def test_one_step_lowers_the_loss_on_a_fixed_batch(modality):
     torch.manual_seed(0)
     model = ProductClassifier(
-        ClassifierConfig(modality=modality, vocab_size=30, dropout=0.0, **SMALL)
+        classifier_config(modality=modality, vocab_size=30, dropout=0.0, **SMALL)
     )
     images, tokens, lengths, labels = _batch(16)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -70,7 +71,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch(modality):
 
 
 def test_saved_and_reloaded_like_every_model(tmp_path):
-    model = ProductClassifier(ClassifierConfig(vocab_size=30, **SMALL)).eval()
+    model = ProductClassifier(classifier_config(vocab_size=30, **SMALL)).eval()
     save_module(model, tmp_path / "m.safetensors")
     loaded = load_module(tmp_path / "m.safetensors")
     images, tokens, lengths, _ = _batch(3)
@@ -80,6 +81,6 @@ def test_saved_and_reloaded_like_every_model(tmp_path):
 
 def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="torchvision"):
-        ClassifierConfig(image_branch="efficientnet_b0")
+        classifier_config(image_branch="efficientnet_b0")
     with pytest.raises(ValueError, match="modality must be one of"):
-        ClassifierConfig(modality="audio")
+        classifier_config(modality="audio")

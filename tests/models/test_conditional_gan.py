@@ -3,12 +3,11 @@ import torch
 
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
-    ConditionalGANConfig,
     ConditionalGenerator,
-    EmbeddingConfig,
     ImageEmbedder,
     group_std,
 )
+from tests.model_configs import conditional_config, embedding_config
 
 SMALL = dict(
     g_channels=8,
@@ -18,12 +17,14 @@ SMALL = dict(
     embed_dim=16,
     text_dim=12,
     noise_dim=6,
+    text_code_dim=0,
+    minibatch_std=False,
 )
 
 
 @pytest.mark.parametrize("size,channels,stages", [(28, 1, 2), (64, 3, 3)])
 def test_shapes_text_only_and_image_plus_text(size, channels, stages):
-    config = ConditionalGANConfig(image_size=size, channels=channels, stages=stages, **SMALL)
+    config = conditional_config(image_size=size, channels=channels, stages=stages, **SMALL)
     generator, discriminator = ConditionalGenerator(config), ConditionalDiscriminator(config)
     z, text = torch.randn(3, 6), torch.randn(3, 12)
     reference = torch.rand(3, channels, size, size) * 2 - 1
@@ -39,7 +40,7 @@ def test_shapes_text_only_and_image_plus_text(size, channels, stages):
 
 def test_no_image_flag_uses_the_learned_placeholder():
     torch.manual_seed(0)
-    generator = ConditionalGenerator(ConditionalGANConfig(**SMALL)).eval()
+    generator = ConditionalGenerator(conditional_config(**SMALL)).eval()
     z, text = torch.randn(2, 6), torch.randn(2, 12)
     reference = torch.rand(2, 1, 28, 28)
     text_only = generator(z, text)
@@ -50,14 +51,14 @@ def test_no_image_flag_uses_the_learned_placeholder():
 
 def test_changing_the_caption_changes_the_output():
     torch.manual_seed(0)
-    generator = ConditionalGenerator(ConditionalGANConfig(**SMALL)).eval()
+    generator = ConditionalGenerator(conditional_config(**SMALL)).eval()
     z = torch.randn(1, 6)
     assert not torch.allclose(generator(z, torch.randn(1, 12)), generator(z, torch.randn(1, 12)))
 
 
 def test_discriminator_depends_on_the_caption():
     torch.manual_seed(0)
-    discriminator = ConditionalDiscriminator(ConditionalGANConfig(**SMALL)).eval()
+    discriminator = ConditionalDiscriminator(conditional_config(**SMALL)).eval()
     image = torch.rand(1, 1, 28, 28)
     assert discriminator(image, torch.randn(1, 12)) != discriminator(image, torch.randn(1, 12))
 
@@ -66,7 +67,7 @@ def test_discriminator_depends_on_the_caption():
 def test_k_captions_per_image_score_as_k_separate_passes(minibatch_std):
     """The matching-aware step scores each real item with two captions in one image pass."""
     torch.manual_seed(0)
-    config = ConditionalGANConfig(minibatch_std=minibatch_std, **SMALL)
+    config = conditional_config(**SMALL | {"minibatch_std": minibatch_std})
     discriminator = ConditionalDiscriminator(config).eval()
     images, own, wrong = torch.rand(8, 1, 28, 28), torch.randn(8, 12), torch.randn(8, 12)
     scores = discriminator(images, torch.stack([own, wrong], 1))  # (8, 2)
@@ -77,11 +78,11 @@ def test_k_captions_per_image_score_as_k_separate_passes(minibatch_std):
 
 def test_image_size_must_fit_stages():
     with pytest.raises(ValueError, match="divisible"):
-        ConditionalGANConfig(image_size=30, stages=2)
+        conditional_config(image_size=30, stages=2)
 
 
 def test_embedder_outputs_unit_vectors():
-    embedder = ImageEmbedder(EmbeddingConfig(width=4, dim=8))
+    embedder = ImageEmbedder(embedding_config(width=4, dim=8))
     vectors = embedder(torch.rand(5, 1, 28, 28))
     assert vectors.shape == (5, 8)
     assert torch.allclose(vectors.norm(dim=1), torch.ones(5), atol=1e-5)
@@ -108,7 +109,7 @@ def test_minibatch_std_lets_d_see_the_rest_of_the_group():
     changed = images.clone()
     changed[3] = -changed[3]  # another image of image 0's group
     for on in (False, True):
-        d = ConditionalDiscriminator(ConditionalGANConfig(minibatch_std=on, **SMALL)).eval()
+        d = ConditionalDiscriminator(conditional_config(**SMALL | {"minibatch_std": on})).eval()
         with torch.no_grad():
             moved = (d(images, text)[0] - d(changed, text)[0]).abs()
         assert (moved > 1e-6) == on
@@ -117,7 +118,7 @@ def test_minibatch_std_lets_d_see_the_rest_of_the_group():
 def test_text_code_spreads_one_caption_over_the_noise_it_is_drawn_with():
     """Conditioning augmentation: the text code is mean + spread × the noise's first entries, so
     a seeded noise still fixes the image and the code is the only new path (off: no weights)."""
-    config = ConditionalGANConfig(text_code_dim=4, **SMALL)
+    config = conditional_config(**SMALL | {"text_code_dim": 4})
     generator = ConditionalGenerator(config).eval()
     z, text = torch.randn(3, 6), torch.randn(3, 12)
     mean, log_var = generator.text_distribution(text)
@@ -131,7 +132,7 @@ def test_text_code_spreads_one_caption_over_the_noise_it_is_drawn_with():
         generator.text_code.bias[4:].fill_(-80.0)
         generator.noise_proj[0].weight[:, :4].zero_()
     assert torch.allclose(generator(z, text), generator(code_only, text))
-    plain = ConditionalGenerator(ConditionalGANConfig(**SMALL))
+    plain = ConditionalGenerator(conditional_config(**SMALL))
     assert plain.text_code is None and not any("text_code" in k for k in plain.state_dict())
     with pytest.raises(ValueError, match="at most noise_dim"):
-        ConditionalGANConfig(text_code_dim=7, **SMALL)
+        conditional_config(**SMALL | {"text_code_dim": 7})

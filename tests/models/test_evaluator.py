@@ -1,13 +1,12 @@
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fashiongan.datasets import TorchModelDataset
-from fashiongan.models.evaluator import EvaluatorCNN, EvaluatorConfig
+from fashiongan.models.evaluator import EvaluatorCNN
+from tests.model_configs import evaluator_config
 
-SMALL = EvaluatorConfig(channels=(8, 16, 16), convs_per_block=(1, 1, 1), feature_dim=32)
+SMALL = evaluator_config(channels=(8, 16, 16), convs_per_block=(1, 1, 1), feature_dim=32)
 
 
 def batch(n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,7 +16,7 @@ def batch(n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_default_architecture_shapes():
-    model = EvaluatorCNN(EvaluatorConfig()).eval()
+    model = EvaluatorCNN(evaluator_config()).eval()
     images, _ = batch(4)
     assert model.features(images).shape == (4, 256)
     assert model(images).shape == (4, 10)
@@ -38,7 +37,7 @@ def test_features_feed_the_head_and_predict_batches():
 
 def test_one_step_lowers_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
-    model = EvaluatorCNN(replace(SMALL, dropout=0.0))
+    model = EvaluatorCNN(SMALL.model_copy(update={"dropout": 0.0}))
     images, labels = batch()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
@@ -55,9 +54,9 @@ def test_bad_inputs_and_configs_are_named():
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
         model.features(torch.zeros(2, 3, 28, 28))
     with pytest.raises(ValueError, match="same length"):
-        EvaluatorConfig(channels=(8, 16), convs_per_block=(1,))
+        evaluator_config(channels=(8, 16), convs_per_block=(1,))
     with pytest.raises(ValueError, match="below one pixel"):
-        EvaluatorConfig(channels=(8,) * 5, convs_per_block=(1,) * 5)
+        evaluator_config(channels=(8,) * 5, convs_per_block=(1,) * 5)
 
 
 def test_round_trip_through_torch_model_dataset(tmp_path):

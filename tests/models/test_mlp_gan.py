@@ -1,10 +1,11 @@
 import torch
 
-from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGANConfig, MLPGenerator
+from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
+from tests.model_configs import mlp_config
 
 
 def test_seed_architecture_shapes_and_layers():
-    config = MLPGANConfig()
+    config = mlp_config()
     generator, discriminator = MLPGenerator(config), MLPDiscriminator(config)
     linear_g = [m for m in generator.modules() if isinstance(m, torch.nn.Linear)]
     linear_d = [m for m in discriminator.modules() if isinstance(m, torch.nn.Linear)]
@@ -22,7 +23,7 @@ def test_seed_architecture_shapes_and_layers():
 
 
 def test_sample_is_eval_mode_and_restores_training_flag():
-    generator = MLPGenerator(MLPGANConfig(generator_hidden=(8, 8, 8)))
+    generator = MLPGenerator(mlp_config(generator_hidden=(8, 8, 8)))
     generator.train()
     first = generator.sample(4, torch.Generator().manual_seed(0))
     second = generator.sample(4, torch.Generator().manual_seed(0))

@@ -30,6 +30,7 @@ from fashiongan.datasets import TensorDictDataset, TorchModelDataset
 from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
 from fashiongan.training.baseline import train_mlp_gan
 from fashiongan.training.checkpoint import TrainingState, load_checkpoint
+from tests.model_configs import mlp_config
 from tests.scale._worker import BASELINE, train
 from tests.scale.conftest import WORKER, finish, start
 from tests.test_run_records import (
@@ -189,12 +190,12 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tiny_fs: Path):
 def test_read_only_output_keeps_the_previous_artifact(tiny_fs: Path):
     model_path = tiny_fs / "models" / "generator.safetensors"
     tensors_path = tiny_fs / "data" / "x.safetensors"
-    first = MLPGenerator(MLPGANConfig(noise_dim=4, generator_hidden=(8,)))
+    first = MLPGenerator(mlp_config(noise_dim=4, generator_hidden=(8,)))
     TorchModelDataset(filepath=str(model_path)).save(first)
     TensorDictDataset(filepath=str(tensors_path)).save({"a": torch.zeros(3)})
     subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
 
-    second = MLPGenerator(MLPGANConfig(noise_dim=4, generator_hidden=(8,)))
+    second = MLPGenerator(mlp_config(noise_dim=4, generator_hidden=(8,)))
     with pytest.raises(DatasetError, match=r"could not write .*generator.safetensors: Read-only"):
         TorchModelDataset(filepath=str(model_path)).save(second)
     with pytest.raises(DatasetError, match=r"could not write .*x.safetensors: Read-only"):

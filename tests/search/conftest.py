@@ -18,10 +18,11 @@ from fashiongan.models.conditional_gan import (
     EmbeddingConfig,
     ImageEmbedder,
 )
-from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+from fashiongan.models.mlp_gan import MLPGenerator
 from fashiongan.pixels import from_uint8
 from fashiongan.text.captions import CLASS_SYNONYMS
 from tests.conftest import draw_items
+from tests.model_configs import conditional_config, embedding_config, mlp_config
 
 N_ITEMS = 60
 CLASS_NAMES = [
@@ -38,8 +39,14 @@ CLASS_NAMES = [
 ]
 
 
-TINY_GENERATOR = ConditionalGANConfig(
-    g_channels=8, d_channels=8, text_channels=4, noise_channels=4, embed_dim=16
+TINY_GENERATOR = conditional_config(
+    text_code_dim=0,
+    minibatch_std=False,
+    g_channels=8,
+    d_channels=8,
+    text_channels=4,
+    noise_channels=4,
+    embed_dim=16,
 )
 
 
@@ -88,7 +95,7 @@ class PrototypeEmbedder(ImageEmbedder):
     """
 
     def __init__(self, config: EmbeddingConfig | None = None) -> None:
-        super().__init__(EmbeddingConfig(width=1, dim=10))
+        super().__init__(embedding_config(width=1, dim=10))
         drawn = torch.from_numpy(draw_items(np.repeat(np.arange(10), 50), seed=99))
         self.register_buffer("prototypes", from_uint8(drawn).view(10, 50, -1).mean(1))
 
@@ -110,9 +117,9 @@ def tiny_models(folder: Path) -> dict[str, Path]:
     """Write a tiny conditional generator, embedder and MLP generator; return their paths."""
     torch.manual_seed(0)
     generator = ConditionalGenerator(TINY_GENERATOR)
-    embedder = ImageEmbedder(EmbeddingConfig(width=4, dim=8))
+    embedder = ImageEmbedder(embedding_config(width=4, dim=8))
     baseline = MLPGenerator(
-        MLPGANConfig(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
+        mlp_config(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
     )
     paths = {
         "generator": folder / "conditional" / "default" / "generator.safetensors",

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from fashiongan.cli import cli
 from fashiongan.datasets.safetensors import save_module
-from fashiongan.models.conditional_gan import ConditionalGANConfig, ConditionalGenerator
+from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.text.encoder import TextEncoder
 from fashiongan.text.loading import (
     HEAD_FILE,
@@ -19,6 +19,7 @@ from fashiongan.text.loading import (
     TextModelNotFoundError,
     bundled_model_path,
 )
+from tests.model_configs import conditional_config
 
 
 def linked_copy(source: Path, target: Path) -> Path:
@@ -89,8 +90,14 @@ def test_a_trained_head_is_never_dropped_for_want_of_its_settings(saved, tmp_pat
 
 def test_generate_names_the_missing_tokenizer_in_one_line(saved, tmp_path, monkeypatch):
     """The case of issue #32: a trained model folder without its tokenizer.json."""
-    config = ConditionalGANConfig(
-        g_channels=4, text_channels=2, noise_channels=2, noise_dim=4, text_encoder="./text_encoder"
+    config = conditional_config(
+        text_code_dim=0,
+        minibatch_std=False,
+        g_channels=4,
+        text_channels=2,
+        noise_channels=2,
+        noise_dim=4,
+        text_encoder="./text_encoder",
     )
     generator = tmp_path / "models" / "conditional" / "generator.safetensors"
     save_module(ConditionalGenerator(config), generator)

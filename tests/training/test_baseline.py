@@ -9,6 +9,7 @@ from fashiongan.training.baseline import fingerprint, train_mlp_gan
 from fashiongan.training.checkpoint import CheckpointError
 from fashiongan.training.runtime import NonFiniteLossError
 from tests.conftest import REPO_ROOT
+from tests.model_configs import mlp_config
 
 #: conf/base's block, shrunk: 12 iterations of a small MLP.
 PARAMS = overridden(
@@ -108,10 +109,10 @@ def test_checkpoint_with_foreign_fingerprint_is_refused(images, tmp_path):
     (folder,) = checkpoints.iterdir()
     folder.rename(checkpoints / "0123456789abcdef")  # as if copied under another run's name
     state_dir = checkpoints / "0123456789abcdef"
-    from fashiongan.models.mlp_gan import MLPGANConfig, MLPGenerator
+    from fashiongan.models.mlp_gan import MLPGenerator
     from fashiongan.training.checkpoint import TrainingState, load_latest
 
-    state = TrainingState({"G": MLPGenerator(MLPGANConfig())}, {}, torch.Generator())
+    state = TrainingState({"G": MLPGenerator(mlp_config())}, {}, torch.Generator())
     with pytest.raises(CheckpointError, match="different parameters"):
         load_latest(state_dir, state, "0123456789abcdef")
 

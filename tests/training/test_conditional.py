@@ -1,5 +1,4 @@
 import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -203,7 +202,7 @@ def test_model_files_of_a_retired_option_load_when_it_was_off(attributed, tmp_pa
     dataset.save(discriminator)
     tensors = load_file(dataset.path)
     for twin, loads in ((False, True), (True, False)):
-        config = {**dataclasses.asdict(discriminator.config), "aux_twin": twin}
+        config = {**discriminator.config.model_dump(mode="json"), "aux_twin": twin}
         old = tmp_path / f"old_{twin}.safetensors"
         metadata = {"class": "fashiongan.models.conditional_gan.ConditionalDiscriminator"}
         save_file(tensors, str(old), metadata={**metadata, "config": json.dumps(config)})
@@ -231,7 +230,7 @@ def test_text_code_trains_saves_and_reloads(data, tmp_path):
     dataset.save(generator)
     loaded = dataset.load()
     assert loaded.config.text_code_dim == 3 and torch.equal(loaded.text_code.weight, before)
-    with pytest.raises(ValidationError, match="text_code_dim .* at most model.noise_dim"):
+    with pytest.raises(ValidationError, match="text_code_dim .* at most noise_dim"):
         with_(model__text_code_dim=5)  # PARAMS' noise_dim is 4
 
 

@@ -14,7 +14,7 @@ from fashiongan.training.losses import (
 def test_each_loss_gives_finite_gradients(kind):
     scores = torch.randn(3, 8, requires_grad=True)
     real, fake, mismatch = scores
-    loss = discriminator_loss(kind, real, fake, mismatch) + generator_loss(kind, fake)
+    loss = discriminator_loss(kind, real, fake, mismatch, 0.9) + generator_loss(kind, fake)
     loss.backward()
     assert (
         torch.isfinite(loss) and torch.isfinite(scores.grad).all() and scores.grad.abs().sum() > 0
@@ -32,7 +32,7 @@ def test_bce_one_sided_smoothing_targets_real_label():
 def test_hinge_is_zero_when_margins_are_met():
     assert (
         discriminator_loss(
-            "hinge", torch.full((4,), 1.5), torch.full((4,), -2.0), torch.full((4,), -1.0)
+            "hinge", torch.full((4,), 1.5), torch.full((4,), -2.0), torch.full((4,), -1.0), 0.9
         )
         == 0
     )
@@ -40,7 +40,7 @@ def test_hinge_is_zero_when_margins_are_met():
 
 def test_unknown_loss_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown loss 'lsgan'"):
-        discriminator_loss("lsgan", torch.zeros(1), torch.zeros(1), torch.zeros(1))
+        discriminator_loss("lsgan", torch.zeros(1), torch.zeros(1), torch.zeros(1), 0.9)
 
 
 def test_gradient_penalty_by_hand():

@@ -11,7 +11,6 @@ copy) is named instead of trained on. Files written before the digest existed lo
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import json
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 from kedro.io import DatasetError
+from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 
@@ -121,9 +121,10 @@ class TensorDictDataset(FileDataset[dict[str, torch.Tensor], dict[str, torch.Ten
 
 
 class TorchModelDataset(FileDataset[torch.nn.Module, torch.nn.Module]):
-    """A torch module: weights as safetensors, its class and config dataclass as metadata.
+    """A torch module: weights as safetensors, its class and config as metadata.
 
-    The module must expose ``config`` (a dataclass) and be constructible as ``cls(config)``.
+    The module must expose ``config`` (a pydantic model: its parameter block plus what the data
+    fixes) and be constructible as ``cls(config)``.
     Loading rebuilds the module on the CPU in eval mode.
     """
 
@@ -137,13 +138,13 @@ class TorchModelDataset(FileDataset[torch.nn.Module, torch.nn.Module]):
 def save_module(module: torch.nn.Module, path: Path) -> None:
     """Save ``module`` (weights + class + config) atomically to ``path``."""
     config = getattr(module, "config", None)
-    if config is None or not dataclasses.is_dataclass(config):
-        raise DatasetError(f"{type(module).__name__} has no dataclass `config`; cannot rebuild it.")
+    if not isinstance(config, BaseModel):
+        raise DatasetError(f"{type(module).__name__} has no typed `config`; cannot rebuild it.")
     cls = type(module)
     state = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
     metadata = {
         "class": f"{cls.__module__}.{cls.__qualname__}",
-        "config": json.dumps(dataclasses.asdict(config)),
+        "config": json.dumps(config.model_dump(mode="json")),
         DIGEST_KEY: tensors_sha256(state),
     }
     with atomic_path(path) as tmp:
@@ -162,9 +163,9 @@ def load_module(path: Path) -> torch.nn.Module:
     module_name, _, class_name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
     config_cls = cls.config_class
-    build = getattr(config_cls, "from_saved", None) or (lambda values: config_cls(**values))
+    build = getattr(config_cls, "from_saved", None) or config_cls.model_validate
     try:
-        config = _beside(build(_tuples(json.loads(metadata["config"]))), path.parent)
+        config = _beside(build(json.loads(metadata["config"])), path.parent)
     except (TypeError, ValueError) as err:  # a config this code cannot build
         raise DatasetError(f"{path}: {err}") from err
     module = cls(config)
@@ -183,11 +184,4 @@ def _beside(config: Any, folder: Path) -> Any:
         for name in getattr(config, "paths_beside_model", ())
         if isinstance(value := getattr(config, name), str) and value.startswith("./")
     }
-    return dataclasses.replace(config, **changes) if changes else config
-
-
-def _tuples(values: dict[str, Any]) -> dict[str, Any]:
-    """JSON turns tuples into lists; config dataclasses are frozen with tuple fields."""
-    return {
-        key: tuple(value) if isinstance(value, list) else value for key, value in values.items()
-    }
+    return config.model_copy(update=changes) if changes else config

@@ -15,31 +15,25 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import model_validator
 from torch import nn
+
+from fashiongan.config import AutoencoderModel
 
 NOISE_KINDS = ("gaussian", "masking")
 
 
-@dataclass(frozen=True)
-class AutoencoderConfig:
-    latent_dim: int = 32
-    channels_hidden: tuple[int, ...] = (32, 64)  # one stride-2 conv a level: 28 → 14 → 7
-    image_size: int = 28
-    channels: int = 1
+class AutoencoderConfig(AutoencoderModel):
+    """The block ``autoencoders.<vanilla|denoising>.model`` as the network reads it."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _levels_fit(self) -> AutoencoderConfig:
         _check_geometry(self.image_size, self.channels_hidden, self.latent_dim)
+        return self
 
 
-@dataclass(frozen=True)
-class VAEConfig:
-    latent_dim: int = 16
-    channels_hidden: tuple[int, ...] = (32, 64)
-    image_size: int = 28
-    channels: int = 1
-
-    def __post_init__(self) -> None:
-        _check_geometry(self.image_size, self.channels_hidden, self.latent_dim)
+class VAEConfig(AutoencoderConfig):
+    """The block ``autoencoders.vae.model`` as the VAE and its decoder read it."""
 
     @property
     def noise_dim(self) -> int:

@@ -12,47 +12,44 @@ the pinned torch here, so ``image_branch`` accepts ``small_cnn`` alone and says 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+from pydantic import field_validator, model_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from fashiongan.config import ClassifierModel
 
 MODALITIES = ("multimodal", "image", "text")
 IMAGE_BRANCHES = ("small_cnn",)
 
 
-@dataclass(frozen=True)
-class ClassifierConfig:
-    modality: str = "multimodal"  # multimodal | image | text
-    n_classes: int = 10
-    # image branch
-    image_branch: str = "small_cnn"
-    channels: int = 1
-    cnn_channels: tuple[int, ...] = (32, 64, 128, 128)  # Conv3×3 s2-BN-ReLU a level
-    # text branch
-    vocab_size: int = 512
-    embedding_dim: int = 64
-    lstm_hidden: int = 64
-    # fusion head
-    fusion_hidden: int = 128
-    dropout: float = 0.3
+class ClassifierConfig(ClassifierModel):
+    """The block ``classifier.training.model`` plus the ablation's branches and the titles'
+    vocabulary, which the trainer fixes."""
 
-    def __post_init__(self) -> None:
-        if self.modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        if self.image_branch not in IMAGE_BRANCHES:
+    modality: str  # multimodal | image | text
+    vocab_size: int
+
+    @field_validator("image_branch", mode="before")
+    @classmethod
+    def _branch_exists(cls, value: object) -> object:
+        if value not in IMAGE_BRANCHES:
             raise ValueError(
-                f"image_branch {self.image_branch!r} is not available: only 'small_cnn' is "
+                f"image_branch {value!r} is not available: only 'small_cnn' is "
                 "implemented. EfficientNet-B0 needs torchvision, which cannot be installed beside "
                 "the pinned torch 2.13 in this project (PyPI's torchvision fails to import with it)."
             )
-        if not self.cnn_channels:
-            raise ValueError("cnn_channels needs at least one level")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> ClassifierConfig:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2 (<pad>, <unk>), got {self.vocab_size}")
         if self.n_classes < 2:
             raise ValueError(f"n_classes must be >= 2, got {self.n_classes}")
+        return self
 
     @property
     def uses_image(self) -> bool:

@@ -10,11 +10,13 @@ Fashion-MNIST (2 stages of ×2), 64×64×3 for FashionIQ (3–4 stages).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import model_validator
 from torch import nn
+
+from fashiongan.config import ConditionalModel, Count, EmbeddingParams
 
 #: How a config names the text encoder saved beside the model file (``models/<name>/``).
 BESIDE_MODEL_TEXT_ENCODER = "./text_encoder"
@@ -22,47 +24,30 @@ BESIDE_MODEL_TEXT_ENCODER = "./text_encoder"
 RETIRED_OPTIONS: dict[str, Any] = {"aux_twin": False}
 
 
-@dataclass(frozen=True)
-class ConditionalGANConfig:
-    image_size: int = 28
-    channels: int = 1
-    stages: int = 2  # ×2 down/up-samplings: image_size must be divisible by 2**stages
-    noise_dim: int = 64
-    text_dim: int = 384  # BERT sentence-embedding size (all-MiniLM-L6-v2: 384)
-    text_channels: int = 32  # text feature map channels in the generator
-    noise_channels: int = 16
-    # StackGAN's conditioning augmentation (Zhang et al. 2017): the text becomes a Gaussian code of
-    # this size, its mean and spread learned from the text, drawn with the first entries of the
-    # noise (so a seeded noise still fixes the sample). One caption then stands for a
-    # neighbourhood of codes, not a point. 0 = off: the text features go straight in.
-    text_code_dim: int = 0
-    g_channels: int = 64  # width of the generator's first (largest) feature map
-    d_channels: int = 64
-    embed_dim: int = 128  # discriminator feature size for the projection
-    spectral_norm: bool = True
-    # D also sees how much each group of 4 images differs (ProGAN's minibatch standard deviation):
-    # a generator that draws one item for every noise is then easy to call fake.
-    minibatch_std: bool = False
+class ConditionalGANConfig(ConditionalModel):
+    """The block ``conditional.training.model`` (its keys and their meaning live there) plus what
+    the data and the text encoder fix when the trainer builds the networks."""
+
+    image_size: Count
+    channels: Count
+    text_dim: Count  # the text features' size (all-MiniLM-L6-v2: 384)
     # Auxiliary classifier heads of D (AC-GAN): one per property, its number of values, e.g.
     # (10, 3, 3, 2) for class, tone, fit, pattern; () = none.
-    aux_classes: tuple[int, ...] = ()
+    aux_classes: tuple[Count, ...]
     # Which BERT produced the text features, for inference: "bundled", a Hugging Face name or
     # folder, or "./text_encoder", the encoder trained with this model and saved beside its file.
-    text_encoder: str = "bundled"
-    text_pooling: str = "mean"
+    text_encoder: str
+    text_pooling: Literal["mean", "cls"]
     #: Fields that may name a path relative to the model file ("./…"), resolved when loading.
     paths_beside_model: ClassVar[tuple[str, ...]] = ("text_encoder",)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _stages_fit(self) -> ConditionalGANConfig:
         if self.image_size % (2**self.stages):
             raise ValueError(
                 f"image_size {self.image_size} is not divisible by 2**stages ({2**self.stages})"
             )
-        if self.text_code_dim > self.noise_dim:
-            raise ValueError(
-                f"text_code_dim {self.text_code_dim} is drawn from the noise: at most noise_dim"
-                f" ({self.noise_dim})"
-            )
+        return self
 
     @classmethod
     def from_saved(cls, values: dict[str, Any]) -> ConditionalGANConfig:
@@ -75,7 +60,7 @@ class ConditionalGANConfig:
                     f"this model was trained with {name}, an option no longer in the code "
                     "(docs/quality.md has its figures): train it again"
                 )
-        return cls(**values)
+        return cls.model_validate(values)
 
     @property
     def bottom_size(self) -> int:
@@ -238,12 +223,11 @@ class ConditionalDiscriminator(nn.Module):
         return score, [*self.aux(h).split(sizes, dim=1)]  # (B, K_i) each
 
 
-@dataclass(frozen=True)
-class EmbeddingConfig:
-    image_size: int = 28
-    channels: int = 1
-    width: int = 32
-    dim: int = 64
+class EmbeddingConfig(EmbeddingParams):
+    """The block ``conditional.training.embedding`` plus the images' size, fixed by the data."""
+
+    image_size: Count
+    channels: Count
 
 
 class ImageEmbedder(nn.Module):

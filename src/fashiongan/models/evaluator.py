@@ -18,24 +18,18 @@ Architecture (default config; 428k parameters)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+from pydantic import model_validator
 from torch import nn
 
+from fashiongan.config import EvaluatorModel
 
-@dataclass(frozen=True)
-class EvaluatorConfig:
-    in_channels: int = 1
-    image_size: int = 28
-    n_classes: int = 10
-    channels: tuple[int, ...] = (32, 64, 128)  # one conv block per entry, each halves the size
-    convs_per_block: tuple[int, ...] = (1, 2, 1)  # conv layers in each block
-    feature_dim: int = 256  # width of the penultimate layer = the metrics' feature space
-    block_dropout: float = 0.0  # after each conv block
-    dropout: float = 0.3  # before the classifier head
 
-    def __post_init__(self) -> None:
+class EvaluatorConfig(EvaluatorModel):
+    """The block ``evaluator.training.model`` as the network reads it (its keys live there)."""
+
+    @model_validator(mode="after")
+    def _blocks_fit(self) -> EvaluatorConfig:
         if len(self.channels) != len(self.convs_per_block) or not self.channels:
             raise ValueError(
                 f"channels {self.channels} and convs_per_block {self.convs_per_block} must be "
@@ -45,6 +39,7 @@ class EvaluatorConfig:
             raise ValueError(
                 f"{len(self.channels)} blocks halve a {self.image_size}px image below one pixel."
             )
+        return self
 
     @property
     def final_size(self) -> int:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from fashiongan.config import MLPModel
 
-@dataclass(frozen=True)
-class MLPGANConfig:
-    noise_dim: int = 100
-    generator_hidden: tuple[int, ...] = (256, 512, 1024)
-    discriminator_hidden: tuple[int, ...] = (512, 256)
-    dropout: float = 0.3
-    leaky_slope: float = 0.2
-    image_size: int = 28
-    channels: int = 1
+
+class MLPGANConfig(MLPModel):
+    """The block ``baseline.training.model`` as the networks read it (its keys live there)."""
 
     @property
     def image_dim(self) -> int:

@@ -217,6 +217,11 @@ def _attributes(
     )
 
 
+#: What G's config names as the text encoder when the caller hands in features without naming
+#: theirs (tests, benchmarks): the bundled MiniLM, mean-pooled. The pipeline always names its own.
+FEATURES_OF_BUNDLED_ENCODER: dict[str, Any] = {"text_encoder": "bundled", "text_pooling": "mean"}
+
+
 def build_models(
     params: ConditionalTraining,
     images: torch.Tensor,
@@ -226,11 +231,12 @@ def build_models(
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder]:
     """G, D and E, built in this order: right after seeding, it fixes their initial weights.
 
-    ``model_extra``: more config fields, e.g. where the text encoder is saved beside G.
+    ``model_extra``: more config fields, e.g. where the text encoder is saved beside G; without
+    it, the features are taken as the bundled encoder's (:data:`FEATURES_OF_BUNDLED_ENCODER`).
     """
     config = ConditionalGANConfig(
         **params.model.model_dump(),
-        **(model_extra or {}),
+        **(model_extra or FEATURES_OF_BUNDLED_ENCODER),
         image_size=images.shape[-1],
         channels=images.shape[1],
         text_dim=text_dim,

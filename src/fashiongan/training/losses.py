@@ -20,7 +20,7 @@ def discriminator_loss(
     real: torch.Tensor,
     fake: torch.Tensor,
     mismatch: torch.Tensor,
-    real_label: float = 0.9,
+    real_label: float,
 ) -> torch.Tensor:
     """The critic's loss for one batch of scores (B,) each."""
     if kind == "bce":  # one-sided smoothing: real targets real_label, fakes stay 0 (Salimans 2016)
