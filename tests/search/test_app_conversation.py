@@ -104,3 +104,14 @@ def test_a_dark_wide_coat_returns_coats(served, page, tmp_path):
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 20_000
+
+
+def test_a_misspelt_new_item_in_the_second_message_draws_that_item(served, page):
+    """ "no, a dres instead" after a coat names a new class, misspelt: dresses, not a coat."""
+    table = served[0].catalog.table.set_index("id")
+    coats = _say(page, "a patterned coat", 1)
+    assert [str(table.at[i, "category"]) for i in coats].count("Coat") >= 8
+    dresses = _say(page, "no, a dres instead", 2)
+    expect(page.locator("#keywords")).to_contain_text("'dres' → dress")
+    categories = [str(table.at[i, "category"]) for i in dresses]
+    assert categories.count("Dress") >= 8 and categories.count("Coat") <= 1

@@ -258,6 +258,7 @@ COMPARATIVES: dict[str, tuple[str, int]] = {
     "looser": ("fit", 1),
     "baggier": ("fit", 1),
 }
+_COMPARATIVE_WORD = re.compile(r"\b(" + "|".join(COMPARATIVES) + r")\b")
 _INTENSIFIERS = frozenset({"much", "far", "way", "lot"})
 _RESET = re.compile(
     r"\b(start(ing)? (over|again|afresh)|new search|reset|forget (it|that|this|everything))\b[,.!]*"
@@ -320,7 +321,8 @@ def read_message(
     reset = _RESET.search(lowered)
     rest = (_RESET.sub(" ", lowered) if reset else lowered).strip(" ,.;:!-")
     steps = relative_steps(rest)
-    described = " ".join(w for w in _WORD.findall(rest) if w not in COMPARATIVES)
+    # punctuation kept: it ends a negation's scope ("no, a dress instead" asks for a dress)
+    described = " ".join(_COMPARATIVE_WORD.sub(" ", rest).split())
     intent = detector.detect(described) if described else Intent()
     if steps:  # "darker" is a change of the reference's tone, not the absolute "dark"
         intent = _without_slots(intent, steps)
