@@ -22,6 +22,8 @@ stop_servers() {
   SERVERS=()
 }
 trap 'stop_servers; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # step NAME SECONDS COMMAND...: run it bounded, print its time or fail naming it. A function
 # (below) bounds each command it runs by $LIMIT, and joins them with && (no set -e inside `if`).
