@@ -128,6 +128,14 @@ def test_the_gradio_search_api_still_answers_beside_it(planted_api):
     found = client.predict("a purse", 3, 0, api_name="/search")
     assert found["generator_text"] == "a bag" and len(found["results"]) == 3
     assert client.predict("", 3, 0, api_name="/search")["field"] == "text"
+    # issue #32: these were Gradio's generic "upstream app has raised an exception"
+    for k, seed, field in (("abc", 0, "k"), (3, str(2**70), "seed")):
+        reply = client.predict("a purse", k, seed, api_name="/search")
+        assert set(reply) == {"error", "field"} and reply["field"] == field, reply
+        assert reply["error"].startswith(f"{field} must be a whole number between")
+    chat = client.predict({"text": "👗🔥🔥", "files": []}, [], None, api_name="/chat")
+    said = chat[0][-1]["content"]  # the Chat tab's reply, as the browser gets it
+    assert "⚠️ no words I can read in '👗🔥🔥'" in str(said) and chat[4] == []
 
 
 def requests_to_send() -> list[dict]:
