@@ -4,6 +4,7 @@ the whole `kedro run` cases are in tests/test_user_errors.py and tests/scale/tes
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import subprocess
@@ -157,6 +158,12 @@ def test_an_unusable_checkpoint_folder_is_named_with_its_reason(tmp_path):
     )
     with pytest.raises(RunRefused, match=r"no folder can be created in /proc \("):
         usable_folder("b.checkpoint_dir", Path("/proc/fashiongan-ckpt"))
+    with pytest.raises(RunRefused) as err:  # the folder named is itself a file
+        usable_folder("b.checkpoint_dir", tmp_path / "afile")
+    assert str(err.value).startswith(
+        f"b.checkpoint_dir {tmp_path}/afile cannot be used: {tmp_path}/afile is a file, not a "
+        "folder"
+    )
 
 
 def test_one_holder_per_variant_and_folder(tmp_path):
@@ -181,6 +188,23 @@ def chained(outer: Exception, inner: BaseException) -> Exception:
         return err
 
 
+def _malformed_store_error(path: Path) -> sqlite3.DatabaseError:
+    """What SQLite raises reading a store whose pages after the header were overwritten (issue
+    #32's "database disk image is malformed", SQLITE_CORRUPT)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("create table runs (name text)")
+        db.executemany("insert into runs values (?)", [("x" * 100,)] * 200)
+        db.commit()
+    size = path.stat().st_size
+    with path.open("r+b") as stream:
+        stream.seek(4096)
+        stream.write(b"\xde\xad\xbe\xef" * ((size - 4096) // 4))
+    with pytest.raises(sqlite3.DatabaseError) as raised:
+        sqlite3.connect(path).execute("select count(*) from runs").fetchall()
+    assert raised.value.sqlite_errorcode == sqlite3.SQLITE_CORRUPT
+    return raised.value
+
+
 def test_each_user_caused_failure_is_recognised_by_its_type(tmp_path, monkeypatch):
     import mlflow
 
@@ -191,6 +215,7 @@ def test_each_user_caused_failure_is_recognised_by_its_type(tmp_path, monkeypatc
         sqlite3.connect(tmp_path / "mlflow.db").execute("select 1 from runs")
     except sqlite3.DatabaseError as err:
         corrupt = err
+    malformed = _malformed_store_error(tmp_path / "pages.db")
     try:
         yaml.safe_load("a: [oops")
     except yaml.YAMLError as err:
@@ -200,6 +225,8 @@ def test_each_user_caused_failure_is_recognised_by_its_type(tmp_path, monkeypatc
                  "the MLflow store mlflow.db is locked by another writer"),
         "corrupt": (chained(RuntimeError("SQL: select …"), corrupt),
                     "the MLflow store mlflow.db is corrupt (file is not a database)"),
+        "malformed": (chained(RuntimeError("SQL: select …"), malformed),
+                      "the MLflow store mlflow.db is corrupt (database disk image is malformed)"),
         "yaml": (chained(yaml.YAMLError("Invalid YAML file conf/x.yml, line 1"), syntax),
                  "Invalid YAML file conf/x.yml, line 1 (expected ',' or ']', but got "
                  "'<stream end>'): fix the YAML syntax there and run again"),
