@@ -18,9 +18,11 @@ places as misses. Attributes are measured on the catalog's thumbnails with the
 
 Run from the project root after ``make search-index`` (one torch thread; about a minute):
 
-    python benchmarks/shopper_queries.py [--split dev|test|all] [--out PATH]
+    python benchmarks/shopper_queries.py [--split dev|test|all|unseen] [--out PATH]
 
-``dev`` may be looked at while working; ``test`` is scored once, at the end.
+``dev`` may be looked at while working; ``test`` is scored once, at the end. ``unseen`` is a
+second set (``shopper_queries_unseen.jsonl``), written by an annotator who saw neither the code
+nor the other queries, also scored once.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import torch.nn.functional as F
 from _common import RESULTS, machine
 
 QUERIES = Path(__file__).resolve().parent / "queries" / "shopper_queries.jsonl"
+UNSEEN = QUERIES.with_name("shopper_queries_unseen.jsonl")
 KINDS = (
     "unknown_item_words",
     "implied_item",
@@ -55,7 +58,7 @@ KINDS = (
 )
 ATTRIBUTE_SLOTS = ("tone", "fit", "pattern")
 SLOTS = ("class", *ATTRIBUTE_SLOTS)
-SPLITS = ("dev", "test", "all")
+SPLITS = ("dev", "test", "all", "unseen")
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "title search": title_search(service.encoder, titles),
         "BM25": keyword_search(titles),
     }
-    queries = read_queries(QUERIES, args.split)
+    queries = read_queries(UNSEEN if args.split == "unseen" else QUERIES, args.split)
     figures = evaluate(systems, queries, facts)
     print(table(figures))
     out = args.out or RESULTS / f"shopper_queries_{args.split}.json"

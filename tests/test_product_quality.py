@@ -87,6 +87,17 @@ def class_accuracy(generator, evaluator, model_input, captions: pd.DataFrame) ->
     return conditional_accuracy(predicted, sample["labels"], N_CLASSES)["mean"]
 
 
+def shuffled_test_captions(captions: pd.DataFrame) -> pd.DataFrame:
+    """The caption table with the test captions shuffled across the test items: each item is
+    asked for another item's class, so the judged accuracy of its samples falls to chance."""
+    shuffled = captions.copy()
+    test = shuffled["split"] == "test"
+    shuffled.loc[test, "caption"] = (
+        shuffled.loc[test, "caption"].sample(frac=1, random_state=0).to_numpy()
+    )
+    return shuffled
+
+
 @pytest.fixture(scope="module")
 def trained():
     """The generator, the evaluator, the drawn data and its caption table."""
@@ -119,11 +130,7 @@ def test_the_judge_knows_the_real_items(trained):
 def accuracies(trained) -> tuple[float, float]:
     """Class accuracy for the test captions, and for the same captions shuffled across items."""
     generator, evaluator, model_input, captions = trained
-    shuffled = captions.copy()
-    test = shuffled["split"] == "test"
-    shuffled.loc[test, "caption"] = (
-        shuffled.loc[test, "caption"].sample(frac=1, random_state=0).to_numpy()
-    )
+    shuffled = shuffled_test_captions(captions)
     with torch_threads(1):
         return tuple(
             class_accuracy(generator, evaluator, model_input, table)
