@@ -62,7 +62,7 @@ def short_gan_training():
     """
     return overridden(
         load_parameters(REPO_ROOT / "conf")["conditional"].training,
-        device="cpu", amp=False, epochs=30, batch_size=32, checkpoint_dir=None, log_every=1000,
+        device="cpu", epochs=30, batch_size=32, checkpoint_dir=None, log_every=1000,
         sample_columns=2, g_lr=1e-3, d_lr=2e-3, model__g_channels=16, model__d_channels=16,
         model__text_channels=8, model__noise_channels=4, model__embed_dim=16,
         model__noise_dim=16, model__text_code_dim=0, embedding__width=4, embedding__dim=16,

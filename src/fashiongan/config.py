@@ -161,7 +161,6 @@ class ConditionalModel(Block):
     g_channels: Count
     d_channels: Count
     embed_dim: Count
-    spectral_norm: bool
     minibatch_std: bool
 
     @model_validator(mode="after")
@@ -180,7 +179,6 @@ class ConditionalTraining(Block):
     seed: Seed
     device: Annotated[Device, RUN_CONTROL]
     num_threads: Annotated[TrainerThreads, RUN_CONTROL]
-    amp: bool
     epochs: Annotated[Count, RUN_CONTROL]
     batch_size: Count
     loss: Literal["bce", "wgan-gp", "hinge"]
@@ -236,7 +234,6 @@ class EvaluatorModel(Block):
     channels: Sizes
     convs_per_block: Sizes
     feature_dim: Count
-    block_dropout: Probability
     dropout: Probability
 
 
@@ -257,8 +254,6 @@ class EvaluatorTraining(EpochTraining):
     num_threads: Threads
     warmup_fraction: Probability
     weight_decay: Weight
-    label_smoothing: Probability
-    hflip: bool
     eval_batch_size: Count
     model: EvaluatorModel
 

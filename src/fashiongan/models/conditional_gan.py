@@ -17,11 +17,12 @@ from pydantic import model_validator
 from torch import nn
 
 from fashiongan.config import ConditionalModel, Count, EmbeddingParams
+from fashiongan.models import without_retired
 
 #: How a config names the text encoder saved beside the model file (``models/<name>/``).
 BESIDE_MODEL_TEXT_ENCODER = "./text_encoder"
-#: Options that left the code, with the value that meant off: model files of that value load.
-RETIRED_OPTIONS: dict[str, Any] = {"aux_twin": False}
+#: Options that left the code, with the value the code now always has: files of that value load.
+RETIRED_OPTIONS: dict[str, Any] = {"aux_twin": False, "spectral_norm": True}
 
 
 class ConditionalGANConfig(ConditionalModel):
@@ -53,14 +54,7 @@ class ConditionalGANConfig(ConditionalModel):
     def from_saved(cls, values: dict[str, Any]) -> ConditionalGANConfig:
         """The config a model file's metadata names, also from files written before an option
         left the code: a retired option that was off is dropped, one that was on is refused."""
-        values = dict(values)
-        for name, off in RETIRED_OPTIONS.items():
-            if name in values and values.pop(name) != off:
-                raise ValueError(
-                    f"this model was trained with {name}, an option no longer in the code "
-                    "(docs/quality.md has its figures): train it again"
-                )
-        return cls.model_validate(values)
+        return cls.model_validate(without_retired(values, RETIRED_OPTIONS))
 
     @property
     def bottom_size(self) -> int:
@@ -183,7 +177,7 @@ class ConditionalDiscriminator(nn.Module):
     def __init__(self, config: ConditionalGANConfig) -> None:
         super().__init__()
         self.config = c = config
-        norm = nn.utils.spectral_norm if c.spectral_norm else (lambda m: m)
+        norm = nn.utils.spectral_norm
         widths = [c.d_channels * 2**i for i in range(c.stages)]
         layers: list[nn.Module] = []
         for cin, cout in zip([c.channels, *widths], widths, strict=False):

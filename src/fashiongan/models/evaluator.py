@@ -13,16 +13,21 @@ Architecture (default config; 428k parameters)::
                    ─ flatten → linear → BN → ReLU                 features (B, 256)
                    ─ dropout 0.3 → linear                         logits   (B, 10)
 
-``block_dropout`` adds dropout after each pooling (off by default: it slows a 5-epoch run).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from pydantic import model_validator
 from torch import nn
 
 from fashiongan.config import EvaluatorModel
+from fashiongan.models import without_retired
+
+#: Options that left the code, with the value the code now always has: files of that value load.
+RETIRED_OPTIONS: dict[str, Any] = {"block_dropout": 0.0}
 
 
 class EvaluatorConfig(EvaluatorModel):
@@ -41,6 +46,12 @@ class EvaluatorConfig(EvaluatorModel):
             )
         return self
 
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> EvaluatorConfig:
+        """The config a model file's metadata names, also from files written before an option
+        left the code (:func:`fashiongan.models.without_retired`)."""
+        return cls.model_validate(without_retired(values, RETIRED_OPTIONS))
+
     @property
     def final_size(self) -> int:
         """Spatial size after the blocks (each max-pool floors: 28 → 14 → 7 → 3)."""
@@ -51,9 +62,9 @@ class EvaluatorConfig(EvaluatorModel):
 
 
 class ConvBlock(nn.Module):
-    """``n`` × (conv3×3 → BN → ReLU), then 2×2 max-pool and dropout: (B, C, H, W) → (B, C', H/2, W/2)."""
+    """``n`` × (conv3×3 → BN → ReLU), then 2×2 max-pool: (B, C, H, W) → (B, C', H/2, W/2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, n_convs: int, dropout: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, n_convs: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(n_convs):
@@ -66,10 +77,9 @@ class ConvBlock(nn.Module):
             ]
         self.convs = nn.Sequential(*layers)
         self.pool = nn.MaxPool2d(2)
-        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pool(self.convs(x)))
+        return self.pool(self.convs(x))
 
 
 class EvaluatorCNN(nn.Module):
@@ -82,7 +92,7 @@ class EvaluatorCNN(nn.Module):
         self.config = config
         blocks, width = [], config.in_channels
         for out, n_convs in zip(config.channels, config.convs_per_block, strict=True):
-            blocks.append(ConvBlock(width, out, n_convs, config.block_dropout))
+            blocks.append(ConvBlock(width, out, n_convs))
             width = out
         self.blocks = nn.Sequential(*blocks)
         flat = width * config.final_size**2

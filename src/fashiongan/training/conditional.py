@@ -18,10 +18,8 @@ by rewriting the caption.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -113,14 +111,12 @@ class ConditionalStep:
     params: ConditionalTraining
     noise_dim: int
     rng: torch.Generator
-    autocast: Callable[[], contextlib.AbstractContextManager]
 
     def __call__(self, step: int) -> dict[str, float]:
         distributed.seed_step(self.params.seed, step)  # no-op in one process
         batch = self.sampler(step)
         rows = torch.cat([batch.target_rows, batch.wrong_rows, batch.query_rows])  # (3b,)
-        with self.autocast():  # one pass of the text layers (if tuned) for all three
-            texts = Texts(*self.text.read(rows).chunk(3))  # (b, D) each
+        texts = Texts(*self.text.read(rows).chunk(3))  # (b, D) each: one pass if tuned
         n_critic = self.params.n_critic
         for k in range(n_critic):  # critic steps; the last fake keeps its graph for G
             d_pass, d_metrics = self.d_step(batch, texts, last=k == n_critic - 1)
@@ -134,23 +130,23 @@ class ConditionalStep:
         self, batch: Batch, texts: Texts, last: bool
     ) -> tuple[Pass, dict[str, torch.Tensor]]:
         """One critic update on real / real with a wrong caption / fake (matching-aware D)."""
-        with torch.set_grad_enabled(last), self.autocast():
+        with torch.set_grad_enabled(last):
             noise = torch.randn(self.params.batch_size, self.noise_dim, generator=self.rng)
             noise = distributed.shard(noise.to(batch.real.device))  # (b, Z)
             fake = self.g(noise, texts.query, batch.reference, batch.has_image)  # (b, C, H, W)
-        with self.autocast():  # one pass over [real | fake], reals with two captions: (2b, 2)
-            captions = torch.stack(  # (2b, 2, D): [own, wrong] for reals, [own, own] for fakes
-                [torch.cat([texts.target, texts.target]), torch.cat([texts.wrong, texts.target])], 1
-            )
-            scores, heads = self.critic(torch.cat([batch.real, fake.detach()]), captions)
-            d_real, d_fake = scores[:, 0].float().chunk(2)  # (b,) each, own captions
-            d_wrong = scores[: len(fake), 1].float()  # (b,) the reals with a wrong caption
-            d_loss = discriminator_loss(
-                self.params.loss, d_real, d_fake, d_wrong, self.params.real_label
-            )
+        # One pass over [real | fake], reals with two captions: (2b, 2).
+        captions = torch.stack(  # (2b, 2, D): [own, wrong] for reals, [own, own] for fakes
+            [torch.cat([texts.target, texts.target]), torch.cat([texts.wrong, texts.target])], 1
+        )
+        scores, heads = self.critic(torch.cat([batch.real, fake.detach()]), captions)
+        d_real, d_fake = scores[:, 0].chunk(2)  # (b,) each, own captions
+        d_wrong = scores[: len(fake), 1]  # (b,) the reals with a wrong caption
+        d_loss = discriminator_loss(
+            self.params.loss, d_real, d_fake, d_wrong, self.params.real_label
+        )
         step = Pass(batch, texts, noise, fake, heads)
         metrics: dict[str, torch.Tensor] = {}
-        for term in self.d_terms:  # outside autocast: the gradient penalty runs D in float32
+        for term in self.d_terms:
             loss, named = term(step)
             d_loss = d_loss + loss
             metrics.update(named)
@@ -162,12 +158,11 @@ class ConditionalStep:
     def e_step(self, step: Pass) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Embedder: same class close, other items far, fakes near their target."""
         batch, margin = step.batch, self.params.triplet_margin
-        with self.autocast():
-            images = torch.cat([batch.real, batch.positive, batch.negative, step.fake.detach()])
-            real, positive, negative, fake = self.e(images).float().chunk(4)  # (b, E) each
-            e_loss = triplet_loss(real, positive, negative, margin) + triplet_loss(
-                fake, real, negative, margin
-            )
+        images = torch.cat([batch.real, batch.positive, batch.negative, step.fake.detach()])
+        real, positive, negative, fake = self.e(images).chunk(4)  # (b, E) each
+        e_loss = triplet_loss(real, positive, negative, margin) + triplet_loss(
+            fake, real, negative, margin
+        )
         self.optimizers["E"].zero_grad(set_to_none=True)
         e_loss.backward()
         self.optimizers["E"].step()
@@ -178,21 +173,20 @@ class ConditionalStep:
     ) -> dict[str, torch.Tensor]:
         """Generator: fool D, land near the target in embedding space, plus the optional terms."""
         params = self.params
-        with self.autocast():
-            caption = step.texts.target.detach()  # D's view of the caption: not G's to rewrite
-            scores, heads = self.critic(step.fake, caption)  # (b,)
-            g_adv = generator_loss(params.loss, scores.float())
-            fake_emb = self.e(step.fake).float()  # (b, E)
-            g_triplet = triplet_loss(
-                fake_emb, real_emb.detach(), negative_emb.detach(), params.triplet_margin
-            )
-            g_loss = g_adv + params.triplet_weight * g_triplet
-            metrics = {"g_diversity_loss": torch.zeros(())}  # 0 unless mode seeking is on
-            g_pass = Pass(step.batch, step.texts, step.noise, step.fake, heads)
-            for term in self.g_terms:
-                loss, named = term(g_pass)
-                g_loss = g_loss + loss
-                metrics.update(named)
+        caption = step.texts.target.detach()  # D's view of the caption: not G's to rewrite
+        scores, heads = self.critic(step.fake, caption)  # (b,)
+        g_adv = generator_loss(params.loss, scores)
+        fake_emb = self.e(step.fake)  # (b, E)
+        g_triplet = triplet_loss(
+            fake_emb, real_emb.detach(), negative_emb.detach(), params.triplet_margin
+        )
+        g_loss = g_adv + params.triplet_weight * g_triplet
+        metrics = {"g_diversity_loss": torch.zeros(())}  # 0 unless mode seeking is on
+        g_pass = Pass(step.batch, step.texts, step.noise, step.fake, heads)
+        for term in self.g_terms:
+            loss, named = term(g_pass)
+            g_loss = g_loss + loss
+            metrics.update(named)
         self.optimizers["G"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["G"].step()
@@ -313,11 +307,9 @@ def _compose_step(
     )  # fmt: skip
     noise_dim = models[0].config.noise_dim
     d_terms, g_terms = compose_terms(params, (g, d), aux, noise_dim, rng)
-    bf16 = partial(torch.autocast, "cuda", dtype=torch.bfloat16)
-    autocast = bf16 if device.type == "cuda" and params.amp else contextlib.nullcontext
     return ConditionalStep(
         g, d, e, critic_of(d, with_heads=aux is not None), optimizers, sampler, text,
-        d_terms, g_terms, params, noise_dim, rng, autocast,
+        d_terms, g_terms, params, noise_dim, rng,
     )  # fmt: skip
 
 

@@ -103,13 +103,10 @@ def train_evaluator_cnn(
 
     def batch_step(indices: torch.Tensor) -> dict[str, float]:
         x, y = images[indices], labels[indices]  # (B, 1, 28, 28), (B,)
-        if params.hflip:
-            flip = torch.rand(len(x), generator=rng) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
         x, y = x.to(device), y.to(device)
         _sync_schedule(schedule, optimizer)
         logits = model(x)  # (B, n_classes)
-        loss = F.cross_entropy(logits, y, label_smoothing=params.label_smoothing)
+        loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

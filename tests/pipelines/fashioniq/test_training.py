@@ -45,7 +45,6 @@ TINY_TRAINING = {
         "g_channels": 4,
         "d_channels": 4,
         "embed_dim": 8,
-        "spectral_norm": True,
         "minibatch_std": False,
     },
     "embedding": {"width": 4, "dim": 8},

@@ -18,7 +18,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(training, tmp_path, monkeypat
     count, or the learning rates (and so the weights) after the resume would differ.
     """
     data = tiny_input()
-    params = overridden(training, epochs=3, hflip=True, checkpoint_every_epochs=1, resume=True)
+    params = overridden(training, epochs=3, checkpoint_every_epochs=1, resume=True)
     straight, history = train_evaluator_cnn(
         data, overridden(params, checkpoint_dir=str(tmp_path / "straight"))
     )
