@@ -110,10 +110,15 @@ def _attributes(n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor
     }
 
 
+#: One caption an item, conf/base's drop chance and wordings per meaning.
+PLAIN = {"per_item": 1, "drop_prob": 0.25, "phrasings_per_key": 16}
+EACH = {"per_item": 1}
+
+
 @pytest.mark.parametrize("phrasings_per_key", [None, 4])
 def test_build_captions_deterministic_and_faithful(phrasings_per_key):
     labels, attributes = _attributes(500, seed=0)
-    kwargs = {"per_item": 2, "phrasings_per_key": phrasings_per_key}
+    kwargs = {"per_item": 2, "drop_prob": 0.25, "phrasings_per_key": phrasings_per_key}
     texts = build_captions(labels, attributes, seed=3, **kwargs)
     assert texts == build_captions(labels, attributes, seed=3, **kwargs)
     assert texts != build_captions(labels, attributes, seed=4, **kwargs)
@@ -128,8 +133,10 @@ def test_build_captions_deterministic_and_faithful(phrasings_per_key):
 
 def test_phrasings_per_key_bounds_distinct_captions():
     labels, attributes = _attributes(3000, seed=1)
-    pooled = build_captions(labels, attributes, seed=0, phrasings_per_key=2, drop_prob=0.0)
-    fresh = build_captions(labels, attributes, seed=0, phrasings_per_key=None, drop_prob=0.0)
+    pooled = build_captions(labels, attributes, seed=0, **EACH, phrasings_per_key=2, drop_prob=0.0)
+    fresh = build_captions(
+        labels, attributes, seed=0, **EACH, phrasings_per_key=None, drop_prob=0.0
+    )
     assert len(set(pooled)) <= 180 * 2  # 10 x 3 x 3 x 2 meanings
     assert len(set(fresh)) > 3 * len(set(pooled))
 
@@ -137,11 +144,13 @@ def test_phrasings_per_key_bounds_distinct_captions():
 def test_build_captions_checks_its_inputs():
     labels, attributes = _attributes(10, seed=2)
     with pytest.raises(ValueError, match="10 labels but 9"):
-        build_captions(labels, {**attributes, "fit": attributes["fit"][:9]}, seed=0)
+        build_captions(labels, {**attributes, "fit": attributes["fit"][:9]}, seed=0, **PLAIN)
     with pytest.raises(KeyError, match="pattern"):
-        build_captions(labels, {"tone": attributes["tone"], "fit": attributes["fit"]}, seed=0)
+        build_captions(
+            labels, {"tone": attributes["tone"], "fit": attributes["fit"]}, seed=0, **PLAIN
+        )
     with pytest.raises(ValueError, match="per_item"):
-        build_captions(labels, attributes, seed=0, per_item=0)
+        build_captions(labels, attributes, seed=0, **PLAIN | {"per_item": 0})
 
 
 ITEM = {"label": 2, "tone": 1, "fit": 1, "pattern": 0}

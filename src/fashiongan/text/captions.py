@@ -190,9 +190,10 @@ def build_captions(
     labels: torch.Tensor | Sequence[int],
     attributes: Mapping[str, torch.Tensor | Sequence[int]],
     seed: int,
-    per_item: int = 1,
-    drop_prob: float = 0.25,
-    phrasings_per_key: int | None = 16,
+    *,
+    per_item: int,
+    drop_prob: float,
+    phrasings_per_key: int | None,
 ) -> list[str]:
     """Captions for a whole split.
 
