@@ -10,12 +10,18 @@ test items.
 
 Measured on a 2-core machine, seeds 42, 43, 44 of the GAN, and seed 42 three more times (the
 test trains seed 42; a run is not bit-identical to the next, so the thresholds cover both
-spreads). Broken defaults, in scratch runs of seed 42: ``aux_weight: 0`` gives class accuracy
-0.37 (fails) and a composed synthetic R@10 of 0.33 against text-only 0.41 (passes); a generator
-that ignores its caption gives 0.085, the shuffled control's level (fails), and 0.33 against
-text-only 0.45 (fails, narrowly). ``text_code_dim: 0`` is *not* caught: so short a run does
-better without the code (0.81, R@10 0.57), which pays off only over thousands of steps
-(``tests/test_product_quality.py``, docs/quality.md). The module takes 45-65 s.
+spreads). Broken defaults, in scratch runs of seed 42 (not committed):
+
+- a generator that ignores its caption: class accuracy 0.085-0.10, the shuffled control's level
+  (fails, 3 runs of 3); composed synthetic R@10 0.11-0.12 below text-only in 2 runs (fails),
+  less in a third;
+- ``aux_weight: 0``: class accuracy 0.37, 0.425, 0.505 (fail) and one run at 0.5 or more;
+  R@10 0.06-0.09 below text-only (passes);
+- ``text_code_dim: 0`` is *not* caught: so short a run does better without the code (0.81,
+  R@10 0.57), which pays off only over thousands of steps
+  (``tests/test_product_quality.py``, docs/quality.md).
+
+The module takes 25-45 s of its own (65 s with a training beside it).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from tests.test_product_quality import (
 
 #: Lowest class accuracy of samples for the asked captions (measured 0.69, 0.725, 0.64 for
 #: seeds 42-44; 0.725, 0.705 and 0.71 on reruns of 42).
-MIN_ACCURACY = 0.5
+MIN_ACCURACY = 0.55
 #: Lowest lead over the same captions shuffled across items (measured 0.555-0.655; shuffled
 #: 0.07-0.085, chance 0.1).
 MIN_LEAD_OVER_SHUFFLED = 0.4
