@@ -26,6 +26,16 @@ BUNDLED_TEXT = {
     "text_pooling": "mean",
 }
 
+#: Conditional GANs small enough for a test, without the text code and the minibatch spread.
+TINY_CONDITIONAL = {
+    "text_code_dim": 0, "minibatch_std": False,
+    "g_channels": 4, "text_channels": 2, "noise_channels": 2, "noise_dim": 4,
+}  # fmt: skip
+SMALL_CONDITIONAL = {
+    "text_code_dim": 0, "minibatch_std": False, "g_channels": 8, "d_channels": 8,
+    "text_channels": 4, "noise_channels": 4, "embed_dim": 16,
+}  # fmt: skip
+
 
 def _values(block: Any, **changes: Any) -> dict[str, Any]:
     return block.model_dump() | changes

@@ -10,7 +10,7 @@ from fashiongan.cli import cli
 from fashiongan.datasets.safetensors import save_module
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.mlp_gan import MLPGenerator
-from tests.model_configs import conditional_config, mlp_config
+from tests.model_configs import TINY_CONDITIONAL, conditional_config, mlp_config
 
 
 @pytest.fixture
@@ -19,14 +19,7 @@ def models(tmp_path: Path) -> dict[str, Path]:
     baseline = tmp_path / "baseline.safetensors"
     save_module(MLPGenerator(mlp_config(generator_hidden=(8, 8, 8))), baseline)
     conditional = tmp_path / "conditional.safetensors"
-    config = conditional_config(
-        text_code_dim=0,
-        minibatch_std=False,
-        g_channels=4,
-        text_channels=2,
-        noise_channels=2,
-        noise_dim=4,
-    )
+    config = conditional_config(**TINY_CONDITIONAL)
     save_module(ConditionalGenerator(config), conditional)
     return {"baseline": baseline, "conditional": conditional}
 
@@ -104,15 +97,7 @@ def test_generator_uses_the_text_encoder_saved_beside_it(tmp_path):
 
     folder = tmp_path / "models" / "conditional"
     torch.manual_seed(0)
-    config = conditional_config(
-        text_code_dim=0,
-        minibatch_std=False,
-        g_channels=4,
-        text_channels=2,
-        noise_channels=2,
-        noise_dim=4,
-        text_encoder="./text_encoder",
-    )
+    config = conditional_config(**TINY_CONDITIONAL, text_encoder="./text_encoder")
     save_module(ConditionalGenerator(config), folder / "generator.safetensors")
     out = tmp_path / "boots.npz"
     args = ("--model", str(folder / "generator.safetensors"), "--text", "a dark ankle boot")

@@ -27,7 +27,7 @@ from fashiongan.datasets.safetensors import save_module
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
 from tests.conftest import kedro_run_failure, make_kedro_project
-from tests.model_configs import conditional_config, mlp_config
+from tests.model_configs import TINY_CONDITIONAL, conditional_config, mlp_config
 
 LOG_NOTE = "(full traceback: logs/kedro_run_error.log)"
 RAW = "data/01_raw/fashion-mnist/train-labels-idx1-ubyte.gz"
@@ -335,15 +335,7 @@ def _conditional_with_encoder(folder: Path, weights: bytes | None = None) -> Pat
     replaced by ``weights`` when given)."""
     from fashiongan.text.loading import SETTINGS_FILE, bundled_model_path
 
-    config = conditional_config(
-        text_code_dim=0,
-        minibatch_std=False,
-        g_channels=4,
-        text_channels=2,
-        noise_channels=2,
-        noise_dim=4,
-        text_encoder="./text_encoder",
-    )
+    config = conditional_config(**TINY_CONDITIONAL, text_encoder="./text_encoder")
     generator = folder / "models" / "conditional" / "generator.safetensors"
     save_module(ConditionalGenerator(config), generator)
     encoder = generator.parent / "text_encoder"

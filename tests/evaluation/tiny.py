@@ -26,6 +26,7 @@ from fashiongan.pixels import from_uint8
 from fashiongan.text.features import caption_dataset
 from tests.conftest import REPO_ROOT, draw_items
 from tests.model_configs import (
+    SMALL_CONDITIONAL,
     conditional_config,
     embedding_config,
     evaluator_config,
@@ -103,15 +104,7 @@ def tiny_modules() -> dict[str, dict[str, torch.nn.Module]]:
     """Untrained tiny models, keyed by model name then file stem."""
     torch.manual_seed(0)
     mlp = mlp_config(noise_dim=8, generator_hidden=(16,), discriminator_hidden=(16,))
-    cond = conditional_config(
-        text_code_dim=0,
-        minibatch_std=False,
-        g_channels=8,
-        d_channels=8,
-        text_channels=4,
-        noise_channels=4,
-        embed_dim=16,
-    )
+    cond = conditional_config(**SMALL_CONDITIONAL)
     return {
         "baseline": {"generator": MLPGenerator(mlp), "discriminator": MLPDiscriminator(mlp)},
         "conditional": {

@@ -22,7 +22,7 @@ from fashiongan.models.mlp_gan import MLPGenerator
 from fashiongan.pixels import from_uint8
 from fashiongan.text.captions import CLASS_SYNONYMS
 from tests.conftest import draw_items
-from tests.model_configs import conditional_config, embedding_config, mlp_config
+from tests.model_configs import SMALL_CONDITIONAL, conditional_config, embedding_config, mlp_config
 
 N_ITEMS = 60
 CLASS_NAMES = [
@@ -39,15 +39,7 @@ CLASS_NAMES = [
 ]
 
 
-TINY_GENERATOR = conditional_config(
-    text_code_dim=0,
-    minibatch_std=False,
-    g_channels=8,
-    d_channels=8,
-    text_channels=4,
-    noise_channels=4,
-    embed_dim=16,
-)
+TINY_GENERATOR = conditional_config(**SMALL_CONDITIONAL)
 
 
 class PlantedGenerator(ConditionalGenerator):

@@ -19,7 +19,7 @@ from fashiongan.text.loading import (
     TextModelNotFoundError,
     bundled_model_path,
 )
-from tests.model_configs import conditional_config
+from tests.model_configs import TINY_CONDITIONAL, conditional_config
 
 
 def linked_copy(source: Path, target: Path) -> Path:
@@ -90,15 +90,7 @@ def test_a_trained_head_is_never_dropped_for_want_of_its_settings(saved, tmp_pat
 
 def test_generate_names_the_missing_tokenizer_in_one_line(saved, tmp_path, monkeypatch):
     """The case of issue #32: a trained model folder without its tokenizer.json."""
-    config = conditional_config(
-        text_code_dim=0,
-        minibatch_std=False,
-        g_channels=4,
-        text_channels=2,
-        noise_channels=2,
-        noise_dim=4,
-        text_encoder="./text_encoder",
-    )
+    config = conditional_config(**TINY_CONDITIONAL, text_encoder="./text_encoder")
     generator = tmp_path / "models" / "conditional" / "generator.safetensors"
     save_module(ConditionalGenerator(config), generator)
     folder = linked_copy(saved, generator.parent / "text_encoder")
