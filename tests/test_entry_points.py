@@ -61,5 +61,6 @@ def test_each_subcommand_starts(subcommand, tmp_path):
 def test_the_search_app_module_starts(tmp_path):
     output = started([sys.executable, "-m", "fashiongan.search.app", "--help"], tmp_path)
     assert "Usage: python -m fashiongan.search.app [OPTIONS]" in output
+    assert "Serve the FashionGAN search app" in output
     for option in ("--host", "--port", "--conf-source", "--env"):
         assert option in output

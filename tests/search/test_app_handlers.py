@@ -114,19 +114,6 @@ def test_python_m_app_starts_with_the_project_settings(search_project, monkeypat
     assert len(refused.output.strip().splitlines()) == 1
 
 
-def test_the_module_runs_as_a_command():
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "fashiongan.search.app", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0 and "Serve the FashionGAN search app" in done.stdout
-
-
 def test_png_of_a_picture_round_trips(service):
     buffer = io.BytesIO()
     app.picture(service.search("a bag").images).save(buffer, format="PNG")
