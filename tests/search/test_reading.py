@@ -109,3 +109,10 @@ def test_the_multilingual_encoder_leaves_english_readings_alone(reader, multilin
         "xqzw blorft",
     ):
         assert multilingual.detect(text) == reader.detect(text), text
+
+
+@pytest.mark.parametrize("text", ["suspenders", "a lanyard", "a handkerchief", "a bucket hat"])
+def test_english_words_the_vocabulary_lacks_are_not_read_as_foreign(reader, multilingual, text):
+    """Their nearest shop phrase would be a wrong class (suspenders → trousers)."""
+    assert reader.detect(text).label is None
+    assert multilingual.detect(text) == reader.detect(text), text

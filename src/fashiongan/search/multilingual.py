@@ -97,6 +97,8 @@ class MultilingualReader:
                 crosses one).
             taken: slots already read by the lexicon, the typo matching or an implied item.
         """
+        if reads_as_english([w for w in words if w is not None]):
+            return []
         spans = [
             (start + offset, end + offset, phrase)
             for offset, run in _runs(words)
@@ -139,6 +141,23 @@ class MultilingualReader:
             )
 
         return max(filter(fits, candidates), key=lambda c: (c.end - c.start, c.score))
+
+
+#: Languages whose word frequencies the English check weighs against English's.
+OTHER_LANGUAGES = ("fr", "de", "es", "it", "nl", "pt", "pl", "tr", "ru", "ar")
+
+
+def reads_as_english(words: list[str]) -> bool:
+    """Whether ``words`` are more likely English than any of :data:`OTHER_LANGUAGES`, by the sum
+    of their Zipf frequencies (wordfreq). The nearest shop phrase of an English word the shop
+    vocabulary lacks is a wrong class ("suspenders" read as trousers) where the catalog has no
+    such item, so an English message is not read as foreign."""
+    from wordfreq import zipf_frequency
+
+    def score(language: str) -> float:
+        return sum(zipf_frequency(w, language) for w in words)
+
+    return score("en") > max(score(language) for language in OTHER_LANGUAGES)
 
 
 def _strongest_per_slot(
