@@ -103,6 +103,13 @@ def test_bad_input_is_a_400_with_the_contract_field(planted_api, body, field, sa
     assert "\n" not in reply["error"]
 
 
+def test_a_body_over_the_upload_limit_is_a_413_in_one_line(planted_service):
+    with served(planted_service, upload_max_mb=0.001) as (demo, url):  # 1,048 bytes
+        status, payload = post(url, {"text": "a coat " * 1000})
+    assert status == 413 and payload["field"] is None
+    assert payload["error"] == "the body is over 1,048 bytes: send a short JSON object"
+
+
 def test_the_same_errors_as_the_input_contract(planted_api, planted_service):
     from fashiongan.search.contract import SearchInputError
 
