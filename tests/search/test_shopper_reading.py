@@ -12,9 +12,7 @@ import pytest
 
 from fashiongan.config import load_parameters
 from fashiongan.generation import text_encoder
-from fashiongan.search.intent import IntentDetector
-from fashiongan.search.multilingual import MultilingualReader
-from fashiongan.search.reading import ShopperDetector
+from fashiongan.search.query import shopper_reader
 
 QUERIES = Path(__file__).parents[2] / "benchmarks/queries/shopper_queries.jsonl"
 #: kind → the share of its test queries whose class must be read right, with conf/base's reader
@@ -30,13 +28,7 @@ EXCLUSION_FLOOR = 0.88  # measured 0.92
 
 @pytest.fixture(scope="module")
 def readings() -> list[tuple[dict, object]]:
-    query = load_parameters()["search_app"].query
-    grammar = IntentDetector(
-        text_encoder("bundled", "mean"), query.class_threshold, query.attribute_threshold,
-        max_words=query.max_words,
-    )  # fmt: skip
-    foreign = MultilingualReader(query.multilingual_cutoff)
-    reader = ShopperDetector(grammar, query.fuzzy_cutoff, foreign)
+    reader = shopper_reader(text_encoder("bundled", "mean"), load_parameters()["search_app"].query)
     rows = [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()]
     return [(row, reader.detect(row["text"])) for row in rows if row["split"] == "test"]
 

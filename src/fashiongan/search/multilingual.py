@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from wordfreq import zipf_frequency
 
 from fashiongan.search.intent import candidate_phrases, vocabulary
 from fashiongan.text.loading import TextModelNotFoundError
@@ -86,6 +87,7 @@ class MultilingualReader:
         self.encoder = encoder if encoder is not None else load_encoder()
         self.entries = vocabulary()
         self.vectors = np.asarray(self.encoder.encode([p for p, _, _ in self.entries]))
+        reads_as_english(["warm"])  # loads wordfreq's tables (~1.8 s) here, not in a query
 
     def read(self, words: list[str | None], taken: frozenset[str]) -> list[ForeignReading]:
         """The strongest reading per slot not in ``taken``, spans not overlapping, each widened
@@ -152,7 +154,6 @@ def reads_as_english(words: list[str]) -> bool:
     of their Zipf frequencies (wordfreq). The nearest shop phrase of an English word the shop
     vocabulary lacks is a wrong class ("suspenders" read as trousers) where the catalog has no
     such item, so an English message is not read as foreign."""
-    from wordfreq import zipf_frequency
 
     def score(language: str) -> float:
         return sum(zipf_frequency(w, language) for w in words)

@@ -77,6 +77,20 @@ def encoder_lock(encoder) -> threading.Lock:
         return lock
 
 
+def shopper_reader(encoder, query: SearchQuery) -> ShopperDetector:
+    """The reading of a message that ``query`` configures: the caption grammar on ``encoder``,
+    shop words and typos, and foreign words when ``reading_encoder`` is ``multilingual``."""
+    grammar = IntentDetector(
+        encoder, query.class_threshold, query.attribute_threshold, max_words=query.max_words
+    )
+    foreign = (
+        MultilingualReader(query.multilingual_cutoff)
+        if query.reading_encoder == "multilingual"
+        else None
+    )
+    return ShopperDetector(grammar, query.fuzzy_cutoff, foreign)
+
+
 def embedded_pictures(plan: QueryPlan, drawn: torch.Tensor | None) -> torch.Tensor | None:
     """What a turn embeds: its drawing, else the uploaded picture (query by example), else
     nothing."""
@@ -124,18 +138,7 @@ class QueryPath:
         self.encoder_lock = encoder_lock(text_vectors.encoder)
         conditional = [n for n, g in generators.items() if isinstance(g, ConditionalGenerator)]
         self.default_model = conditional[0] if conditional else next(iter(generators))
-        grammar = IntentDetector(
-            text_vectors.encoder,
-            query.class_threshold,
-            query.attribute_threshold,
-            max_words=query.max_words,
-        )
-        foreign = (
-            MultilingualReader(query.multilingual_cutoff)
-            if query.reading_encoder == "multilingual"
-            else None
-        )
-        self.detector = ShopperDetector(grammar, query.fuzzy_cutoff, foreign)
+        self.detector = shopper_reader(text_vectors.encoder, query)
 
     def generator(self, model: str | None) -> tuple[str, torch.nn.Module]:
         name = model or self.default_model
