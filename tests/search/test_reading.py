@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from fashiongan.config import load_parameters
+from fashiongan.config import load_parameters, overridden
 from fashiongan.generation import text_encoder
-from fashiongan.search.intent import IntentDetector
-from fashiongan.search.multilingual import MultilingualReader
+from fashiongan.search.query import shopper_reader
 from fashiongan.search.reading import ShopperDetector
 
 
 @pytest.fixture(scope="module")
-def grammar() -> IntentDetector:
-    return IntentDetector(text_encoder("bundled", "mean"), 0.6, 0.6)
+def multilingual() -> ShopperDetector:
+    """The reader conf/base configures (multilingual on)."""
+    return shopper_reader(text_encoder("bundled", "mean"), load_parameters()["search_app"].query)
 
 
 @pytest.fixture(scope="module")
-def reader(grammar) -> ShopperDetector:
-    return ShopperDetector(grammar, 80)
-
-
-@pytest.fixture(scope="module")
-def multilingual(grammar) -> ShopperDetector:
-    """The reader with conf/base's multilingual encoder and cutoff."""
-    cutoff = load_parameters()["search_app"].query.multilingual_cutoff
-    return ShopperDetector(grammar, 80, MultilingualReader(cutoff))
+def reader() -> ShopperDetector:
+    """The same reader, English only (``reading_encoder: minilm``)."""
+    query = overridden(load_parameters()["search_app"].query, reading_encoder="minilm")
+    return shopper_reader(text_encoder("bundled", "mean"), query)
 
 
 @pytest.mark.parametrize(
