@@ -18,11 +18,12 @@ places as misses. Attributes are measured on the catalog's thumbnails with the
 
 Run from the project root after ``make search-index`` (one torch thread; about a minute):
 
-    python benchmarks/shopper_queries.py [--split dev|test|all|unseen] [--out PATH]
+    python benchmarks/shopper_queries.py [--split dev|test|all|unseen|unseen2] [--out PATH]
 
 ``dev`` may be looked at while working; ``test`` is scored once, at the end. ``unseen`` is a
 second set (``shopper_queries_unseen.jsonl``), written by an annotator who saw neither the code
-nor the other queries, also scored once.
+nor the other queries, also scored once. ``unseen2`` (``shopper_queries_unseen2.jsonl``) is a
+third, written later by a helper that had read neither the grammar nor the readers; scored once.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from _common import RESULTS, machine
 
 QUERIES = Path(__file__).resolve().parent / "queries" / "shopper_queries.jsonl"
 UNSEEN = QUERIES.with_name("shopper_queries_unseen.jsonl")
+UNSEEN2 = QUERIES.with_name("shopper_queries_unseen2.jsonl")
+SPLIT_FILES = {"unseen": UNSEEN, "unseen2": UNSEEN2}  # the other splits live in QUERIES
 KINDS = (
     "unknown_item_words",
     "implied_item",
@@ -58,7 +61,7 @@ KINDS = (
 )
 ATTRIBUTE_SLOTS = ("tone", "fit", "pattern")
 SLOTS = ("class", *ATTRIBUTE_SLOTS)
-SPLITS = ("dev", "test", "all", "unseen")
+SPLITS = ("dev", "test", "all", "unseen", "unseen2")
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "title search": title_search(service.encoder, titles),
         "BM25": keyword_search(titles),
     }
-    queries = read_queries(UNSEEN if args.split == "unseen" else QUERIES, args.split)
+    queries = read_queries(SPLIT_FILES.get(args.split, QUERIES), args.split)
     figures = evaluate(systems, queries, facts)
     print(table(figures))
     out = args.out or RESULTS / f"shopper_queries_{args.split}.json"
