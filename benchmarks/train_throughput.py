@@ -125,12 +125,20 @@ def baseline_reference(images: torch.Tensor, batch: int, params: BaselineTrainin
     return run
 
 
+def bundled_encoder(top_layers: int):
+    """The bundled MiniLM as conf/base configures a base model (no head), its last
+    ``top_layers`` trainable."""
+    from fashiongan.generation import base_encoder_params
+    from fashiongan.text.encoder import TextEncoder
+
+    params = base_encoder_params(parameters("conditional").text_encoder, None, "mean")
+    return TextEncoder.from_params(overridden(params, trainable_top_layers=top_layers), "cpu")
+
+
 def conditional_reference(
     images: torch.Tensor, labels: torch.Tensor, captions: list[str], params: ConditionalTraining
 ):
-    from fashiongan.text.encoder import TextEncoder
-
-    encoder = TextEncoder(device="cpu")
+    encoder = bundled_encoder(top_layers=0)
     config = ConditionalGANConfig(
         **params.model.model_dump(),
         image_size=images.shape[-1],
@@ -204,9 +212,7 @@ def conditional_project(
     params: ConditionalTraining,
     top_layers: int = 0,
 ):
-    from fashiongan.text.encoder import TextEncoder
-
-    encoder = TextEncoder(device="cpu", trainable_top_layers=top_layers)
+    encoder = bundled_encoder(top_layers)
     unique, embeddings, index = encoder.encode_unique(captions)  # once, cached
     tuning = {}
     if top_layers:  # what the frozen layers make of each caption, once

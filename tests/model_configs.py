@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fashiongan.config import load_parameters
+from fashiongan.config import TextEncoderParams, load_parameters, overridden
+from fashiongan.generation import base_encoder_params
 from fashiongan.models.autoencoders import AutoencoderConfig, VAEConfig
 from fashiongan.models.classifier import ClassifierConfig
 from fashiongan.models.conditional_gan import ConditionalGANConfig, EmbeddingConfig
@@ -81,3 +82,11 @@ def classifier_config(**changes: Any) -> ClassifierConfig:
         "vocab_size": 30,
     }
     return ClassifierConfig(**values | changes)
+
+
+def text_encoder_params(**changes: Any) -> TextEncoderParams:
+    """The bundled MiniLM as a base model reads text (conf/base's ``conditional.text_encoder``,
+    frozen and without its head: :func:`~fashiongan.generation.base_encoder_params`), with
+    ``changes``."""
+    configured = BLOCKS["conditional"].text_encoder
+    return overridden(base_encoder_params(configured, None, configured.pooling), **changes)

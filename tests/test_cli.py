@@ -10,7 +10,12 @@ from fashiongan.cli import cli
 from fashiongan.datasets.safetensors import save_module
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.mlp_gan import MLPGenerator
-from tests.model_configs import TINY_CONDITIONAL, conditional_config, mlp_config
+from tests.model_configs import (
+    TINY_CONDITIONAL,
+    conditional_config,
+    mlp_config,
+    text_encoder_params,
+)
 
 
 @pytest.fixture
@@ -105,7 +110,7 @@ def test_generator_uses_the_text_encoder_saved_beside_it(tmp_path):
     assert result.exit_code == 2 and "text_encoder" in result.output  # not saved yet
     assert len(result.output.strip().splitlines()) == 1
 
-    encoder = TextEncoder(device="cpu")
+    encoder = TextEncoder.from_params(text_encoder_params(), device="cpu")
     with torch.no_grad():  # stands for the tuning: queries must go through this layer
         weight = encoder.model.encoder.layer[-1].output.dense.weight
         weight.add_(0.2 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(0)))

@@ -610,14 +610,28 @@ def parse_parameters(
     return {name: parse_block(name, params[name]) for name in sorted(wanted)}
 
 
+def _read_parameters(conf_source: str | Path, env: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for path in sorted(Path(conf_source, env).glob("parameters*.yml")):
+        params.update(yaml.safe_load(path.read_text()) or {})
+    return params
+
+
 def load_parameters(
     conf_source: str | Path = "conf", env: str = "base"
 ) -> dict[str, Block | RunName]:
     """Every block of ``<conf_source>/<env>/parameters_*.yml``, typed (for scripts and tests)."""
-    params: dict[str, Any] = {}
-    for path in sorted(Path(conf_source, env).glob("parameters*.yml")):
-        params.update(yaml.safe_load(path.read_text()) or {})
-    return parse_parameters(params)
+    return parse_parameters(_read_parameters(conf_source, env))
+
+
+def load_block(name: str, conf_source: str | Path = "conf", env: str = "base") -> Block:
+    """The one typed block ``name`` of ``<conf_source>/<env>/parameters_*.yml``.
+
+    Raises:
+        ConfigError: the block is missing (no such files under ``conf_source``: not run from
+            the project root) or one of its keys is bad.
+    """
+    return parse_parameters(_read_parameters(conf_source, env), {name})[name]
 
 
 def _is_block(annotation: Any) -> bool:

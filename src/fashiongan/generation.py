@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from kedro.io import DatasetError
 
+from fashiongan.config import ConfigError, TextEncoderParams, load_block, overridden
 from fashiongan.datasets.safetensors import load_module
 from fashiongan.errors import one_line
 from fashiongan.models.conditional_gan import ConditionalGenerator
@@ -94,8 +95,8 @@ def text_encoder(model_name_or_path: str, pooling: str):
     """The BERT encoder a conditional generator was trained with (cached per process).
 
     A folder saved beside the generator by training (``TextEncoder.save``) loads with the
-    settings it was trained with; anything else is a base model name or path. A folder saved
-    again (a new training run) is loaded again.
+    settings it was trained with; anything else is a base model name or path, read as
+    :func:`base_encoder_params` says. A folder saved again (a new training run) is loaded again.
     """
     from fashiongan.text.loading import SETTINGS_FILE
 
@@ -122,7 +123,39 @@ def _text_encoder(model_name_or_path: str, pooling: str, stamp: int | None):
                 f"{pooling!r}: the model and its text encoder do not belong together"
             )
         return encoder
-    return TextEncoder(source, pooling=pooling, device="cpu")
+    params = base_encoder_params(_configured_encoder(), source, pooling)
+    return TextEncoder.from_params(params, device="cpu")
+
+
+def base_encoder_params(
+    configured: TextEncoderParams, model_name_or_path: str | None, pooling: str
+) -> TextEncoderParams:
+    """How a base model reads text (a generator naming ``bundled`` or a Hugging Face name
+    instead of the encoder saved beside it; a search with no conditional model): as the
+    ``configured`` block (``conditional.text_encoder``: its length, its batch size) with the
+    generator's pooling, and nothing trained (no head, no tuned layer)."""
+    return overridden(
+        configured,
+        model_name_or_path=model_name_or_path,
+        pooling=pooling,
+        trainable_top_layers=0,
+        head="none",
+    )
+
+
+def _configured_encoder() -> TextEncoderParams:
+    """conf/base's ``conditional.text_encoder`` (the working directory is the project root).
+
+    Raises:
+        GenerationError: no conf/base there, or its block is bad.
+    """
+    try:
+        return load_block("conditional").text_encoder
+    except ConfigError as err:
+        raise GenerationError(
+            f"{err}: a base text model reads text as conditional.text_encoder says; run from "
+            "the project root"
+        ) from err
 
 
 def generate(

@@ -7,13 +7,14 @@ import torch
 from kedro.io import DatasetError
 
 from fashiongan.datasets import TextEncoderDataset
+from tests.model_configs import text_encoder_params
 
 
 @pytest.fixture(scope="module")
 def encoder():
     from fashiongan.text.encoder import TextEncoder
 
-    return TextEncoder(device="cpu", pooling="cls")
+    return TextEncoder.from_params(text_encoder_params(pooling="cls"), device="cpu")
 
 
 def test_roundtrip_keeps_weights_and_pooling(encoder, tmp_path: Path):

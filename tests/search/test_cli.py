@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from fashiongan.search.cli import search
+from tests.model_configs import text_encoder_params
 
 
 def _run(*args):
@@ -134,7 +135,7 @@ def saved_encoder(tmp_path_factory) -> Path:
     from fashiongan.text.encoder import TextEncoder
 
     folder = tmp_path_factory.mktemp("encoder") / "text_encoder"
-    TextEncoder(device="cpu").save(folder)
+    TextEncoder.from_params(text_encoder_params(), device="cpu").save(folder)
     return folder
 
 

@@ -1,13 +1,21 @@
 import pytest
 
+from fashiongan.config import load_parameters
 from fashiongan.search.intent import IntentDetector, candidate_phrases
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
 def detector():
     from fashiongan.generation import text_encoder
 
-    return IntentDetector(text_encoder("bundled", "mean"))
+    query = load_parameters(REPO_ROOT / "conf")["search_app"].query  # thresholds, max_words
+    return IntentDetector(
+        text_encoder("bundled", "mean"),
+        class_threshold=query.class_threshold,
+        attribute_threshold=query.attribute_threshold,
+        max_words=query.max_words,
+    )
 
 
 @pytest.mark.parametrize(

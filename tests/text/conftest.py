@@ -52,11 +52,12 @@ def random_items(n: int, seed: int, n_classes: int = 10) -> tuple[torch.Tensor, 
 def text_encoder():
     """The bundled all-MiniLM-L6-v2, loaded offline once for all text tests."""
     from fashiongan.text.encoder import TextEncoder
+    from tests.model_configs import text_encoder_params
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setenv("TRANSFORMERS_OFFLINE", "1")
-        return TextEncoder(device="cpu")
+        return TextEncoder.from_params(text_encoder_params(), device="cpu")
 
 
 @pytest.fixture(autouse=True)

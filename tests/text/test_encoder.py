@@ -3,6 +3,12 @@ import torch
 
 from fashiongan.text.encoder import TextEncoder
 from fashiongan.text.loading import TextModelNotFoundError, bundled_model_path
+from tests.model_configs import text_encoder_params
+
+
+def _encoder(**changes) -> TextEncoder:
+    """The bundled MiniLM as conf/base configures a frozen one, with ``changes``."""
+    return TextEncoder.from_params(text_encoder_params(**changes), device="cpu")
 
 
 def cosine(encoder, a: str, b: str) -> float:
@@ -101,11 +107,11 @@ def test_top_layers_can_be_unfrozen(text_encoder):
 def test_missing_model_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(TextModelNotFoundError, match="does not exist"):
-        TextEncoder(tmp_path / "no-model")
+        _encoder(model_name_or_path=str(tmp_path / "no-model"))
     with pytest.raises(TextModelNotFoundError, match="local_files_only"):
-        TextEncoder("some-org/bert-that-is-not-cached")
+        _encoder(model_name_or_path="some-org/bert-that-is-not-cached")
     with pytest.raises(ValueError, match="pooling"):
-        TextEncoder(pooling="max")
+        TextEncoder.from_params(text_encoder_params().model_copy(update={"pooling": "max"}))
 
 
 TEXTS = ["a bag", "looking for a light patterned dress with a slim fit", "the same but darker"]
@@ -114,7 +120,7 @@ TEXTS = ["a bag", "looking for a light patterned dress with a slim fit", "the sa
 @pytest.mark.parametrize("k,pooling", [(0, "mean"), (1, "mean"), (2, "cls"), (6, "mean")])
 def test_top_layers_on_the_cache_equal_the_whole_model(text_encoder, k, pooling):
     """What training runs each step (top k layers on the cached states) is what inference runs."""
-    encoder = TextEncoder(text_encoder.model_name_or_path, pooling=pooling, device="cpu")
+    encoder = _encoder(pooling=pooling)
     encoder.set_trainable_top_layers(k)
     hidden, mask = encoder.hidden_below_top(TEXTS, batch_size=2)
     assert hidden.shape == (3, mask.shape[1], 384) and mask.sum(1).min() >= 3
@@ -128,7 +134,7 @@ def test_top_layers_on_the_cache_equal_the_whole_model(text_encoder, k, pooling)
 
 
 def test_gradients_reach_the_top_layers_only(text_encoder):
-    encoder = TextEncoder(text_encoder.model_name_or_path, device="cpu", trainable_top_layers=2)
+    encoder = _encoder(trainable_top_layers=2)
     hidden, mask = encoder.hidden_below_top(TEXTS)
     encoder.top(hidden, mask).sum().backward()
     layers = encoder.model.encoder.layer
@@ -140,7 +146,7 @@ def test_gradients_reach_the_top_layers_only(text_encoder):
 def test_save_then_from_saved_encodes_the_same(text_encoder, tmp_path):
     from transformers import AutoModel
 
-    encoder = TextEncoder(text_encoder.model_name_or_path, pooling="cls", device="cpu")
+    encoder = _encoder(pooling="cls")
     encoder.set_trainable_top_layers(1)
     untuned = encoder.encode(TEXTS)
     with torch.no_grad():  # as if tuned: the copy must keep this change

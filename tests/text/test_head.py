@@ -4,6 +4,7 @@ import torch
 from fashiongan.text.encoder import TextEncoder
 from fashiongan.text.head import AttentionPoolingHead, build_head
 from fashiongan.text.loading import HEAD_FILE, TextModelNotFoundError
+from tests.model_configs import text_encoder_params
 
 TEXTS = ["a bag", "looking for a light patterned dress with a slim fit", "a loose dress"]
 
@@ -19,9 +20,9 @@ def perturbed(encoder: TextEncoder, seed: int = 0) -> TextEncoder:
 
 
 @pytest.fixture
-def headed(text_encoder):
-    return TextEncoder(
-        text_encoder.model_name_or_path, device="cpu", head="attention", head_pools=3
+def headed():
+    return TextEncoder.from_params(
+        text_encoder_params(head="attention", head_pools=3), device="cpu"
     )
 
 

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from fashiongan.config import load_parameters, overridden
 from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
 from tests.conftest import REPO_ROOT, draw_items
+from tests.model_configs import text_encoder_params
 
 N, U, D = 64, 10, 12
 #: conf/base's block, shrunk: 4 steps an epoch of a 4-channel model.
@@ -255,7 +256,7 @@ def bert():
     """The bundled MiniLM with its last layer trainable, and the conditioning it caches."""
     from fashiongan.text.encoder import TextEncoder
 
-    encoder = TextEncoder(device="cpu", trainable_top_layers=1)
+    encoder = TextEncoder.from_params(text_encoder_params(trainable_top_layers=1), "cpu")
     hidden, mask = encoder.hidden_below_top(TEXTS)
     return encoder, {
         "text_embeddings": encoder.encode(TEXTS),
@@ -297,7 +298,7 @@ def test_a_frozen_encoder_trains_exactly_like_cached_features(data, bert):
     from fashiongan.text.encoder import TextEncoder
 
     images, labels, conditioning = data
-    frozen = TextEncoder(device="cpu")  # trainable_top_layers=0: features come from the cache
+    frozen = TextEncoder.from_params(text_encoder_params(), "cpu")  # k = 0: features cached
     _, _, _, history = train_conditional_gan(images, labels, conditioning, PARAMS, None, frozen)
     _, _, _, reference = train_conditional_gan(images, labels, conditioning, PARAMS)
     assert history == reference
@@ -492,7 +493,7 @@ def headed_data(data, bert):
     from fashiongan.text.encoder import TextEncoder
 
     images, labels, conditioning = data
-    encoder = TextEncoder(device="cpu", head="attention", head_pools=2)
+    encoder = TextEncoder.from_params(text_encoder_params(head="attention", head_pools=2), "cpu")
     hidden, mask = encoder.hidden_below_top(TEXTS)
     cached = {"text_hidden": hidden, "text_mask": mask, "text_hidden_top_layers": torch.tensor(0)}
     conditioning = {**conditioning, **cached, "sample_index": torch.tensor([0, 1])}

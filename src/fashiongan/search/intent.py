@@ -159,7 +159,8 @@ def _vocabulary_vectors(encoder) -> torch.Tensor:
 
 
 class IntentDetector:
-    """Finds class and attribute phrases in a query.
+    """Finds class and attribute phrases in a query, as ``search_app.query`` sets it
+    (:func:`fashiongan.search.query.shopper_reader` builds it from that block).
 
     Args:
         encoder: a ``fashiongan.text.encoder.TextEncoder`` (normalised sentence vectors).
@@ -171,9 +172,10 @@ class IntentDetector:
     def __init__(
         self,
         encoder,
-        class_threshold: float = 0.6,
-        attribute_threshold: float = 0.6,
-        max_words: int = 32,
+        *,
+        class_threshold: float,
+        attribute_threshold: float,
+        max_words: int,
     ) -> None:
         self.encoder = encoder
         self.thresholds = {"class": class_threshold}

@@ -81,7 +81,10 @@ def shopper_reader(encoder, query: SearchQuery) -> ShopperDetector:
     """The reading of a message that ``query`` configures: the caption grammar on ``encoder``,
     shop words and typos, and foreign words when ``reading_encoder`` is ``multilingual``."""
     grammar = IntentDetector(
-        encoder, query.class_threshold, query.attribute_threshold, max_words=query.max_words
+        encoder,
+        class_threshold=query.class_threshold,
+        attribute_threshold=query.attribute_threshold,
+        max_words=query.max_words,
     )
     foreign = (
         MultilingualReader(query.multilingual_cutoff)

@@ -82,33 +82,35 @@ def _unique(texts: list[str]) -> tuple[list[str], torch.Tensor]:
 class TextEncoder(nn.Module):
     """Sentence embeddings from a BERT-style model.
 
+    Every setting is required: a YAML block builds one (:meth:`from_params`), a saved folder
+    another (:meth:`from_saved`, with the settings it was trained with). The vectors are always
+    L2-normalised (a dot product is a cosine: the intent thresholds and the ranking read them
+    so), and weights are never downloaded (runs must work offline).
+
     Args:
         model_name_or_path: Hugging Face name or local folder; None = bundled all-MiniLM-L6-v2.
         pooling: "mean" (average of token states, padding masked) or "cls" (first token).
-        normalize: L2-normalise the sentence vectors.
         max_length: tokens per text, special tokens included; longer texts are truncated and
             flagged.
-        device: "auto" (cuda, mps, cpu) or an explicit torch device string.
-        local_files_only: never download (the default: runs must work offline).
         trainable_top_layers: unfreeze the last k transformer layers for fine-tuning
             (0 = fully frozen).
         head: "none" or "attention" (:class:`~fashiongan.text.head.AttentionPoolingHead`, a
             trainable head over the last token states, added to the pooled vector; untrained it
             adds nothing).
         head_pools: the attention head's learned pools.
+        device: "auto" (cuda, mps, cpu) or an explicit torch device string.
     """
 
     def __init__(
         self,
-        model_name_or_path: str | Path | None = None,
-        pooling: str = "mean",
-        normalize: bool = True,
-        max_length: int = 64,
-        device: str = "auto",
-        local_files_only: bool = True,
-        trainable_top_layers: int = 0,
-        head: str = "none",
-        head_pools: int = 4,
+        model_name_or_path: str | Path | None,
+        *,
+        pooling: str,
+        max_length: int,
+        trainable_top_layers: int,
+        head: str,
+        head_pools: int,
+        device: str,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -117,11 +119,10 @@ class TextEncoder(nn.Module):
             raise ValueError(
                 f"max_length must be >= 3 (two special tokens + one), got {max_length}"
             )
-        pretrained = loading.load_pretrained(model_name_or_path, local_files_only)
+        pretrained = loading.load_pretrained(model_name_or_path, local_files_only=True)
         self.tokenizer, self.model = pretrained.tokenizer, pretrained.model
         self.model_name_or_path = pretrained.source
         self.pooling = pooling
-        self.normalize = normalize
         self.max_length = min(max_length, int(self.tokenizer.model_max_length or max_length))
         self.dim = int(self.model.config.hidden_size)
         self.model.to(pick_device(device))
@@ -137,13 +138,13 @@ class TextEncoder(nn.Module):
         encode calls, not the model); ``device`` overrides the block's (training tunes on the
         CPU first and moves the encoder beside the GAN)."""
         return cls(
-            model_name_or_path=params.model_name_or_path,
+            params.model_name_or_path,
             pooling=params.pooling,
             max_length=params.max_length,
-            device=device or params.device,
             trainable_top_layers=params.trainable_top_layers,
             head=params.head,
             head_pools=params.head_pools,
+            device=device or params.device,
         )
 
     @property
@@ -203,7 +204,7 @@ class TextEncoder(nn.Module):
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (N, dim)
         if self.head is not None:
             pooled = pooled + self.head(hidden, attention_mask)  # (N, dim)
-        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+        return F.normalize(pooled, dim=-1)
 
     @property
     def top_layers(self) -> nn.ModuleList:
@@ -268,11 +269,11 @@ class TextEncoder(nn.Module):
         and the settings (:data:`~fashiongan.text.loading.SETTINGS_FILE`).
 
         The folder loads with ``AutoModel.from_pretrained`` like any BERT, and exactly as
-        trained (pooling, normalisation, length, head) with :meth:`from_saved`.
+        trained (pooling, length, head) with :meth:`from_saved`.
         """
         settings = {
             "pooling": self.pooling,
-            "normalize": self.normalize,
+            "normalize": True,  # read by earlier versions, which had the option
             "max_length": self.max_length,
             "trained_top_layers": self.trainable_top_layers,
             "base": self.model_name_or_path,
@@ -294,7 +295,7 @@ class TextEncoder(nn.Module):
         settings = loading.read_saved_settings(folder)
         loading.check_saved_folder(folder, settings["head"])
         try:
-            encoder = cls(folder, device=device, **settings)
+            encoder = cls(folder, trainable_top_layers=0, device=device, **settings)
         except (ValueError, TypeError) as err:  # settings of the wrong type or value
             path = folder / loading.SETTINGS_FILE
             raise TextModelNotFoundError(f"{path} is not readable: {err}") from err

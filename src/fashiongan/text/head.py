@@ -20,7 +20,7 @@ HEADS = ("none", "attention")
 class AttentionPoolingHead(nn.Module):
     """(N, T, D) token states and their (N, T) mask → (N, D), added to the pooled sentence."""
 
-    def __init__(self, dim: int, pools: int = 4) -> None:
+    def __init__(self, dim: int, pools: int) -> None:
         super().__init__()
         if pools < 1:
             raise ValueError(f"head_pools must be >= 1, got {pools}")

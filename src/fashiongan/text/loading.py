@@ -222,7 +222,8 @@ def load_pretrained(model_name_or_path: str | Path | None, local_files_only: boo
 
 def read_saved_settings(folder: Path) -> dict[str, Any]:
     """The encoder settings in a saved folder's :data:`SETTINGS_FILE`: ``pooling``,
-    ``normalize``, ``max_length``, ``head`` and ``head_pools``."""
+    ``max_length``, ``head`` and ``head_pools`` (its ``normalize``, from when normalising was an
+    option, must be true: the encoder always normalises)."""
     path = folder / SETTINGS_FILE
     if not path.is_file():
         raise TextModelNotFoundError(
@@ -231,7 +232,11 @@ def read_saved_settings(folder: Path) -> dict[str, Any]:
         )
     try:
         settings = json.loads(path.read_text())
-        return {k: settings[k] for k in ("pooling", "normalize", "max_length")} | {
+        if settings["normalize"] is not True:
+            raise ValueError(
+                f"normalize is {settings['normalize']!r}; the encoder always normalises: retrain"
+            )
+        return {k: settings[k] for k in ("pooling", "max_length")} | {
             k: settings.get(k, default) for k, default in _SETTINGS_WITHOUT_HEAD.items()
         }
     except (ValueError, KeyError, TypeError, AttributeError) as err:

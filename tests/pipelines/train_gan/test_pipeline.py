@@ -11,6 +11,7 @@ from fashiongan.models.conditional_gan import ConditionalGenerator, ImageEmbedde
 from fashiongan.models.mlp_gan import MLPGenerator
 from fashiongan.text.encoder import TextEncoder
 from tests.conftest import make_kedro_project, run_pipeline
+from tests.model_configs import text_encoder_params
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_conditional_outputs_and_mlflow(trained):
     folder = trained / "models/conditional/default/text_encoder"
     assert generator.config.text_encoder == str(folder)
     tuned = TextEncoderDataset(filepath=str(folder)).load()
-    bundled = TextEncoder(device="cpu")
+    bundled = TextEncoder.from_params(text_encoder_params(), device="cpu")
     assert tuned.pooling == "mean" and tuned.trainable_top_layers == 0  # loads frozen
     assert tuned.head.pools == 2 and tuned.head.out.weight.abs().sum() > 0  # trained from zero
     # Inference (CLI, search, evaluation) encodes with that head: not the plain pooling.

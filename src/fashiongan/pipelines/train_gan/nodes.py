@@ -193,7 +193,7 @@ def train_conditional(
             "base": encoder.model_name_or_path or "bundled",
             "trainable_top_layers": text_encoder.trainable_top_layers,
             "max_length": text_encoder.max_length,
-            "normalize": text_encoder.normalize,
+            "normalize": True,  # always, now: the key keeps earlier runs' checkpoints resuming
         },
     }
     if text_encoder.head is not None:  # absent otherwise: earlier runs' checkpoints still resume
