@@ -21,7 +21,8 @@ stop_servers() {
   done
   SERVERS=()
 }
-trap 'stop_servers; rm -rf "$WORK"' EXIT
+# The tiny experiment is removed however the script ends (no experiment of that name: a no-op).
+trap 'stop_servers; dvc exp remove "$EXPERIMENT" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -94,8 +95,17 @@ experiments() {
   timeout "$LIMIT" dvc exp run --temp -n "$EXPERIMENT" \
     -S 'conf/base/parameters_train_gan.yml:baseline.training.iterations=100' train_baseline &&
     timeout 120 dvc exp show --no-pager --csv >"$WORK/exp_show.csv" &&
-    grep "^$EXPERIMENT," "$WORK/exp_show.csv" &&
-    timeout 120 dvc exp remove "$EXPERIMENT"
+    grep "^$EXPERIMENT," "$WORK/exp_show.csv"
+}
+
+# The README's `dvc plots diff main epochs2`: this branch (HEAD when detached) against the tiny
+# experiment; its HTML page (written outside the work tree, -o) must draw the experiment's
+# baseline history.
+plots_diff() {
+  timeout "$LIMIT" dvc plots diff "$(git rev-parse --abbrev-ref HEAD)" "$EXPERIMENT" \
+    -o "$WORK/plots" &&
+    grep -q "data/08_reporting/baseline/default/training_history.csv" "$WORK/plots/index.html" &&
+    grep -q "$EXPERIMENT" "$WORK/plots/index.html"
 }
 
 builds_viz() { timeout "$LIMIT" make viz-build && test -s build/index.html; }
@@ -104,6 +114,7 @@ step smoke 1200 make smoke
 step generate 300 generates
 step search 300 searches
 step dvc-exp 600 experiments
+step dvc-plots 120 plots_diff
 step viz-build 300 builds_viz
 port=$(free_port)
 REQUEST='{"dataframe_split": {"columns": ["text"], "data": [["a dark coat"]]}, "params": {"n": 1}}' \
