@@ -197,7 +197,7 @@ def train_and_score(name: str, overrides: dict, args: argparse.Namespace, data: 
         )
         with extra_averages(args.extra_ema) as averages:
             generator, _, _, text_encoder, history, summary = train_conditional(
-                data, conditioning, training, encoder, base.sample_captions
+                data, conditioning, training, encoder, base.sample_captions, "benchmark"
             )
         live = live_generator(generator, Path(checkpoints)) if training.ema_decay else None
     entry = {

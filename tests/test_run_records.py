@@ -59,7 +59,8 @@ def kedro_run(project: Path, params: str, log: Path) -> subprocess.Popen:
 
 
 def checkpoint_steps(project: Path) -> list[int]:
-    names = (project / CHECKPOINTS).glob("*/ckpt-*.safetensors")
+    """The steps of the default variant's checkpoints (``<run_name>/<fingerprint>/ckpt-*``)."""
+    names = (project / CHECKPOINTS).glob("default/*/ckpt-*.safetensors")
     return sorted(int(re.search(r"ckpt-(\d+)", p.name).group(1)) for p in names)
 
 

@@ -99,7 +99,7 @@ def train_shipped(model_input, captions, folder, seed: int):
     conditioning = encode_conditioning(captions, composed, samples, conditional.text_encoder)
     training = short_shipped_training(seed)
     generator, discriminator, embedder, encoder, *_ = train_conditional(
-        model_input, conditioning, training, conditional.text_encoder, samples
+        model_input, conditioning, training, conditional.text_encoder, samples, "default"
     )
     TextEncoderDataset(filepath=str(folder / "text_encoder")).save(encoder)
     dataset = TorchModelDataset(filepath=str(folder / "generator.safetensors"))

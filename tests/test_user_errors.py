@@ -242,6 +242,12 @@ def test_a_broken_setup_is_exit_2_and_one_line_that_says_what_to_do(project, cas
 
 
 # --- fashiongan generate ---------------------------------------------------------------------------
+#: A checkpoint where training writes one: <checkpoint_dir>/<run_name>/<fingerprint>/.
+CHECKPOINT_FILE = (
+    "data/06_models/checkpoints/baseline/default/4a59f25c0d5e3180/ckpt-000000010.safetensors"
+)
+
+
 @pytest.fixture
 def models(tmp_path: Path) -> Path:
     """A project-like folder: models/baseline/default/{generator,discriminator}, a checkpoint,
@@ -251,13 +257,12 @@ def models(tmp_path: Path) -> Path:
     baseline = tmp_path / "models" / "baseline" / "default"
     save_module(MLPGenerator(config), baseline / "generator.safetensors")
     save_module(MLPDiscriminator(config), baseline / "discriminator.safetensors")
-    checkpoints = tmp_path / "data/06_models/checkpoints/baseline/4a59f25c0d5e3180"
-    checkpoints.mkdir(parents=True)
+    (tmp_path / CHECKPOINT_FILE).parent.mkdir(parents=True)
     from safetensors.torch import save_file
 
     save_file(
         {"module.generator.w": torch.zeros(2)},
-        str(checkpoints / "ckpt-000000010.safetensors"),
+        str(tmp_path / CHECKPOINT_FILE),
         metadata={"state": '{"step": 10}'},
     )
     (tmp_path / "notes.safetensors").write_text("a text file, not a model\n")
@@ -280,12 +285,8 @@ GENERATE_CASES = {
         "(make train) or give --model a generator.safetensors from models/<name>/",
     ),
     "training checkpoint": (
-        [
-            "--model",
-            "data/06_models/checkpoints/baseline/4a59f25c0d5e3180/ckpt-000000010.safetensors",
-        ],
-        "Error: data/06_models/checkpoints/baseline/4a59f25c0d5e3180/ckpt-000000010.safetensors "
-        "is a training checkpoint: use the generator in models/baseline/",
+        ["--model", CHECKPOINT_FILE],
+        f"Error: {CHECKPOINT_FILE} is a training checkpoint: use the generator in models/baseline/",
     ),
     "discriminator": (
         ["--model", "models/baseline/default/discriminator.safetensors"],

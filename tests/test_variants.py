@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
@@ -116,3 +117,32 @@ def test_a_variant_writes_beside_the_default_never_over_it(tmp_path, monkeypatch
         assert (project / f"data/08_reporting/baseline/{variant}/training_history.csv").is_file()
     assert (project / "reports/figures/baseline").is_dir()
     assert (project / "reports/variants/tuned/figures/baseline").is_dir()
+
+
+def _baseline_steps(project: Path, run_name: str, iterations: int, log_every: int) -> list[int]:
+    """Train the tiny baseline as variant ``run_name``; the steps of its history's rows."""
+    training = {"iterations": iterations, "log_every": log_every, "checkpoint_every": log_every}
+    runtime = {"run_name": run_name, "baseline": {"training": training}}
+    _run(project, runtime, pipeline_names=["train_gan"], namespaces=["baseline"])
+    history = pd.read_csv(project / f"data/08_reporting/baseline/{run_name}/training_history.csv")
+    return history["step"].tolist()
+
+
+@pytest.mark.slow
+def test_a_variant_resumes_only_its_own_checkpoints(tmp_path, monkeypatch):
+    """`make smoke` then `make train` (issue #30): smoke's checkpoint has the default's
+    fingerprint (only run-control keys differ), yet the default starts afresh; a run of the
+    same variant stopped half-way resumes. A resumed run keeps the rows it logged before, every
+    ``log_every`` steps of its own, so the history tells which checkpoint it started from."""
+    monkeypatch.setenv("FASHIONGAN_REGISTER_MODELS", "0")
+    project = make_kedro_project(tmp_path, monkeypatch)
+    _run(project, {}, pipeline_names=["data_processing"])
+    assert _baseline_steps(project, "smoke", iterations=10, log_every=2) == [2, 4, 6, 8, 10]
+    assert _baseline_steps(project, "default", iterations=20, log_every=5) == [5, 10, 15, 20]
+
+    assert _baseline_steps(project, "tuned", iterations=10, log_every=2) == [2, 4, 6, 8, 10]
+    resumed = _baseline_steps(project, "tuned", iterations=20, log_every=5)
+    assert resumed == [2, 4, 6, 8, 10, 15, 20]  # from its own step-10 checkpoint
+    checkpoints = project / "data/06_models/checkpoints/baseline"
+    folders = {path.parent.parent.name for path in checkpoints.rglob("ckpt-*.safetensors")}
+    assert folders == {"smoke", "default", "tuned"}  # <checkpoint_dir>/<run_name>/<fingerprint>/

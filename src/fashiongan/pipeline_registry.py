@@ -21,7 +21,8 @@ def create_fashioniq_pipeline() -> Pipeline:
     """Ingestion, FashionIQ's items, the conditional training template and its evaluation.
 
     The template (``train_gan``'s :func:`create_conditional_training`) runs in the ``fashioniq``
-    namespace: its datasets and parameters become ``fashioniq.*``; the training items serve
+    namespace: its datasets and parameters become ``fashioniq.*`` (``run_name`` stays the
+    top-level one); the training items serve
     as both its captions and its composed queries.
     """
     train_gan = importlib.import_module("fashiongan.pipelines.train_gan.pipeline")
@@ -32,6 +33,7 @@ def create_fashioniq_pipeline() -> Pipeline:
             "captions": "fashioniq.training_items",
             "composed_queries": "fashioniq.training_items",
         },
+        parameters=train_gan.SHARED_PARAMETERS,
     )
     return _create("fashioniq_processing") + _create("fashioniq") + training
 

@@ -148,6 +148,6 @@ def test_kedro_run_refuses_out_of_range_model_input_and_keeps_models(kedro_proje
     )
     assert published.read_bytes() == b"the published baseline"
     assert sorted(p.name for p in published.parent.iterdir()) == ["generator.safetensors"]
-    assert not list(kedro_project.glob("data/06_models/checkpoints/baseline/*/ckpt-*"))
+    assert not list(kedro_project.glob("data/06_models/checkpoints/baseline/**/ckpt-*"))
     with sqlite3.connect(kedro_project / "mlflow.db") as db:
         assert db.execute("select status from runs").fetchall() == [("FAILED",)]

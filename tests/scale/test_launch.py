@@ -39,7 +39,7 @@ def test_train_gan_under_torchrun_writes_one_set_of_outputs_and_one_mlflow_run(
     )
     assert metrics["iterations"] == 20
     assert (kedro_project / "models/baseline/default/generator.safetensors").stat().st_size > 0
-    assert list((kedro_project / "data/06_models/checkpoints/baseline").glob("*/ckpt-*"))
+    assert list((kedro_project / "data/06_models/checkpoints/baseline").glob("default/*/ckpt-*"))
 
     client = mlflow.MlflowClient(f"sqlite:///{kedro_project / 'mlflow.db'}")
     experiments = [e for e in client.search_experiments() if e.name == "fashiongan"]

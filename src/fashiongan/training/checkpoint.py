@@ -15,7 +15,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -23,11 +23,22 @@ from pydantic import BaseModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from fashiongan.config import fingerprinted
+from fashiongan.config import Block, fingerprinted, overridden
 from fashiongan.datasets.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 _PATTERN = "ckpt-*.safetensors"
+TrainingBlock = TypeVar("TrainingBlock", bound=Block)
+
+
+def for_variant(training: TrainingBlock, run_name: str) -> TrainingBlock:
+    """``training`` with its checkpoints in ``<checkpoint_dir>/<run_name>/``, so that a run
+    resumes only a checkpoint of its own variant: ``make smoke``'s, of the same parameters but
+    fewer steps, never seeds the default run. ``checkpoint_dir`` None (no checkpoints) stays."""
+    if training.checkpoint_dir is None:
+        return training
+    folder = Path(training.checkpoint_dir) / run_name
+    return overridden(training, checkpoint_dir=str(folder))
 
 
 def params_fingerprint(params: BaseModel, **extra: Any) -> str:

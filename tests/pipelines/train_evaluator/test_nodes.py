@@ -12,15 +12,15 @@ def test_training_is_deterministic_for_a_seed(training):
     data = tiny_input()
     training = overridden(training, epochs=1, num_threads=1)
     threads = torch.get_num_threads()
-    first, history_a = train_evaluator(data, training)
+    first, history_a = train_evaluator(data, training, "default")
     assert torch.get_num_threads() == threads, "num_threads must not leak out of the node"
-    second, history_b = train_evaluator(data, training)
+    second, history_b = train_evaluator(data, training, "default")
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     pd.testing.assert_frame_equal(
         history_a.drop(columns="elapsed_s"), history_b.drop(columns="elapsed_s")
     )
-    third, _ = train_evaluator(data, overridden(training, seed=training.seed + 1))
+    third, _ = train_evaluator(data, overridden(training, seed=training.seed + 1), "default")
     assert not torch.equal(third.head[1].weight, first.head[1].weight)
 
 
@@ -29,7 +29,7 @@ def test_selects_the_epoch_with_the_best_validation_accuracy(training):
     items, the worse it scores there, so an early epoch is best and the last is not."""
     data = tiny_input()
     data["validation_labels"] = (data["validation_labels"] + 1) % 10
-    model, history = train_evaluator(data, overridden(training, epochs=3))
+    model, history = train_evaluator(data, overridden(training, epochs=3), "default")
     assert list(history["epoch"]) == [1, 2, 3]
     assert list(history["step"]) == [3, 6, 9]  # 120 // 32 = 3 steps an epoch
     val = history["val_accuracy"]
@@ -42,7 +42,7 @@ def test_selects_the_epoch_with_the_best_validation_accuracy(training):
 
 def test_evaluation_reports_per_class_accuracy(training):
     data = tiny_input()
-    model, history = train_evaluator(data, training)
+    model, history = train_evaluator(data, training, "default")
     names = [f"class {i}" for i in range(10)]
     metrics, confusion = evaluate_evaluator(model, data, history, names)
     assert confusion.shape == (10, 10) and confusion.sum() == 40

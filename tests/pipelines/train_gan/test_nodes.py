@@ -88,10 +88,13 @@ def test_train_conditional_passes_what_shapes_the_run(monkeypatch, head):
         "train_labels": torch.zeros(2, dtype=torch.long),
         "data_fingerprint": torch.tensor([2, 12345]),
     }
-    out = nodes.train_conditional(model_input, {}, training, encoder, ("a coat",))
+    out = nodes.train_conditional(model_input, {}, training, encoder, ("a coat",), "tuned")
     assert out[:3] == ("G", "D", "E") and out[5]["final_d_loss"] == 0.5
     assert out[3] is calls["encoder"] and out[3].head_kind == head  # saved beside G
-    assert calls["params"] is training and calls["sample_captions"] == ["a coat"]
+    assert calls["params"] == overridden(
+        training, checkpoint_dir=f"{training.checkpoint_dir}/tuned"
+    )
+    assert calls["sample_captions"] == ["a coat"]
     assert calls["model_extra"] == {"text_encoder": "./text_encoder", "text_pooling": "mean"}
     text_encoder = {"base": "bundled", "trainable_top_layers": 0, "max_length": 64, "normalize": True}  # fmt: skip
     if head == "attention":  # a run with another head is another run; none keeps old hashes
@@ -101,7 +104,7 @@ def test_train_conditional_passes_what_shapes_the_run(monkeypatch, head):
         "data_fingerprint": "2-12345",
     }
     del model_input["data_fingerprint"]  # Fashion-MNIST: no data fingerprint, as before
-    nodes.train_conditional(model_input, {}, training, encoder, ("a coat",))
+    nodes.train_conditional(model_input, {}, training, encoder, ("a coat",), "tuned")
     assert "data_fingerprint" not in calls["fingerprint_extra"]
 
 

@@ -35,27 +35,28 @@ from fashiongan.training.autoencoders import (
     train_autoencoder,
     train_beta_vae,
 )
+from fashiongan.training.checkpoint import for_variant
 from fashiongan.training.tracking import metric_records
 
 
 def train_vanilla_autoencoder(
-    model_input: dict[str, torch.Tensor], params: AutoencoderTraining
+    model_input: dict[str, torch.Tensor], params: AutoencoderTraining, run_name: str
 ) -> tuple[ConvAutoencoder, pd.DataFrame]:
     """A conv autoencoder trained to reproduce clean images (MSE): the reconstruction baseline."""
-    model, history = train_autoencoder(model_input, params)
+    model, history = train_autoencoder(model_input, for_variant(params, run_name))
     return model, pd.DataFrame(history)
 
 
 def train_denoising_autoencoder(
-    model_input: dict[str, torch.Tensor], params: DenoisingTraining
+    model_input: dict[str, torch.Tensor], params: DenoisingTraining, run_name: str
 ) -> tuple[ConvAutoencoder, pd.DataFrame]:
     """The same architecture trained to map corrupted images (``params.noise``) to clean ones."""
-    model, history = train_autoencoder(model_input, params)
+    model, history = train_autoencoder(model_input, for_variant(params, run_name))
     return model, pd.DataFrame(history)
 
 
 def train_vae(
-    model_input: dict[str, torch.Tensor], params: VAETraining
+    model_input: dict[str, torch.Tensor], params: VAETraining, run_name: str
 ) -> tuple[ConvVAE, VAEDecoder, pd.DataFrame]:
     """The conv β-VAE (negative β-ELBO).
 
@@ -63,7 +64,7 @@ def train_vae(
         The full VAE, its decoder alone (the generator the evaluation pipeline samples like a
         GAN's) and the per-epoch history (loss, reconstruction, kl; validation adds the ELBO).
     """
-    vae, history = train_beta_vae(model_input, params)
+    vae, history = train_beta_vae(model_input, for_variant(params, run_name))
     return vae, vae.decoder, pd.DataFrame(history)
 
 

@@ -17,6 +17,7 @@ _MODELS = ["autoencoders_vanilla", "autoencoders_denoising", "autoencoders_vae"]
 # The evaluation and the figures use the denoiser's noise levels: they take its whole block,
 # since Kedro cannot type a block and one of its sub-blocks in the same run.
 _DENOISING, _DATA = "params:autoencoders.denoising", "fashion_mnist_model_input"
+_RUN_NAME = "params:run_name"  # the variant: each resumes only its own checkpoints
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -24,19 +25,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=train_vanilla_autoencoder,
-                inputs=[_DATA, "params:autoencoders.vanilla"],
+                inputs=[_DATA, "params:autoencoders.vanilla", _RUN_NAME],
                 outputs=["autoencoders_vanilla", "autoencoders_vanilla_history"],
                 name="train_vanilla_autoencoder",
             ),
             Node(
                 func=train_denoising_autoencoder,
-                inputs=[_DATA, _DENOISING],
+                inputs=[_DATA, _DENOISING, _RUN_NAME],
                 outputs=["autoencoders_denoising", "autoencoders_denoising_history"],
                 name="train_denoising_autoencoder",
             ),
             Node(
                 func=train_vae,
-                inputs=[_DATA, "params:autoencoders.vae"],
+                inputs=[_DATA, "params:autoencoders.vae", _RUN_NAME],
                 outputs=["autoencoders_vae", "vae.generator", "autoencoders_vae_history"],
                 name="train_vae",
             ),

@@ -28,6 +28,7 @@ from fashiongan.text.titles import (
     check_noise,
     encode_titles,
 )
+from fashiongan.training.checkpoint import for_variant
 from fashiongan.training.classifier import classifier_logits, split_inputs, train_classifier
 from fashiongan.training.tracking import metric_records
 
@@ -98,10 +99,11 @@ def train_multimodal_classifier(
     text_input: dict[str, torch.Tensor],
     vocabulary: dict[str, int],
     params: ClassifierTraining,
+    run_name: str,
 ) -> tuple[ProductClassifier, pd.DataFrame]:
     """The fused model: image CNN and title LSTM into one head (see :func:`train_classifier`)."""
     model, history = train_classifier(
-        model_input, text_input, len(vocabulary), params, "multimodal"
+        model_input, text_input, len(vocabulary), for_variant(params, run_name), "multimodal"
     )
     return model, pd.DataFrame(history)
 
@@ -111,9 +113,12 @@ def train_image_classifier(
     text_input: dict[str, torch.Tensor],
     vocabulary: dict[str, int],
     params: ClassifierTraining,
+    run_name: str,
 ) -> tuple[ProductClassifier, pd.DataFrame]:
     """The image-only ablation: what the pictures alone achieve."""
-    model, history = train_classifier(model_input, text_input, len(vocabulary), params, "image")
+    model, history = train_classifier(
+        model_input, text_input, len(vocabulary), for_variant(params, run_name), "image"
+    )
     return model, pd.DataFrame(history)
 
 
@@ -122,9 +127,12 @@ def train_text_classifier(
     text_input: dict[str, torch.Tensor],
     vocabulary: dict[str, int],
     params: ClassifierTraining,
+    run_name: str,
 ) -> tuple[ProductClassifier, pd.DataFrame]:
     """The title-only ablation: what the noisy titles alone achieve."""
-    model, history = train_classifier(model_input, text_input, len(vocabulary), params, "text")
+    model, history = train_classifier(
+        model_input, text_input, len(vocabulary), for_variant(params, run_name), "text"
+    )
     return model, pd.DataFrame(history)
 
 

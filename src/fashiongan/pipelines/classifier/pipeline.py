@@ -27,6 +27,7 @@ _TRAIN_INPUTS = [
     "classifier_text_input",
     "classifier_vocabulary",
     "params:classifier.training",
+    "params:run_name",
 ]
 _TRAINERS = {
     "multimodal": train_multimodal_classifier,

@@ -22,6 +22,7 @@ from fashiongan.config import EvaluatorTraining
 from fashiongan.evaluation.metrics import class_confusion
 from fashiongan.models.evaluator import EvaluatorCNN
 from fashiongan.plotting import confusion_figure
+from fashiongan.training.checkpoint import for_variant
 from fashiongan.training.evaluator import train_evaluator_cnn
 from fashiongan.training.tracking import metric_records
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 def train_evaluator(
-    model_input: dict[str, torch.Tensor], params: EvaluatorTraining
+    model_input: dict[str, torch.Tensor], params: EvaluatorTraining, run_name: str
 ) -> tuple[EvaluatorCNN, pd.DataFrame]:
     """Train the evaluator on the training split; keep the epoch with the best validation accuracy.
 
@@ -40,12 +41,13 @@ def train_evaluator(
     Args:
         model_input: tensors from ``data_processing`` (images in [-1, 1], int64 labels).
         params: the ``evaluator.training`` parameters.
+        run_name: the variant trained; it resumes only its own checkpoints.
 
     Returns:
         The selected model (CPU, eval mode) and one history row per epoch.
     """
     with torch_threads(params.num_threads):
-        model, history = train_evaluator_cnn(model_input, params)
+        model, history = train_evaluator_cnn(model_input, for_variant(params, run_name))
     last = history[-1]
     logger.info(
         "evaluator: %d epochs, final train loss %.4f, best val accuracy %.4f (%.0f s)",

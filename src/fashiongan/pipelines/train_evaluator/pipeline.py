@@ -15,7 +15,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=train_evaluator,
-                inputs=["fashion_mnist_model_input", "params:evaluator.training"],
+                inputs=[
+                    "fashion_mnist_model_input",
+                    "params:evaluator.training",
+                    "params:run_name",
+                ],
                 outputs=["evaluator_model", "evaluator_training_history"],
                 name="train_evaluator",
             ),

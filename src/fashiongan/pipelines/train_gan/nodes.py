@@ -31,6 +31,7 @@ from fashiongan.plotting import image_grid, loss_curves
 from fashiongan.text.captions import ATTRIBUTES, stated_attributes
 from fashiongan.text.encoder import TextEncoder
 from fashiongan.training.baseline import train_mlp_gan
+from fashiongan.training.checkpoint import for_variant
 from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.tracking import metric_records
 
@@ -46,20 +47,23 @@ TrainedConditional = tuple[
 
 
 def train_baseline_gan(
-    model_input: dict[str, torch.Tensor], training: BaselineTraining
+    model_input: dict[str, torch.Tensor], training: BaselineTraining, run_name: str
 ) -> tuple[MLPGenerator, MLPDiscriminator, pd.DataFrame, dict[str, float]]:
     """Train the reference notebook's MLP GAN on the training split.
 
     Args:
         model_input: tensors from ``data_processing`` (``train_images`` in [-1, 1]).
         training: the ``baseline.training`` parameters.
+        run_name: the variant trained; it resumes only its own checkpoints.
 
     Returns:
         Generator, discriminator, the metric history (one row per ``log_every`` window) and a
         summary of the final window for DVC metrics.
     """
     started = time.perf_counter()
-    generator, discriminator, history = train_mlp_gan(model_input["train_images"], training)
+    generator, discriminator, history = train_mlp_gan(
+        model_input["train_images"], for_variant(training, run_name)
+    )
     frame = pd.DataFrame(history)
     wall_time = time.perf_counter() - started
     return (
@@ -178,6 +182,7 @@ def train_conditional(
     training: ConditionalTraining,
     encoder: TextEncoderParams,
     sample_captions: tuple[str, ...],
+    run_name: str,
 ) -> TrainedConditional:
     """Train the conditional GAN and its retrieval embedder on the training split.
 
@@ -185,7 +190,8 @@ def train_conditional(
     0). The catalog saves it beside the generator, whose config names it ``./text_encoder``,
     so inference (CLI, search, evaluation) encodes queries with the very layers and pooling
     the GAN was trained with. A ``data_fingerprint`` in ``model_input`` (FashionIQ's items)
-    joins the checkpoint fingerprint, so a checkpoint of other data is not resumed.
+    joins the checkpoint fingerprint, so a checkpoint of other data is not resumed; only a
+    checkpoint of the same variant, ``run_name``, is.
     """
     text_encoder = TextEncoder.from_params(encoder, device="cpu")  # tuning moves it
     fingerprint_extra: dict[str, Any] = {
@@ -209,7 +215,7 @@ def train_conditional(
         model_input["train_images"],
         model_input["train_labels"],
         conditioning,
-        training,
+        for_variant(training, run_name),
         list(sample_captions),
         text_encoder,
         model_extra={

@@ -27,6 +27,8 @@ TRAINED_CONDITIONAL = [
     "training_history",
     "training_metrics",
 ]
+#: The top-level parameters a namespace leaves as they are: the variant, which scopes checkpoints.
+SHARED_PARAMETERS = {"params:run_name"}
 
 
 def summary_to_mlflow() -> Node:
@@ -43,7 +45,7 @@ def create_baseline_pipeline() -> Pipeline:
     nodes = [
         Node(
             func=train_baseline_gan,
-            inputs=["fashion_mnist_model_input", "params:training"],
+            inputs=["fashion_mnist_model_input", "params:training", "params:run_name"],
             outputs=["generator", "discriminator", "training_history", "training_metrics"],
             name="train_baseline_gan",
         ),
@@ -55,7 +57,12 @@ def create_baseline_pipeline() -> Pipeline:
             name="plot_training",
         ),
     ]
-    return Pipeline(nodes, namespace="baseline", inputs={"fashion_mnist_model_input"})
+    return Pipeline(
+        nodes,
+        namespace="baseline",
+        inputs={"fashion_mnist_model_input"},
+        parameters=SHARED_PARAMETERS,
+    )
 
 
 def create_conditional_training() -> Pipeline:
@@ -63,7 +70,8 @@ def create_conditional_training() -> Pipeline:
     (no namespace: a template).
 
     Inputs ``model_input`` (``train_images``, ``train_labels``), ``captions``,
-    ``composed_queries`` and ``params:{text_encoder, sample_captions, training}``.
+    ``composed_queries``, ``params:{text_encoder, sample_captions, training}`` and the
+    top-level ``params:run_name`` (a namespace wrapping it keeps: :data:`SHARED_PARAMETERS`).
     """
     return Pipeline(
         [
@@ -86,6 +94,7 @@ def create_conditional_training() -> Pipeline:
                     "params:training",
                     "params:text_encoder",
                     "params:sample_captions",
+                    "params:run_name",
                 ],
                 outputs=TRAINED_CONDITIONAL,
                 name="train_conditional_gan",
@@ -116,6 +125,7 @@ def create_conditional_pipeline() -> Pipeline:
             "captions": "fashion_mnist_captions",
             "composed_queries": "fashion_mnist_composed_queries",
         },
+        parameters=SHARED_PARAMETERS,
     )
 
 
