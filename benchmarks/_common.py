@@ -16,6 +16,9 @@ import yaml
 from fashiongan.config import Block, parse_block
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: What G's config names as the encoder behind the benchmarks' features (the bundled MiniLM's,
+#: or random ones standing in for them): the trainer's ``model_extra``.
+BUNDLED_FEATURES = {"text_encoder": "bundled", "text_pooling": "mean"}
 
 
 def parameters(block: str, conf: Path = Path("conf/base")) -> Block:

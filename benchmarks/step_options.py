@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from _common import parameters, save
+from _common import BUNDLED_FEATURES, parameters, save
 from fashiongan.config import overridden
 from fashiongan.training.conditional import critic_of, prepare_training
 from threads import load_data, time_steps
@@ -33,7 +33,9 @@ def make_steps(batches: list[int], data: dict, conditioning: dict) -> tuple[dict
 
     def prepared(batch_size: int):
         params = overridden(base, device="cpu", checkpoint_dir=None, batch_size=batch_size)
-        return prepare_training(images, labels, conditioning, params).step
+        return prepare_training(
+            images, labels, conditioning, params, model_extra=BUNDLED_FEATURES
+        ).step
 
     steps = {f"batch_{b}": prepared(b) for b in batches}
     compiled = prepared(base.batch_size)

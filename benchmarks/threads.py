@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from _common import parameters, save
+from _common import BUNDLED_FEATURES, parameters, save
 from fashiongan.compute import free_cores
 from fashiongan.config import overridden
 from fashiongan.training.baseline import prepare_baseline
@@ -79,7 +79,9 @@ def make_steps(data: dict, conditioning: dict) -> dict[str, Callable[[int], obje
     images, labels = data["train_images"], data["train_labels"]
     return {
         "baseline": prepare_baseline(images, baseline).step,
-        "conditional": prepare_training(images, labels, conditioning, conditional).step,
+        "conditional": prepare_training(
+            images, labels, conditioning, conditional, model_extra=BUNDLED_FEATURES
+        ).step,
     }
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from _common import parameters, save
+from _common import BUNDLED_FEATURES, parameters, save
 from fashiongan.config import BaselineTraining, ConditionalTraining, overridden
 from fashiongan.models.conditional_gan import (
     ConditionalDiscriminator,
@@ -145,8 +145,7 @@ def conditional_reference(
         channels=images.shape[1],
         text_dim=encoder.dim,
         aux_classes=(),
-        text_encoder="bundled",
-        text_pooling="mean",
+        **BUNDLED_FEATURES,
     )
     generator, discriminator = ConditionalGenerator(config), ConditionalDiscriminator(config)
     embedder = ImageEmbedder(
@@ -243,7 +242,9 @@ def conditional_project(
             "modification_index": conditioning["modification_index"][:n],
             "item_attributes": item_attributes[:n],
         }
-        train_conditional_gan(images[:n], labels[:n], cond, params, None, encoder)
+        train_conditional_gan(
+            images[:n], labels[:n], cond, params, None, encoder, model_extra=BUNDLED_FEATURES
+        )
 
     return run
 

@@ -20,12 +20,13 @@ from tests.conftest import REPO_ROOT
 BLOCKS = load_parameters(REPO_ROOT / "conf")
 #: What Fashion-MNIST and the bundled encoder fix: 28×28 grey images, 384 text features.
 FASHION_MNIST = {"image_size": 28, "channels": 1}
-BUNDLED_TEXT = {
-    "text_dim": 384,
-    "aux_classes": (),
+#: The encoder the tests' features come from, as G's config names it: the bundled MiniLM, as
+#: conf/base pools it (``model_extra`` of the trainer).
+BUNDLED_FEATURES = {
     "text_encoder": "bundled",
-    "text_pooling": "mean",
+    "text_pooling": BLOCKS["conditional"].text_encoder.pooling,
 }
+BUNDLED_TEXT = {"text_dim": 384, "aux_classes": (), **BUNDLED_FEATURES}
 
 #: Conditional GANs small enough for a test, without the text code and the minibatch spread.
 TINY_CONDITIONAL = {

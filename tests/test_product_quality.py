@@ -27,6 +27,7 @@ from fashiongan.pixels import from_uint8
 from fashiongan.training.conditional import train_conditional_gan
 from fashiongan.training.evaluator import train_evaluator_cnn
 from tests.conftest import REPO_ROOT, draw_items
+from tests.model_configs import BUNDLED_FEATURES
 
 N_CLASSES = 10
 CHANCE = 1 / N_CLASSES
@@ -114,6 +115,7 @@ def trained():
             model_input["train_labels"],
             conditioning,
             short_gan_training(),
+            model_extra=BUNDLED_FEATURES,
         )
         evaluator, _ = train_evaluator_cnn(model_input, short_evaluator_training())
     return generator, evaluator, model_input, captions

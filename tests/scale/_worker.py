@@ -51,6 +51,8 @@ CONDITIONAL = overridden(
     model__embed_dim=8, model__noise_dim=4, model__text_code_dim=2, embedding__width=4,
     embedding__dim=8,
 )  # fmt: skip
+#: G's config names the bundled MiniLM as the encoder behind the (random) features.
+FEATURES = {"text_encoder": "bundled", "text_pooling": _BLOCKS["conditional"].text_encoder.pooling}
 
 
 def tiny_data() -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -115,7 +117,7 @@ def _ddp(out: Path, saved: list[str]) -> None:
         images, overridden(BASELINE, checkpoint_dir=str(checkpoints))
     )
     g_cond, d_cond, e_cond, cond_history = train_conditional_gan(
-        images, labels, conditioning, CONDITIONAL
+        images, labels, conditioning, CONDITIONAL, model_extra=FEATURES
     )
     tensors = {
         **weights("baseline.", g_full, d_full),
@@ -147,7 +149,9 @@ def train(out: Path, checkpoints: Path, slow: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     images, labels, conditioning = tiny_data()
     params = overridden(CONDITIONAL, epochs=4, checkpoint_dir=str(checkpoints))
-    g, d, e, history = train_conditional_gan(images, labels, conditioning, params)
+    g, d, e, history = train_conditional_gan(
+        images, labels, conditioning, params, model_extra=FEATURES
+    )
     save_file(weights("", g, d, e), str(out / "weights.safetensors"))
     (out / "history.json").write_text(json.dumps(history))
 

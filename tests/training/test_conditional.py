@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from fashiongan.config import load_parameters, overridden
 from fashiongan.training.conditional import build_models, fingerprint, train_conditional_gan
 from tests.conftest import REPO_ROOT, draw_items
-from tests.model_configs import text_encoder_params
+from tests.model_configs import BUNDLED_FEATURES, text_encoder_params
 
 N, U, D = 64, 10, 12
 #: conf/base's block, shrunk: 4 steps an epoch of a 4-channel model.
@@ -31,6 +31,12 @@ PARAMS = overridden(
 def with_(**changes):
     """PARAMS with ``changes``, validated again."""
     return overridden(PARAMS, **changes)
+
+
+def train(*args, **kwargs):
+    """:func:`train_conditional_gan`, G's config naming the bundled MiniLM as the features'
+    encoder unless the test names another (``model_extra``)."""
+    return train_conditional_gan(*args, **{"model_extra": BUNDLED_FEATURES} | kwargs)
 
 
 @pytest.fixture
@@ -52,8 +58,8 @@ def data():
 def test_each_loss_trains_and_changes_weights(data, loss):
     params = with_(loss=loss, epochs=1, n_critic=2 if loss == "wgan-gp" else 1)
     torch.manual_seed(params.seed)  # as the trainer seeds before building: its initial weights
-    initial = build_models(params, data[0], D, aux_classes=())
-    trained = train_conditional_gan(*data, params)
+    initial = build_models(params, data[0], D, aux_classes=(), model_extra=BUNDLED_FEATURES)
+    trained = train(*data, params)
     history = trained[3]
     assert len(history) >= 1 and all(
         torch.isfinite(torch.tensor(list(r.values()))).all() for r in history
@@ -73,7 +79,7 @@ def test_each_loss_trains_and_changes_weights(data, loss):
 
 
 def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypatch):
-    g_full, _, e_full, history = train_conditional_gan(*data, PARAMS)
+    g_full, _, e_full, history = train(*data, PARAMS)
 
     class Killed(BaseException):
         pass
@@ -85,15 +91,13 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(data, tmp_path, monkeypa
     checkpoints = str(tmp_path / "ckpt")
     monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
     with pytest.raises(Killed):
-        train_conditional_gan(*data, with_(checkpoint_dir=checkpoints))
+        train(*data, with_(checkpoint_dir=checkpoints))
     monkeypatch.undo()
     assert (
         sorted(p.name for p in (tmp_path / "ckpt").rglob("ckpt-*"))[-1]
         == "ckpt-000000008.safetensors"
     )
-    g_resumed, _, e_resumed, resumed_history = train_conditional_gan(
-        *data, with_(checkpoint_dir=checkpoints)
-    )
+    g_resumed, _, e_resumed, resumed_history = train(*data, with_(checkpoint_dir=checkpoints))
     assert resumed_history == history
     for full, resumed in ((g_full, g_resumed), (e_full, e_resumed)):
         for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
@@ -124,7 +128,7 @@ def test_out_of_range_parameters_are_refused_by_the_block(override, message):
 )
 def test_what_only_the_data_can_tell_is_a_clear_error(data, override, message):
     with pytest.raises(ValueError, match=message):
-        train_conditional_gan(*data, with_(**override))
+        train(*data, with_(**override))
 
 
 @pytest.fixture
@@ -146,12 +150,10 @@ def attributed(data):
 def test_auxiliary_heads_train_and_resume_exactly(attributed, tmp_path):
     images, labels, conditioning = attributed
     params = with_(aux_weight=0.5, epochs=2, log_every=4)  # 4 steps an epoch
-    _, discriminator, _, history = train_conditional_gan(images, labels, conditioning, params)
+    _, discriminator, _, history = train(images, labels, conditioning, params)
     checkpoints = str(tmp_path / "ckpt")
-    train_conditional_gan(
-        images, labels, conditioning, overridden(params, checkpoint_dir=checkpoints, epochs=1)
-    )
-    _, resumed, _, resumed_history = train_conditional_gan(
+    train(images, labels, conditioning, overridden(params, checkpoint_dir=checkpoints, epochs=1))
+    _, resumed, _, resumed_history = train(
         images, labels, conditioning, overridden(params, checkpoint_dir=checkpoints)
     )
     assert resumed_history == history
@@ -168,9 +170,7 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
     # Items whose class shows (a box of a width and tone per class): a class head can learn it.
     images = torch.from_numpy(draw_items(labels.numpy())).float()[:, None] / 127.5 - 1
     params = with_(aux_weight=1.0, epochs=6, d_lr=1e-2)
-    generator, discriminator, _, history = train_conditional_gan(
-        images, labels, conditioning, params
-    )
+    generator, discriminator, _, history = train(images, labels, conditioning, params)
     assert discriminator.config.aux_classes == (4, 3, 3, 3)  # 4 classes in the fixture
     assert {"d_aux_loss", "g_aux_loss"} <= set(history[-1])
     # D learns to name the real items' class: its class head's cross-entropy falls below
@@ -184,7 +184,7 @@ def test_auxiliary_classifier_term(attributed, tmp_path):
     dataset = TorchModelDataset(filepath=str(tmp_path / "d.safetensors"))
     dataset.save(discriminator)
     assert dataset.load().config.aux_classes == (4, 3, 3, 3)
-    _, plain, _, plain_history = train_conditional_gan(
+    _, plain, _, plain_history = train(
         images, labels, conditioning, overridden(params, aux_weight=0.0)
     )
     assert plain.aux is None and "d_aux_loss" not in plain_history[-1]
@@ -198,7 +198,7 @@ def test_model_files_of_a_retired_option_load_when_it_was_off(attributed, tmp_pa
 
     from fashiongan.datasets import TorchModelDataset
 
-    _, discriminator, _, _ = train_conditional_gan(*attributed, with_(aux_weight=1.0, epochs=1))
+    _, discriminator, _, _ = train(*attributed, with_(aux_weight=1.0, epochs=1))
     dataset = TorchModelDataset(filepath=str(tmp_path / "d.safetensors"))
     dataset.save(discriminator)
     tensors = load_file(dataset.path)
@@ -222,11 +222,13 @@ def test_text_code_trains_saves_and_reloads(data, tmp_path):
 
     params = with_(model__text_code_dim=3, text_kl_weight=2.0, epochs=2)
     torch.manual_seed(params.seed)  # as the trainer seeds before building: its initial weights
-    initial = build_models(params, data[0], D, aux_classes=())[0].text_code
-    generator, _, _, history = train_conditional_gan(*data, params)
+    initial = build_models(params, data[0], D, aux_classes=(), model_extra=BUNDLED_FEATURES)[
+        0
+    ].text_code
+    generator, _, _, history = train(*data, params)
     assert generator.config.text_code_dim == 3
     assert not torch.equal(generator.text_code.weight, initial.weight)  # the code's map trained
-    plain_history = train_conditional_gan(*data, with_(epochs=1))[3]
+    plain_history = train(*data, with_(epochs=1))[3]
     assert "g_text_kl_loss" in history[-1] and "g_text_kl_loss" not in plain_history[-1]
     before = generator.text_code.weight.clone()
     dataset = TorchModelDataset(filepath=str(tmp_path / "g.safetensors"))
@@ -279,7 +281,7 @@ def tuned_data(data, bert):
 def test_top_layer_fine_tuning_trains_that_layer_only(tuned_data, bert):
     images, labels, conditioning, encoder = tuned_data
     params = with_(epochs=1, text_lr=1e-3)
-    train_conditional_gan(images, labels, conditioning, params, None, encoder)
+    train(images, labels, conditioning, params, None, encoder)
     before, after = bert[0].model.encoder.layer, encoder.model.encoder.layer
     assert not torch.equal(before[-1].output.dense.weight, after[-1].output.dense.weight)
     for frozen in range(len(before) - 1):
@@ -299,8 +301,8 @@ def test_a_frozen_encoder_trains_exactly_like_cached_features(data, bert):
 
     images, labels, conditioning = data
     frozen = TextEncoder.from_params(text_encoder_params(), "cpu")  # k = 0: features cached
-    _, _, _, history = train_conditional_gan(images, labels, conditioning, PARAMS, None, frozen)
-    _, _, _, reference = train_conditional_gan(images, labels, conditioning, PARAMS)
+    _, _, _, history = train(images, labels, conditioning, PARAMS, None, frozen)
+    _, _, _, reference = train(images, labels, conditioning, PARAMS)
     assert history == reference
 
 
@@ -311,9 +313,7 @@ def test_training_text_features_resumes_exactly(trained_text, request, tmp_path,
     images, labels, conditioning, encoder = request.getfixturevalue(trained_text)
     params = with_(text_lr=1e-3, diversity_weight=0.25)
     full_encoder = copy.deepcopy(encoder)
-    g_full, _, _, history = train_conditional_gan(
-        images, labels, conditioning, params, None, full_encoder
-    )
+    g_full, _, _, history = train(images, labels, conditioning, params, None, full_encoder)
 
     class Killed(BaseException):
         pass
@@ -325,12 +325,10 @@ def test_training_text_features_resumes_exactly(trained_text, request, tmp_path,
     checkpoints = overridden(params, checkpoint_dir=str(tmp_path / "ckpt"))
     monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
     with pytest.raises(Killed):
-        train_conditional_gan(
-            images, labels, conditioning, checkpoints, None, copy.deepcopy(encoder)
-        )
+        train(images, labels, conditioning, checkpoints, None, copy.deepcopy(encoder))
     monkeypatch.undo()
     resumed_encoder = copy.deepcopy(encoder)  # as loaded again after the restart: untrained
-    g_resumed, _, _, resumed_history = train_conditional_gan(
+    g_resumed, _, _, resumed_history = train(
         images, labels, conditioning, checkpoints, None, resumed_encoder
     )
     assert resumed_history == history
@@ -349,7 +347,7 @@ def test_training_text_features_resumes_exactly(trained_text, request, tmp_path,
 def test_fine_tuning_needs_the_cached_hidden_states(data, bert):
     images, labels, conditioning = data
     with pytest.raises(ValueError, match="text_hidden.*rerun encode_conditioning"):
-        train_conditional_gan(images, labels, conditioning, PARAMS, None, copy.deepcopy(bert[0]))
+        train(images, labels, conditioning, PARAMS, None, copy.deepcopy(bert[0]))
 
 
 def test_a_cache_made_for_another_k_is_refused(tuned_data):
@@ -358,7 +356,7 @@ def test_a_cache_made_for_another_k_is_refused(tuned_data):
     images, labels, conditioning, encoder = tuned_data
     encoder.set_trainable_top_layers(2)
     with pytest.raises(ValueError, match="top 2 layers .* cached below 1"):
-        train_conditional_gan(images, labels, conditioning, with_(text_lr=1e-3), None, encoder)
+        train(images, labels, conditioning, with_(text_lr=1e-3), None, encoder)
 
 
 def test_fine_tuning_is_refused_under_torchrun(tuned_data, monkeypatch):
@@ -367,7 +365,7 @@ def test_fine_tuning_is_refused_under_torchrun(tuned_data, monkeypatch):
     images, labels, conditioning, encoder = tuned_data
     monkeypatch.setattr(distributed, "world", lambda: 2)
     with pytest.raises(ValueError, match="not supported under torchrun"):
-        train_conditional_gan(images, labels, conditioning, PARAMS, None, encoder)
+        train(images, labels, conditioning, PARAMS, None, encoder)
 
 
 def test_fine_tuning_needs_its_learning_rate():
@@ -409,7 +407,7 @@ def test_fingerprint_is_the_block_less_its_run_control_plus_the_pipelines_facts(
 
 def test_model_extra_reaches_the_saved_config_and_the_checkpoint_folder(data, tmp_path):
     checkpoints = tmp_path / "ckpt"
-    generator, discriminator, _, _ = train_conditional_gan(
+    generator, discriminator, _, _ = train(
         *data, with_(epochs=1, checkpoint_dir=str(checkpoints)),
         model_extra=MODEL_EXTRA, fingerprint_extra=FINGERPRINT_EXTRA,
     )  # fmt: skip
@@ -437,8 +435,8 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 
 
 def test_the_average_changes_only_the_returned_generator(data, tmp_path):
-    off = train_conditional_gan(*data, with_(checkpoint_dir=str(tmp_path / "off")))
-    on = train_conditional_gan(*data, with_(ema_decay=0.9, checkpoint_dir=str(tmp_path / "on")))
+    off = train(*data, with_(checkpoint_dir=str(tmp_path / "off")))
+    on = train(*data, with_(ema_decay=0.9, checkpoint_dir=str(tmp_path / "on")))
     saved_off = checkpointed_generators(tmp_path / "off")
     saved_on = checkpointed_generators(tmp_path / "on")
     assert saved_off["G_average.module"] == {}  # off: the checkpoint holds what it always held
@@ -454,7 +452,7 @@ def test_the_average_changes_only_the_returned_generator(data, tmp_path):
 
 def test_the_average_resumes_exactly(data, tmp_path, monkeypatch):
     params = with_(ema_decay=0.9)
-    uninterrupted = train_conditional_gan(*data, params)[0]
+    uninterrupted = train(*data, params)[0]
 
     class Killed(BaseException):
         pass
@@ -466,9 +464,9 @@ def test_the_average_resumes_exactly(data, tmp_path, monkeypatch):
     checkpoints = str(tmp_path / "ckpt")
     monkeypatch.setattr("fashiongan.training.loop.check_finite", die_at_step_9)
     with pytest.raises(Killed):
-        train_conditional_gan(*data, overridden(params, checkpoint_dir=checkpoints))
+        train(*data, overridden(params, checkpoint_dir=checkpoints))
     monkeypatch.undo()
-    resumed = train_conditional_gan(*data, overridden(params, checkpoint_dir=checkpoints))[0]
+    resumed = train(*data, overridden(params, checkpoint_dir=checkpoints))[0]
     for a, b in zip(
         uninterrupted.state_dict().values(), resumed.state_dict().values(), strict=True
     ):
@@ -482,8 +480,8 @@ def test_training_runs_on_its_threads_and_restores_them(data, monkeypatch):
         "fashiongan.training.conditional.fit", lambda *a, **k: seen.append(torch.get_num_threads())
     )
     before = torch.get_num_threads()
-    train_conditional_gan(*data, with_(num_threads="auto", epochs=1))
-    train_conditional_gan(*data, with_(num_threads=2, epochs=1))
+    train(*data, with_(num_threads="auto", epochs=1))
+    train(*data, with_(num_threads=2, epochs=1))
     assert seen == [1, 2] and torch.get_num_threads() == before
 
 
@@ -505,7 +503,7 @@ def headed_data(data, bert):
 def test_the_text_head_trains_and_bert_stays_frozen(headed_data):
     images, labels, conditioning, encoder = headed_data
     bert_before = copy.deepcopy(encoder.model.state_dict())
-    train_conditional_gan(images, labels, conditioning, with_(epochs=1), None, encoder)
+    train(images, labels, conditioning, with_(epochs=1), None, encoder)
     assert encoder.head.out.weight.abs().sum() > 0  # it started at zero
     for name, value in encoder.model.state_dict().items():
         assert torch.equal(value, bert_before[name]), name
@@ -517,13 +515,15 @@ def test_minibatch_spread_reaches_d_and_trains(data):
     """conf/base turns D's minibatch spread on: D's embedding reads one more map, and it trains."""
     assert load_parameters(REPO_ROOT / "conf")["conditional"].training.model.minibatch_std
     params = with_(model__minibatch_std=True, epochs=1)
-    _, discriminator, _, history = train_conditional_gan(*data, params)
+    _, discriminator, _, history = train(*data, params)
     assert discriminator.config.minibatch_std
     bottom = discriminator.config.bottom_size**2
     assert discriminator.embed[0].in_features == (2 * 4 + 1) * bottom  # 2 stages of 4 channels
     assert all(torch.isfinite(torch.tensor(list(row.values()))).all() for row in history)
     torch.manual_seed(params.seed)  # as the trainer seeds before building: its initial weights
-    initial = build_models(params, data[0], D, aux_classes=())[1].embed[0]
+    initial = build_models(params, data[0], D, aux_classes=(), model_extra=BUNDLED_FEATURES)[
+        1
+    ].embed[0]
     spread = slice(2 * 4 * bottom, None)  # the spread map is the last channel D's embedding reads
     # The raw weights: spectral norm's sigma rescales every column, spread map or not.
     after, before = discriminator.embed[0].weight_orig, initial.weight_orig

@@ -211,26 +211,23 @@ def _attributes(
     )
 
 
-#: What G's config names as the text encoder when the caller hands in features without naming
-#: theirs (tests, benchmarks): the bundled MiniLM, mean-pooled. The pipeline always names its own.
-FEATURES_OF_BUNDLED_ENCODER: dict[str, Any] = {"text_encoder": "bundled", "text_pooling": "mean"}
-
-
 def build_models(
     params: ConditionalTraining,
     images: torch.Tensor,
     text_dim: int,
     aux_classes: tuple[int, ...],
-    model_extra: dict[str, Any] | None = None,
+    *,
+    model_extra: dict[str, Any],
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder]:
     """G, D and E, built in this order: right after seeding, it fixes their initial weights.
 
-    ``model_extra``: more config fields, e.g. where the text encoder is saved beside G; without
-    it, the features are taken as the bundled encoder's (:data:`FEATURES_OF_BUNDLED_ENCODER`).
+    ``model_extra``: the config fields the data does not fix, naming the encoder behind the
+    features (``text_encoder``: ``./text_encoder`` when it is saved beside G, ``bundled`` or a
+    Hugging Face name for a base model; ``text_pooling``): inference encodes with it.
     """
     config = ConditionalGANConfig(
         **params.model.model_dump(),
-        **(model_extra or FEATURES_OF_BUNDLED_ENCODER),
+        **model_extra,
         image_size=images.shape[-1],
         channels=images.shape[1],
         text_dim=text_dim,
@@ -335,7 +332,8 @@ def prepare_training(
     conditioning: Mapping[str, torch.Tensor] | Conditioning,
     params: ConditionalTraining,
     text_encoder: TextEncoder | None = None,
-    model_extra: dict[str, Any] | None = None,
+    *,
+    model_extra: dict[str, Any],
 ) -> PreparedTraining:
     """Seed, build G, D, E (and the generator's average when on) and wire one step.
 
@@ -354,7 +352,8 @@ def prepare_training(
     aux_classes = aux_heads(labels, *attributes) if params.aux_weight > 0 else ()
     text_dim = conditioning.text_dim
     nets = tuple(
-        m.to(device) for m in build_models(params, images, text_dim, aux_classes, model_extra)
+        m.to(device)
+        for m in build_models(params, images, text_dim, aux_classes, model_extra=model_extra)
     )
     generator, discriminator, embedder = nets
     optimizers = _optimizers(params, generator, discriminator, embedder)
@@ -379,7 +378,7 @@ def train_conditional_gan(
     sample_captions: list[str] | None = None,
     text_encoder: TextEncoder | None = None,
     *,
-    model_extra: dict[str, Any] | None = None,
+    model_extra: dict[str, Any],
     fingerprint_extra: dict[str, Any] | None = None,
 ) -> tuple[ConditionalGenerator, ConditionalDiscriminator, ImageEmbedder, list[dict[str, float]]]:
     """Train G, D and the embedder (and the text encoder's top layers, when some are trainable).
@@ -397,8 +396,9 @@ def train_conditional_gan(
         sample_captions: row labels for the per-epoch sample grid.
         text_encoder: the encoder behind ``text_embeddings``; its trainable top layers, if any,
             are trained in place (learning rate ``text_lr``) and it ends on the CPU.
-        model_extra: config fields of G and D beyond the block's ``model`` (the text encoder
-            saved beside them, its pooling); they shape the run, so they join the fingerprint.
+        model_extra: config fields of G and D beyond the block's ``model``, naming the encoder
+            behind the features (:func:`build_models`); they shape the run, so they join the
+            fingerprint.
         fingerprint_extra: other facts that shape the run (the encoder, the data's hash).
 
     Under torchrun, ``batch_size`` stays the global batch: every rank draws the whole batch
@@ -411,7 +411,9 @@ def train_conditional_gan(
     """
     follow_free_cores = thread_hooks(params.num_threads)  # capped by the threads torch has now
     with torch_threads(params.num_threads):
-        run = prepare_training(images, labels, conditioning, params, text_encoder, model_extra)
+        run = prepare_training(
+            images, labels, conditioning, params, text_encoder, model_extra=model_extra
+        )
         steps_per_epoch = run.step.sampler.steps_per_epoch
         samples = _sample_logger(run.sampled, run.text, params, steps_per_epoch, sample_captions)
         hooks = [*follow_free_cores, *run.hooks, samples]  # the average, then grids of it

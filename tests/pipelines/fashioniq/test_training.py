@@ -11,6 +11,7 @@ from fashiongan.config import (
 from fashiongan.pipelines.fashioniq.nodes import make_training_items, training_input
 from fashiongan.training.conditional import train_conditional_gan
 from tests.conftest import REPO_ROOT
+from tests.model_configs import BUNDLED_FEATURES
 from tests.pipelines.fashioniq.conftest import EXPECTED_IDENTITY, EXPECTED_TRAIN_PAIRS, asin
 
 TINY_TRAINING = {
@@ -94,7 +95,7 @@ def test_one_training_step_at_64x64_rgb(ingested):
         load_parameters(REPO_ROOT / "conf")["fashioniq"].training.model_dump() | TINY_TRAINING
     )
     generator, _, embedder, history = train_conditional_gan(
-        pictures, labels, conditioning, params, ["a", "b"]
+        pictures, labels, conditioning, params, ["a", "b"], model_extra=BUNDLED_FEATURES
     )
     assert pictures.shape == (n, 3, 64, 64)
     assert len(history) == 1 and all(torch.isfinite(torch.tensor(v)) for v in history[0].values())
