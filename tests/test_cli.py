@@ -11,6 +11,7 @@ from fashiongan.datasets.safetensors import save_module
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.mlp_gan import MLPGenerator
 from tests.model_configs import (
+    BLOCKS,
     TINY_CONDITIONAL,
     conditional_config,
     mlp_config,
@@ -126,3 +127,27 @@ def test_generator_uses_the_text_encoder_saved_beside_it(tmp_path):
     bundled = ConditionalGenerator(config.model_copy(update={"text_encoder": "bundled"}))
     bundled.load_state_dict(generator.state_dict())
     assert not torch.allclose(generate(bundled, 2, 0, "a dark ankle boot"), tuned)
+
+
+def test_a_base_model_reads_text_as_conf_base_configures_it(tmp_path, monkeypatch):
+    """A generator naming the bundled MiniLM rather than a folder saved beside it, and a search
+    with no conditional model, read text with ``conditional.text_encoder``'s length, frozen and
+    headless (conf/base's head is the trained one's); away from the project root that is one
+    clear error, not a silent setting."""
+    from fashiongan.generation import (
+        GenerationError,
+        _configured_encoder,
+        configured_text_encoder,
+        text_encoder,
+    )
+
+    block = BLOCKS["conditional"].text_encoder
+    assert block.head == "attention"
+    cls_pooled, configured = text_encoder("bundled", "cls"), configured_text_encoder()
+    assert (cls_pooled.pooling, configured.pooling) == ("cls", block.pooling)
+    for encoder in (cls_pooled, configured):
+        assert encoder.max_length == block.max_length
+        assert encoder.head is None and encoder.trainable_top_layers == 0
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GenerationError, match=r"^conditional: missing parameter block .* root$"):
+        _configured_encoder()

@@ -143,6 +143,14 @@ def base_encoder_params(
     )
 
 
+def configured_text_encoder():
+    """conf/base's ``conditional.text_encoder`` read as a base model (frozen, no head): the
+    encoder of a search with no conditional model (cached per process, as
+    :func:`text_encoder`)."""
+    block = _configured_encoder()
+    return text_encoder(block.model_name_or_path or "bundled", block.pooling)
+
+
 def _configured_encoder() -> TextEncoderParams:
     """conf/base's ``conditional.text_encoder`` (the working directory is the project root).
 

@@ -31,7 +31,12 @@ import torch
 
 from fashiongan.attributes import assign
 from fashiongan.config import SearchQuery, overridden
-from fashiongan.generation import GenerationError, generate, text_encoder
+from fashiongan.generation import (
+    GenerationError,
+    configured_text_encoder,
+    generate,
+    text_encoder,
+)
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.pixels import from_uint8
 from fashiongan.search.catalog import Catalog
@@ -131,9 +136,11 @@ class SearchService:
             (g for g in generators.values() if isinstance(g, ConditionalGenerator)), None
         )
         if encoder is None:
-            config = getattr(getattr(default, "config", None), "text_encoder", "bundled")
-            pooling = getattr(getattr(default, "config", None), "text_pooling", "mean")
-            encoder = text_encoder(config, pooling)
+            encoder = (
+                configured_text_encoder()
+                if default is None
+                else text_encoder(default.config.text_encoder, default.config.text_pooling)
+            )
         text_vectors = TextVectors(encoder, query.text_cache_size)
         title_vectors = _title_vectors(catalog, title_vectors, text_vectors, query)
         self.catalog = catalog
