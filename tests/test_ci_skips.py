@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,28 @@ def test_under_ci_real_data_is_never_excused(pytester, machine):
     )
     result = pytester.runpytest_inprocess("-p", "tests.ci_skips")
     result.assert_outcomes(failed=1)
+
+
+def test_under_ci_and_xdist_a_skip_in_a_worker_fails_the_run(pytester, monkeypatch):
+    """The suite runs under pytest-xdist (`-n 2`): the rule works in the worker processes, which
+    inherit the environment (no monkeypatched functions), so only skips no machine excuses here."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # tests.ci_skips
+    pytester.makepyfile(
+        test_sample="import pytest\n\n"
+        "def test_mystery():\n    pytest.skip('some reason no component explains')\n\n"
+        "def test_data():\n    pytest.skip('the real Fashion-MNIST files are not in data/01_raw')\n\n"
+        "def test_passes():\n    pass\n",
+        test_at_import="import pytest\n"
+        "pytest.skip('the real Fashion-MNIST files are missing', allow_module_level=True)\n",
+    )
+    result = pytester.runpytest_subprocess("-p", "tests.ci_skips", "-n", "2", "-rA")
+    result.assert_outcomes(passed=1, failed=3)
+    for line in (  # in the order the workers finish
+        "created: 2/2 workers",
+        "FAILED test_at_import.py::skipped - *real Fashion-MNIST can be had here*",
+        "FAILED test_sample.py::test_data - *real Fashion-MNIST can be had here*",
+        "FAILED test_sample.py::test_mystery - *no known component can be had here*",
+    ):
+        result.stdout.fnmatch_lines([line])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
