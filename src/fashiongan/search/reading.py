@@ -18,9 +18,11 @@ import re
 from dataclasses import dataclass, field, replace
 
 from rapidfuzz import fuzz, process
+from wordfreq import zipf_frequency
 
+from fashiongan.search.implied import ImpliedItem, ImpliedItemReader
 from fashiongan.search.intent import STOPWORDS, Intent, IntentDetector, Keyword
-from fashiongan.search.multilingual import MultilingualReader
+from fashiongan.search.multilingual import OTHER_LANGUAGES, MultilingualReader, reads_as_english
 from fashiongan.text.captions import CLASS_SYNONYMS, FIT_WORDS, PATTERN_WORDS, TONE_WORDS
 
 #: Shop words → (slot, value); a class word is rewritten to the grammar's first synonym.
@@ -64,18 +66,6 @@ OUTSIDE = frozenset({
     "umbrella", "wallet", "underwear", "bra", "pyjamas", "pajamas", "lingerie", "heels",
     "shorts", "skirt", "skirts", "suit", "tuxedo",
 })
-#: Uses that imply an item ("something to keep my feet dry").
-IMPLIED: tuple[tuple[str, int], ...] = (
-    (r"\bfeet (dry|warm)\b|\b(snow|rain|muddy|winter) (day|walk|weather)s?\b.*\bfeet\b|"
-     r"\bhiking\b|\bwalking in (the )?(snow|mud|rain)\b", 9),
-    (r"\b(gym|running|jogging|jog|workout|work out|sport|sports|tennis|marathon|training)\b", 7),
-    (r"\b(beach|pool|poolside|toes)\b", 5),
-    (r"\b(laptop|carry|carrying|groceries|books|essentials|shopping|phone and keys)\b", 8),
-    (r"\b(keep (me )?warm|cold|winter|rain|rainy|chilly|windy|layer)\b", 4),
-    (r"\b(wedding|party|prom|evening|gala|date night|cocktail)\b", 3),
-    (r"\b(office|work|interview|meeting|formal)\b", 6),
-    (r"\b(legs|lounging|lounge)\b", 1),
-)
 # fmt: on
 _NEGATION = re.compile(
     r"\b(not(?: too| so| very| a| an| the| in| any)*|no(?: more)?|without|anything but|"
@@ -125,8 +115,8 @@ class _ReadAs:
     """What the shopper typed for a grammar word, and how it was read."""
 
     typed: str
-    how: str  # shop | fuzzy | multilingual
-    score: float | None = None  # the multilingual encoder's cosine similarity
+    how: str  # shop | fuzzy | multilingual | implied
+    score: float | None = None  # the reading encoder's cosine similarity
 
 
 @dataclass(frozen=True)
@@ -147,6 +137,10 @@ class ShopperDetector:
         detector: the grammar's detector (its ``detect`` reads the rewritten message).
         fuzzy_cutoff: the lowest rapidfuzz ratio (0-100) at which a typo is read as a word.
         foreign: reads what the rest left unread in other languages (None: English only).
+
+    The item a sentence implies ("something to keep my feet dry") is read in ``foreign``'s
+    encoder's space; English only, such sentences stay unread (MiniLM reads them worse: 0.61
+    of the dev half's implied items against USE-multilingual's 0.70).
     """
 
     def __init__(
@@ -158,6 +152,7 @@ class ShopperDetector:
         self.detector = detector
         self.fuzzy_cutoff = fuzzy_cutoff
         self.foreign = foreign
+        self.implied = ImpliedItemReader(foreign.encoder.encode) if foreign is not None else None
 
     def detect(self, text: str) -> ShopperIntent:
         rewrite = self.rewrite(text)
@@ -202,24 +197,60 @@ class ShopperDetector:
             else:
                 read_as[canonical] = _ReadAs(typed, how)
             words.append(canonical)
-        named = any(_SLOT_OF.get(w) == "class" for w in words) or outside
-        implied = _implied(kept, read_as, consumed)  # the use is read either way
-        if self.foreign is not None:
-            # after the implied item, whose class it keeps: English uses read as foreign words
-            # draw wrong classes ("something I can wear to the gym")
-            unread = [w if w not in consumed and w and _content(w) else None for w in unread]
-            words, foreign = self._read_foreign(words, unread, frozenset(read_as))
-            read_as |= foreign
-            consumed.update(w for typed in foreign.values() for w in typed.typed.split())
-        words = [w for w in words if w is not None] + ([] if named else implied)
+        unread = [w if w not in consumed and w and _content(w) else None for w in unread]
+        # an English sentence is read for the item it implies before its words are tried as
+        # foreign ones ("gym" would read as trousers); a foreign one after (its item words)
+        english = reads_as_english([w for w in unread if w])
+        for step in ("implied", "foreign") if english else ("foreign", "implied"):
+            if step == "implied" and not _names_an_item(words, outside):
+                words, implied, lacking = self._read_implied(kept, words, unread)
+                read_as |= implied
+                outside += lacking
+                consumed.update(w for w in unread if w and (implied or lacking))
+                unread = [None if implied or lacking else w for w in unread]
+            elif step == "foreign" and self.foreign is not None:
+                taken = frozenset(_SLOT_OF[w] for w in read_as) | ({"class"} if outside else set())
+                words, foreign = self._read_foreign(words, unread, taken)
+                read_as |= foreign
+                consumed.update(w for typed in foreign.values() for w in typed.typed.split())
+        left = [w for w in unread if w is not None and w not in consumed]
+        if (
+            left
+            and self.implied is not None
+            and _says_the_same(self.implied.read(" ".join(left)), words, outside)
+        ):
+            consumed.update(left)  # "a coat for the rain": the rest implies the item named
+        words = [w for w in words if w is not None]
         return _Rewrite(" ".join(words), read_as, excluded, tuple(outside), frozenset(consumed))
 
+    def _read_implied(
+        self, kept: str, words: list[str | None], unread: list[str | None]
+    ) -> tuple[list[str | None], dict[str, _ReadAs], list[str]]:
+        """The item a message naming none implies, read from the whole message.
+
+        Returns:
+            The words for the detector (only what was read, where an item was), how the
+            implied class was read, and the item the catalog lacks it names.
+        """
+        left = [w for w in unread if w is not None]
+        if self.implied is None or not any(map(_a_known_word, left)):
+            return words, {}, []
+        item = self.implied.read(kept)
+        if item is None:
+            return words, {}, []
+        words = [w for w in words if w in _SLOT_OF]
+        if item.label is None:
+            return words, {}, [item.outside]
+        canonical = _CANONICAL["class"][item.label]
+        return [*words, canonical], {canonical: _ReadAs(" ".join(left), "implied", item.score)}, []
+
     def _read_foreign(
-        self, words: list[str | None], unread: list[str | None], read: frozenset[str]
+        self, words: list[str | None], unread: list[str | None], taken: frozenset[str]
     ) -> tuple[list[str | None], dict[str, _ReadAs]]:
         """The words with each span the multilingual reader places replaced by its grammar
-        word, for the slots the ``read`` grammar words leave open, and how each was read."""
-        readings = self.foreign.read(unread, frozenset(_SLOT_OF[w] for w in read))
+        word, for the slots not ``taken`` (already read, or an item the catalog lacks named),
+        and how each was read."""
+        readings = self.foreign.read(unread, taken)
         rewritten: list[str | None] = []
         read_as: dict[str, _ReadAs] = {}
         position = 0
@@ -234,7 +265,7 @@ class ShopperDetector:
         """(typed, canonical word or None for an item the catalog lacks, how) or None."""
         how = "shop"
         found = word if word in _KNOWN else None
-        if found is None and len(word) >= 4 and word not in STOPWORDS:
+        if found is None and len(word) >= 4 and not _common_english(word):
             match = process.extractOne(
                 word, _FUZZY_CHOICES, scorer=fuzz.ratio, score_cutoff=self.fuzzy_cutoff
             )
@@ -245,6 +276,19 @@ class ShopperDetector:
             return word, None, how
         slot, value = SHOP_WORDS[found]
         return word, _CANONICAL[slot][value], how
+
+
+def _names_an_item(words: list[str | None], outside: list[str]) -> bool:
+    return bool(outside) or any(_SLOT_OF.get(w) == "class" for w in words)
+
+
+def _says_the_same(item: ImpliedItem | None, words: list[str | None], outside: list[str]) -> bool:
+    """Whether the implied ``item`` is the one the message names (a class, or none carried)."""
+    if item is None:
+        return False
+    if item.label is None:
+        return bool(outside)
+    return _CANONICAL["class"][item.label] in words
 
 
 def _typed(keyword: Keyword, read_as: dict[str, _ReadAs]) -> Keyword:
@@ -323,20 +367,22 @@ def _word_key(read: tuple[str, str | None, str]) -> str:
     return next(w for w, (slot, v) in SHOP_WORDS.items() if _CANONICAL[slot][v] == canonical)
 
 
-def _implied(text: str, read_as: dict[str, _ReadAs], consumed: set) -> list[str]:
-    """The class a use implies ("for the gym" → sneaker), as its grammar word, or nothing."""
-    for pattern, label in IMPLIED:
-        found = re.search(pattern, text)
-        if found:
-            canonical = _CANONICAL["class"][label]
-            read_as.setdefault(canonical, _ReadAs(found.group(0), "shop"))
-            consumed.update(_WORD.findall(found.group(0)))
-            return [canonical]
-    return []
-
-
 #: Verbs of wanting and wearing: read as nothing, and not worth reporting.
 _FILLER = frozenset({"wear", "wearing", "keep", "use", "go", "going", "put", "wanted", "shopping"})
+
+
+#: wordfreq's Zipf frequency from which a word is taken as spelt right (a few times in a million
+#: English words): "short" (5.3) is not a typo of "shorts", "pulover" (0) is one of "pullover".
+COMMON_ENGLISH_ZIPF = 3.0
+
+
+def _common_english(word: str) -> bool:
+    return word in STOPWORDS or zipf_frequency(word, "en") >= COMMON_ENGLISH_ZIPF
+
+
+def _a_known_word(word: str) -> bool:
+    """A word of English or of the other languages read ("xqzw" is none)."""
+    return any(zipf_frequency(word, language) > 0 for language in ("en", *OTHER_LANGUAGES))
 
 
 def _content(word: str) -> bool:
