@@ -11,9 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import yaml
 
-from fashiongan.config import Block, parse_block
+from fashiongan.config import Block, load_block
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: What G's config names as the encoder behind the benchmarks' features (the bundled MiniLM's,
@@ -23,10 +22,7 @@ BUNDLED_FEATURES = {"text_encoder": "bundled", "text_pooling": "mean"}
 
 def parameters(block: str, conf: Path = Path("conf/base")) -> Block:
     """The typed parameter ``block`` as conf/base sets it; only that block is checked."""
-    params: dict = {}
-    for path in sorted(conf.glob("parameters*.yml")):
-        params.update(yaml.safe_load(path.read_text()) or {})
-    return parse_block(block, params[block])
+    return load_block(block, conf.parent, conf.name)
 
 
 def time_median(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict[str, float]:
