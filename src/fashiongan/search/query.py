@@ -87,7 +87,7 @@ def shopper_reader(encoder, query: SearchQuery) -> ShopperDetector:
         max_words=query.max_words,
     )
     foreign = (
-        MultilingualReader(query.multilingual_cutoff)
+        MultilingualReader(query.multilingual_cutoff, query.fuzzy_cutoff)
         if query.reading_encoder == "multilingual"
         else None
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from rapidfuzz import fuzz, process
 from wordfreq import zipf_frequency
 
+from fashiongan.search.foreign_words import FOREIGN_STOPWORDS, fold
 from fashiongan.search.implied import ImpliedItem, ImpliedItemReader
 from fashiongan.search.intent import STOPWORDS, Intent, IntentDetector, Keyword
 from fashiongan.search.multilingual import OTHER_LANGUAGES, MultilingualReader, reads_as_english
@@ -164,7 +165,7 @@ class ShopperDetector:
             label = None  # "not a sneaker": never asked for
         used = {w for k in keywords for w in _WORD.findall(k.phrase)} | rewrite.consumed
         words = _WORD.findall(_joined_variants(text.lower()))[: self.detector.max_words]
-        unknown = tuple(dict.fromkeys(w for w in words if _content(w) and w not in used))
+        unknown = tuple(dict.fromkeys(w for w in words if _reported(w) and w not in used))
         values = {s: getattr(intent, s) for s in ("tone", "fit", "pattern")}
         values = {s: None if v in excluded.get(s, ()) else v for s, v in values.items()}
         return ShopperIntent(
@@ -210,9 +211,13 @@ class ShopperDetector:
                 unread = [None if implied or lacking else w for w in unread]
             elif step == "foreign" and self.foreign is not None:
                 taken = frozenset(_SLOT_OF[w] for w in read_as) | ({"class"} if outside else set())
-                words, foreign = self._read_foreign(words, unread, taken)
+                before = [w for w in words if w is not None]
+                words, foreign, negated = self._read_foreign(words, unread, taken)
                 read_as |= foreign
-                consumed.update(w for typed in foreign.values() for w in typed.typed.split())
+                excluded = _merged(excluded, negated)
+                after = {w for w in words if w is not None}
+                consumed.update(w for w in before if w not in after)
+                unread = [None if w in consumed else w for w in unread]
         left = [w for w in unread if w is not None and w not in consumed]
         if (
             left
@@ -246,20 +251,24 @@ class ShopperDetector:
 
     def _read_foreign(
         self, words: list[str | None], unread: list[str | None], taken: frozenset[str]
-    ) -> tuple[list[str | None], dict[str, _ReadAs]]:
+    ) -> tuple[list[str | None], dict[str, _ReadAs], dict[str, frozenset[int]]]:
         """The words with each span the multilingual reader places replaced by its grammar
         word, for the slots not ``taken`` (already read, or an item the catalog lacks named),
-        and how each was read."""
-        readings = self.foreign.read(unread, taken)
+        how each was read, and the values negated ones exclude ("sans rayures")."""
         rewritten: list[str | None] = []
         read_as: dict[str, _ReadAs] = {}
+        excluded: dict[str, frozenset[int]] = {}
         position = 0
-        for reading in readings:
+        for reading in self.foreign.read(unread, taken):
             canonical = _CANONICAL[reading.slot][reading.value]
-            rewritten += [*words[position : reading.start], canonical]
-            read_as[canonical] = _ReadAs(reading.phrase, "multilingual", reading.score)
+            rewritten += words[position : reading.start]
+            if reading.negated:
+                excluded[reading.slot] = excluded.get(reading.slot, frozenset()) | {reading.value}
+            else:
+                rewritten.append(canonical)
+                read_as[canonical] = _ReadAs(reading.phrase, "multilingual", reading.score)
             position = reading.end
-        return rewritten + words[position:], read_as
+        return rewritten + words[position:], read_as, excluded
 
     def _word(self, word: str) -> tuple[str, str | None, str] | None:
         """(typed, canonical word or None for an item the catalog lacks, how) or None."""
@@ -276,6 +285,12 @@ class ShopperDetector:
             return word, None, how
         slot, value = SHOP_WORDS[found]
         return word, _CANONICAL[slot][value], how
+
+
+def _merged(
+    excluded: dict[str, frozenset[int]], more: dict[str, frozenset[int]]
+) -> dict[str, frozenset[int]]:
+    return {s: excluded.get(s, frozenset()) | more.get(s, frozenset()) for s in excluded | more}
 
 
 def _names_an_item(words: list[str | None], outside: list[str]) -> bool:
@@ -387,3 +402,8 @@ def _a_known_word(word: str) -> bool:
 
 def _content(word: str) -> bool:
     return word not in STOPWORDS and word not in _FILLER and not word.isdigit() and len(word) > 1
+
+
+def _reported(word: str) -> bool:
+    """A word worth listing as not understood (no article of another language either)."""
+    return _content(word) and fold(word) not in FOREIGN_STOPWORDS
