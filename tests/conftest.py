@@ -226,6 +226,24 @@ def kedro_run_failure(project: Path, *args: str, exit_code: int = 2) -> str:
     return output.strip().splitlines()[-1]
 
 
+def kedro_run_failure_in_process(project: Path, *args: str, exit_code: int = 2) -> str:
+    """What :func:`kedro_run_failure` checks, with ``kedro run`` invoked in this process (click's
+    runner, Kedro's logging captured with the command's output): seconds faster than a child
+    interpreter. Each exit path keeps one case run as a real process."""
+    from click.testing import CliRunner
+    from kedro.framework.startup import bootstrap_project
+
+    from fashiongan.cli import cli
+
+    with logging_restored(), contextlib.chdir(project):
+        metadata = bootstrap_project(project)
+        done = CliRunner().invoke(cli, ["run", *args], obj=metadata)
+    assert done.exit_code == exit_code, done.output[-3000:]
+    assert isinstance(done.exception, SystemExit), done.exception  # handled: no traceback
+    assert "Traceback" not in done.output
+    return done.output.strip().splitlines()[-1]
+
+
 def run_pipeline(project: Path, names: list[str], runtime_params: dict | None = None) -> dict:
     """Run registered pipelines through a real KedroSession on ``project``."""
     from kedro.framework.session import KedroSession

@@ -1,7 +1,8 @@
 """Every failure a user can cause is one line, a non-zero exit and no traceback; good files stay.
 
-``kedro run`` cases run the real command in a subprocess on a tiny project (one project for the
-module; each case plants its fault and removes it). ``fashiongan`` cases use click's runner, or a
+``kedro run`` cases run the real command on a tiny project (one project for the module; each
+case plants its fault and removes it): in this process, and in a child interpreter as a user types
+it for one case of each way out (a failing node, a refused environment, a broken setup). ``fashiongan`` cases use click's runner, or a
 subprocess where a fresh process matters (matplotlib warns about a missing glyph once per process).
 """
 
@@ -26,7 +27,7 @@ from fashiongan.cli import cli
 from fashiongan.datasets.safetensors import save_module
 from fashiongan.models.conditional_gan import ConditionalGenerator
 from fashiongan.models.mlp_gan import MLPDiscriminator, MLPGenerator
-from tests.conftest import kedro_run_failure, make_kedro_project
+from tests.conftest import kedro_run_failure, kedro_run_failure_in_process, make_kedro_project
 from tests.model_configs import TINY_CONDITIONAL, conditional_config, mlp_config
 
 LOG_NOTE = "(full traceback: logs/kedro_run_error.log)"
@@ -96,6 +97,12 @@ KEDRO_CASES = {
         "Error: no pipeline 'nope' (have: __default__, autoencoders, captions,",
     ),
 }
+#: The cases run as a real ``kedro run`` process; the others run in this one (seconds faster).
+IN_A_CHILD_PROCESS = {"truncated raw file", "MLflow store locked by another writer"}
+
+
+def _kedro_run_failure(case: str):
+    return kedro_run_failure if case in IN_A_CHILD_PROCESS else kedro_run_failure_in_process
 
 
 @pytest.mark.slow
@@ -108,7 +115,7 @@ def test_kedro_run_failure_is_one_line_with_the_traceback_in_a_file(project, cas
     log = project / "logs" / "kedro_run_error.log"
     log.unlink(missing_ok=True)
     try:
-        line = kedro_run_failure(project, *args)
+        line = _kedro_run_failure(case)(project, *args)
     finally:
         (project / RAW).write_bytes(raw_before)
         (project / MODEL_INPUT).unlink(missing_ok=True)
@@ -228,12 +235,12 @@ def test_a_broken_setup_is_exit_2_and_one_line_that_says_what_to_do(project, cas
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     plant, args, expected = SETUP_CASES[case]
     if not (project / "mlflow.db").exists():
-        kedro_run_failure(project, *BASELINE, "baseline.training.iterations=1")  # no input: 2
+        kedro_run_failure_in_process(project, *BASELINE, "baseline.training.iterations=1")  # 2
     store = (project / "mlflow.db").read_bytes()
     log = project / "logs" / "kedro_run_error.log"
     log.unlink(missing_ok=True)
     with plant(project) if plant else contextlib.nullcontext():
-        line = kedro_run_failure(project, *args).replace(f"{project}/", "")
+        line = _kedro_run_failure(case)(project, *args).replace(f"{project}/", "")
     assert line.startswith(expected), line
     assert line.endswith(LOG_NOTE)
     assert "Traceback (most recent call last)" in log.read_text()
