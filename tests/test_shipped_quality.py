@@ -380,11 +380,11 @@ def test_the_gan_dialog_ranks_the_wanted_item_above_joined_text(shipped, dialog_
 
     The benchmark's success@10 cannot show it on 200 drawn items: both find a top-10 item
     with the target's four measured keys from turn 1 (turns 2-5, seeds 42-44: the GAN dialog
-    0.95-1.0, joined text 0.95-1.0, the GAN behind at turn 2 or 3 in every seed). Its other two figures can: from turn 2 the picked top result plus the stated
-    change ranks the target itself higher (mean rank percentile) and finishes more dialogs
-    (the top result matches all four). Much of that lead is the service's ranking (the read
-    class and attributes boosted, measured on the pictures): a caption-blind generator keeps
-    part of it.
+    0.95-1.0, joined text 0.95-1.0, the GAN behind at turn 2 or 3 in every seed). Its other
+    two figures can: from turn 2 the picked top result plus the stated change ranks the
+    target itself higher (mean rank percentile) and finishes more dialogs (the top result
+    matches all four). Much of that lead is the service's ranking (the read class and
+    attributes boosted, measured on the pictures): a caption-blind generator keeps part of it.
     """
     with torch_threads(1):
         service = shop(shipped)
