@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -30,11 +31,21 @@ def store(tmp_path_factory) -> str:
     """A store with fashiongan-baseline 1 (full) and 2 (smoke, other weights), and
     fashiongan-conditional 1 (full), each from its own run, as training registers them."""
     root = tmp_path_factory.mktemp("registry")
-    modules = tiny_modules()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.chdir(root)  # the store's artifacts go to ./mlruns
     monkeypatch.setenv("FASHIONGAN_MODEL_CACHE", str(root / "cache"))
+    # The store's artifacts go to ./mlruns of the store's folder (made absolute in the store);
+    # the tests then run from the project root, where a base text model reads conf/base.
+    with pytest.MonkeyPatch.context() as in_store:
+        in_store.chdir(root)
+        _register_tiny_models(root, uri)
+    yield uri
+    monkeypatch.undo()
+
+
+def _register_tiny_models(root: Path, uri: str) -> None:
+    """Log and register the store's three model versions, each from its own run."""
+    modules = tiny_modules()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("registry")  # not an earlier Kedro session's experiment id
     try:
@@ -48,8 +59,6 @@ def store(tmp_path_factory) -> str:
                 log_and_register(family, folder, {"fashiongan.kedro_env": env})
     finally:
         mlflow.set_tracking_uri(None)
-    yield uri
-    monkeypatch.undo()
 
 
 def test_pyfunc_from_a_models_uri_draws_images(store, monkeypatch):
