@@ -27,7 +27,17 @@ class AttentionPoolingHead(nn.Module):
         self.dim, self.pools = dim, pools
         self.score = nn.Linear(dim, pools)  # one attention logit per token and pool
         self.out = nn.Linear(pools * dim, dim)
-        nn.init.zeros_(self.out.weight)  # untrained: adds nothing to the plain pooling
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the attention scores from torch's global RNG (as ``nn.Linear`` does) and zero
+        the output map, so that the head adds nothing to the plain pooling.
+
+        The encoder, head included, is built before a training run seeds; the trainer calls
+        this right after seeding, so the head's first weights come from the run's seed.
+        """
+        self.score.reset_parameters()
+        nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -335,7 +335,8 @@ def prepare_training(
     *,
     model_extra: dict[str, Any],
 ) -> PreparedTraining:
-    """Seed, build G, D, E (and the generator's average when on) and wire one step.
+    """Seed, build G, D, E (and the generator's average when on), draw the text head's first
+    weights, and wire one step: every initial weight comes from ``params.seed``.
 
     Arguments as :func:`train_conditional_gan`'s. Benchmarks time ``prepared.step(i)`` alone.
     """
@@ -356,6 +357,8 @@ def prepare_training(
         for m in build_models(params, images, text_dim, aux_classes, model_extra=model_extra)
     )
     generator, discriminator, embedder = nets
+    if text_encoder is not None and text_encoder.head is not None:
+        text_encoder.head.reset_parameters()  # built before seeding: drawn now, from the seed
     optimizers = _optimizers(params, generator, discriminator, embedder)
     average = generator_average(generator, params.ema_decay)  # None: off
     averaged = {} if average is None else {"G_average": average}
@@ -395,7 +398,8 @@ def train_conditional_gan(
         params: the ``conditional.training`` block.
         sample_captions: row labels for the per-epoch sample grid.
         text_encoder: the encoder behind ``text_embeddings``; its trainable top layers, if any,
-            are trained in place (learning rate ``text_lr``) and it ends on the CPU.
+            are trained in place (learning rate ``text_lr``) and it ends on the CPU. Its head,
+            if any, starts from the seed (drawn again, untrained) and trains (``text_head_lr``).
         model_extra: config fields of G and D beyond the block's ``model``, naming the encoder
             behind the features (:func:`build_models`); they shape the run, so they join the
             fingerprint.
