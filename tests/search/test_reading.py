@@ -26,7 +26,8 @@ def reader() -> ShopperDetector:
 @pytest.mark.parametrize(
     ("text", "label"),
     [("hanbag", 8), ("pulover", 2), ("sandels", 5), ("sneekers", 7), ("ankel boots", 9),
-     ("t shirt", 0), ("tshirt", 0), ("a jumper", 2), ("chinos", 1)],
+     ("t shirt", 0), ("tshirt", 0), ("a jumper", 2), ("chinos", 1), ("coats", 4),
+     ("dresses", 3)],
 )  # fmt: skip
 def test_typos_and_shop_words_read_as_their_class(reader, multilingual, text, label):
     for intent in (reader.detect(text), multilingual.detect(text)):
@@ -79,6 +80,8 @@ def test_a_correctly_spelt_word_is_not_read_as_a_typo(reader):
         ("not too baggy trousers", 1, {"fit": {2}}),
         ("nothing tight", None, {"fit": {0}}),
         ("a dress that is not dark", 3, {"tone": {0}}),
+        ("instead of a pullover, show me coats", 4, {"class": {2}}),
+        ("t-shirt, neither black nor white", 0, {"tone": {0, 2}}),
     ],
 )
 def test_negation_excludes_with_its_scope_and_never_asks_for_it(reader, text, label, excluded):

@@ -315,3 +315,15 @@ def test_the_generate_tab_encodes_under_the_encoders_lock(model_paths):
     images, _ = service.generate("a slim coat", n_images=2, seed=1)
     assert "encode" in encoder.calls and encoder.unlocked == []
     assert torch.equal(images, generate(generator, 2, 1, "a slim coat"))
+
+
+@pytest.mark.parametrize(("text", "label"), [("not a bag", 8), ("anything but a dress", 3)])
+def test_a_message_that_only_excludes_draws_nothing_and_shows_every_other_item(
+    planted_service, text, label
+):
+    """Drawing the words as typed would draw the excluded item (a bag for "not a bag")."""
+    result = planted_service.search(text, k=5)
+    assert result.generator_text is None and result.intent.excluded == {"class": {label}}
+    assert len(result.hits) == 5 and label not in [hit["label"] for hit in result.hits]
+    asked = planted_service.search(text.split()[-1], k=5)  # "bag": the catalog has them
+    assert [hit["label"] for hit in asked.hits] == [label] * 5

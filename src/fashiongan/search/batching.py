@@ -175,6 +175,7 @@ class BatchedSearch:
             images, vector, forward_ms = self.batcher(plan)
             timings = {**plan.timings_ms, **forward_ms, "batch": _ms_since(mark)}
             ranking = Ranking([])
+            vector = vector if vector is not None else service.path.blank_query(plan)
             if vector is not None:
                 mark = time.perf_counter()
                 ranking = service.path.rank(plan, vector)

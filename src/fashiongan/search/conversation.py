@@ -245,6 +245,8 @@ def plan_turn(
     it says: its relative steps land at the end of their scale ("wider" → wide, any item).
     """
     excluded = excluded_slots(message.intent)
+    if excluded:  # "not a bag": what is drawn and matched must not say the bag
+        text = getattr(message.intent, "asked", text)
     named = {slot: getattr(message.intent, slot) for slot in SLOTS}
     if message.kind == MODIFY and reference is None:
         slots = modified_slots(dict.fromkeys(SLOTS), named, message.steps)
@@ -274,7 +276,7 @@ def _new_plan(decision, reason, slots, excluded, text, use_intent_caption) -> Tu
     typed (None, for a bare "start over": nothing to draw)."""
     slots = _without_excluded(slots, excluded)
     caption = caption_of(slots) if use_intent_caption else None
-    drawn = caption or text
+    drawn = caption or text or None
     return TurnPlan(decision, reason, slots, drawn, None, drawn, None, excluded)
 
 

@@ -250,6 +250,14 @@ class QueryPath:
         vectors = self.embedder(fit_images(images.float(), c.image_size, c.channels))
         return F.normalize(vectors.mean(0, keepdim=True), dim=1).numpy()
 
+    def blank_query(self, plan: QueryPlan) -> np.ndarray | None:
+        """A zero (1, dim) query vector for a plan that excludes values and draws nothing ("not
+        a bag"): its ranking is the exclusions' alone, every other item in catalog order. None
+        for any other plan."""
+        if plan.turn is None or not any(plan.turn.excluded.values()):
+            return None
+        return np.zeros((1, self.ranker.catalog_vectors.shape[1]), dtype=np.float32)
+
     def rank(self, plan: QueryPlan, query: np.ndarray) -> Ranking:
         """The catalog ranked for the embedded query and the plan's text and wanted item."""
         text = None if plan.turn is None else plan.turn.query_text

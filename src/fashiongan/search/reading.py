@@ -70,7 +70,8 @@ OUTSIDE = frozenset({
 # fmt: on
 _NEGATION = re.compile(
     r"\b(not(?: too| so| very| a| an| the| in| any)*|no(?: more)?|without|anything but|"
-    r"nothing(?: too| so)?|never|except|but not|isn'?t|aren'?t|don'?t want)\b"
+    r"nothing(?: too| so)?|never|except|but not|isn'?t|aren'?t|don'?t want|instead of|"
+    r"rather than|neither)\b"
 )
 #: Where a negation's scope ends.
 _SCOPE_END = re.compile(r"[,.;!?]|\b(but|and|just|only|instead|rather|please)\b")
@@ -93,6 +94,7 @@ class ShopperIntent(Intent):
     excluded: dict[str, frozenset[int]] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
     outside: tuple[str, ...] = ()
+    asked: str = ""  # the message without its negated phrases: what may be drawn from it
 
     @property
     def readable(self) -> bool:
@@ -129,6 +131,7 @@ class _Rewrite:
     excluded: dict[str, frozenset[int]]
     outside: tuple[str, ...]
     consumed: frozenset[str]  # typed words used by a rule
+    asked: str  # the message without its negated phrases
 
 
 class ShopperDetector:
@@ -170,7 +173,7 @@ class ShopperDetector:
         values = {s: None if v in excluded.get(s, ()) else v for s, v in values.items()}
         return ShopperIntent(
             label=label, **values, keywords=keywords, words_used=intent.words_used,
-            excluded=excluded, unknown=unknown, outside=rewrite.outside,
+            excluded=excluded, unknown=unknown, outside=rewrite.outside, asked=rewrite.asked,
         )  # fmt: skip
 
     @property
@@ -226,7 +229,10 @@ class ShopperDetector:
         ):
             consumed.update(left)  # "a coat for the rain": the rest implies the item named
         words = [w for w in words if w is not None]
-        return _Rewrite(" ".join(words), read_as, excluded, tuple(outside), frozenset(consumed))
+        asked = " ".join(_WORD.findall(kept))
+        return _Rewrite(
+            " ".join(words), read_as, excluded, tuple(outside), frozenset(consumed), asked
+        )
 
     def _read_implied(
         self, kept: str, words: list[str | None], unread: list[str | None]
@@ -273,7 +279,7 @@ class ShopperDetector:
     def _word(self, word: str) -> tuple[str, str | None, str] | None:
         """(typed, canonical word or None for an item the catalog lacks, how) or None."""
         how = "shop"
-        found = word if word in _KNOWN else None
+        found = word if word in _KNOWN else _singular(word)
         if found is None and len(word) >= 4 and not _common_english(word):
             match = process.extractOne(
                 word, _FUZZY_CHOICES, scorer=fuzz.ratio, score_cutoff=self.fuzzy_cutoff
@@ -285,6 +291,14 @@ class ShopperDetector:
             return word, None, how
         slot, value = SHOP_WORDS[found]
         return word, _CANONICAL[slot][value], how
+
+
+def _singular(word: str) -> str | None:
+    """The shop word a plural is of ("coats" → "coat", "dresses" → "dress"), or None."""
+    for ending in ("es", "s"):
+        if word.endswith(ending) and word[: -len(ending)] in _KNOWN:
+            return word[: -len(ending)]
+    return None
 
 
 def _merged(

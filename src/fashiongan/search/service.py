@@ -283,11 +283,12 @@ class SearchService:
         images = self.path.draw(plan)
         timings = {**plan.timings_ms, "generate": _ms_since(mark)}
         pictures = images if images is not None else _reference_picture(plan)
-        ranking = Ranking([])
+        ranking, vector = Ranking([]), self.path.blank_query(plan)
         if pictures is not None:
             mark = time.perf_counter()
             vector = self.path.embed(pictures)
             timings["embed"] = _ms_since(mark)
+        if vector is not None:
             mark = time.perf_counter()
             ranking = self.path.rank(plan, vector)
             timings["search"] = _ms_since(mark)
