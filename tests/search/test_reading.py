@@ -169,3 +169,16 @@ def test_english_words_the_vocabulary_lacks_are_not_read_as_foreign(reader, mult
     """Their nearest shop phrase would be a wrong class (suspenders → trousers)."""
     assert reader.detect(text).label is None
     assert multilingual.detect(text).label is None, text
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "pattern"),
+    [("a shirt to go with my jeans", 6, None), ("under a cardigan, something with short sleeves", 0, None),
+     ("a dress with stripes", 3, 1)],
+)  # fmt: skip
+def test_an_item_named_as_what_it_goes_with_is_not_the_one_asked(
+    multilingual, text, label, pattern
+):
+    intent = multilingual.detect(text)
+    assert (intent.label, intent.pattern) == (label, pattern), intent
+    assert intent.unknown == ()

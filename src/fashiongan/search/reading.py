@@ -184,6 +184,8 @@ class ShopperDetector:
         """The message in the grammar's words, with negated phrases taken out."""
         lowered = " ".join(_joined_variants(text.lower()).split())
         kept, excluded, consumed = _without_negations(lowered, self._word)
+        kept, context = _without_context(kept, self._word)
+        consumed |= context
         read_as: dict[str, _ReadAs] = {}
         outside: list[str] = []
         words: list[str | None] = []  # None: an item the catalog lacks
@@ -373,6 +375,33 @@ def _without_negations(text: str, read_word) -> tuple[str, dict[str, frozenset[i
     return " ".join(kept), {s: frozenset(v) for s, v in excluded.items()}, consumed
 
 
+#: Items named as what the asked one goes with ("a top to wear under my hoodie").
+_CONTEXT = re.compile(
+    r"\b(?:under|underneath|beneath|over|on top of|with|to go with|to match|matching)\s+"
+    r"(?:(?:a|an|the|my|your|some|this|that)\s+)?"
+)
+
+
+def _without_context(text: str, read_word) -> tuple[str, set[str]]:
+    """The text without the items it names only as context (the one or two item words after
+    "under my", "with a", "to go with"; "a dress with stripes" keeps its pattern), and the
+    words taken out."""
+    consumed: set[str] = set()
+    for match in reversed(list(_CONTEXT.finditer(text))):
+        items = []
+        for word in _WORD.finditer(text, match.end()):
+            read = read_word(word.group(0))
+            if len(items) == 2 or word.start() > (items[-1].end() + 1 if items else match.end()):
+                break
+            if read is None or (read[1] is not None and _SLOT_OF.get(read[1]) != "class"):
+                break
+            items.append(word)
+        if items:
+            consumed.update(_WORD.findall(text[match.start() : items[-1].end()]))
+            text = text[: match.start()] + text[items[-1].end() :]
+    return text, consumed
+
+
 def _scope(text: str, start: int, stop: int, read_word) -> tuple[int, list[tuple[str, int]]]:
     """Where a negation's scope really ends and the values it names: "not too baggy trousers"
     negates the fit, not the trousers (a class after an attribute ends the scope)."""
@@ -397,7 +426,7 @@ def _word_key(read: tuple[str, str | None, str]) -> str:
 
 
 #: Verbs of wanting and wearing: read as nothing, and not worth reporting.
-_FILLER = frozenset({"wear", "wearing", "keep", "use", "go", "going", "put", "wanted", "shopping"})
+_FILLER = frozenset({"wear", "wearing", "keep", "use", "go", "going", "put", "wanted", "shopping", "with"})
 
 
 #: wordfreq's Zipf frequency from which a word is taken as spelt right (a few times in a million
