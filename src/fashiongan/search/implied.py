@@ -31,8 +31,10 @@ CLASS_DESCRIPTIONS: dict[int, tuple[str, ...]] = {
     5: ("sandals", "something to wear on my feet at the beach or the pool in summer",
         "open shoes that show my toes"),
     6: ("a shirt", "a blouse", "something smart with buttons and a collar for the office"),
-    7: ("sneakers", "trainers", "something to wear on my feet for running, the gym and sport"),
-    8: ("a bag", "a handbag", "something to carry my laptop, phone, keys and books"),
+    7: ("sneakers", "trainers", "something to wear on my feet for running, the gym and sport",
+        "comfortable shoes for walking around town"),
+    8: ("a bag", "a handbag", "something to carry my laptop, phone, keys and books",
+        "something to carry over my shoulder or to pack for a trip"),
     9: ("ankle boots", "something to keep my feet warm and dry in snow, mud and rain",
         "boots for hiking and winter walks"),
 }

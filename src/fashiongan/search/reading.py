@@ -39,7 +39,7 @@ SHOP_WORDS: dict[str, tuple[str, int]] = {
     **dict.fromkeys(("coat", "jacket", "parka", "anorak", "mac", "raincoat", "trench",
                      "blazer", "overcoat", "puffer", "windbreaker", "peacoat"), ("class", 4)),
     **dict.fromkeys(("sandal", "sandals", "flipflops", "flipflop", "sliders", "slides",
-                     "espadrilles", "mules", "thongs"), ("class", 5)),
+                     "espadrilles", "mules", "thongs", "gladiators"), ("class", 5)),
     **dict.fromkeys(("shirt", "blouse", "flannel", "buttondown", "oxford"), ("class", 6)),
     **dict.fromkeys(("sneaker", "sneakers", "trainer", "trainers", "runners", "kicks",
                      "plimsolls", "plimsoll"), ("class", 7)),
@@ -230,6 +230,10 @@ class ShopperDetector:
             and _says_the_same(self.implied.read(" ".join(left)), words, outside)
         ):
             consumed.update(left)  # "a coat for the rain": the rest implies the item named
+        if outside and not any(_SLOT_OF.get(w) == "class" for w in words):
+            # "a wool scarf": the words beside an item the catalog lacks describe it, and read
+            # by the grammar's detector they would draw a class ("wool" → pullover)
+            words = [w for w in words if w in _SLOT_OF]
         words = [w for w in words if w is not None]
         asked = " ".join(_WORD.findall(kept))
         return _Rewrite(
@@ -337,7 +341,8 @@ def _typed(keyword: Keyword, read_as: dict[str, _ReadAs]) -> Keyword:
 def _joined_variants(text: str) -> str:
     """Spacing variants joined: "t shirt" → "tshirt", "hand bag" → "handbag", "flip flops"."""
     for spaced, joined in (
-        (r"\bt[\s-]+shirts?\b", "tshirt"),
+        (r"(?<![\w'])t[\s-]+(s\w*)", r"t\1"),  # "t shirt", and its typos for the fuzzy match: "t shrit"
+        (r"\bhigh[\s-]+tops?\b", "trainers"),
         (r"\bhand[\s-]+bags?\b", "handbag"),
         (r"\bflip[\s-]+flops?\b", "flipflops"),
         (r"\bsweat[\s-]+shirts?\b", "sweatshirt"),
@@ -426,7 +431,9 @@ def _word_key(read: tuple[str, str | None, str]) -> str:
 
 
 #: Verbs of wanting and wearing: read as nothing, and not worth reporting.
-_FILLER = frozenset({"wear", "wearing", "keep", "use", "go", "going", "put", "wanted", "shopping", "with"})
+_FILLER = frozenset(
+    {"wear", "wearing", "keep", "use", "go", "going", "put", "wanted", "shopping", "with"}
+)
 
 
 #: wordfreq's Zipf frequency from which a word is taken as spelt right (a few times in a million
