@@ -62,7 +62,8 @@ FOREIGN_SHOP_WORDS: dict[str, tuple[str, int]] = {
     **_words("fit", 2, "large larges ample weit weite locker ancho ancha anchos anchas holgado "
                        "holgada largo larga ampio ampia wijd wijde ruim ruime folgado folgada"),
     **_words("pattern", 0, "uni unie einfarbig liso lisa effen"),
-    **_words("pattern", 1, "rayé rayée fleurs fleuri fleurie imprimé imprimée carreaux "
+    **_words("pattern", 1, "rayé rayée rayures motif motifs fleurs fleuri fleurie imprimé imprimée carreaux "
+                           "muster streifen strepen listras estampa "
                            "gestreift geblümt gemustert kariert estampado estampada rayas "
                            "flores cuadros righe fiori fantasia stampato stampata quadri "
                            "gestreept gebloemd bedrukt geruit listrado listrada florido "

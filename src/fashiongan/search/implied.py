@@ -51,7 +51,7 @@ OUTSIDE_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Messages that name no item: the reading's floor.
 NO_ITEM_DESCRIPTIONS: tuple[str, ...] = (
-    "something", "anything", "something nice", "I am looking for something", "clothes",
+    "something", "anything", "something nice", "clothes",
     "in black", "a dark one", "something loose", "with a pattern", "not too expensive",
 )
 # fmt: on

