@@ -38,6 +38,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2`` in pyproject's addopts) each worker computes on one thread
+    unless OMP_NUM_THREADS says otherwise: two workers of two threads each would contend for
+    the two cores. The workers start after this and inherit it."""
+    if config.getoption("numprocesses", default=None):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """Serialise a uint8 array in the idx format (magic 0x08, ndim, big-endian dims)."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
