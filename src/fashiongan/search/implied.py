@@ -76,20 +76,22 @@ class ImpliedItemReader:
 
     def __init__(self, encode: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.encode = encode
-        groups = (*CLASS_DESCRIPTIONS.items(), *OUTSIDE_DESCRIPTIONS.items())
-        self.labels: list[int | str | None] = [label for label, _ in groups] + [None]
-        self.descriptions = [list(d) for _, d in groups] + [list(NO_ITEM_DESCRIPTIONS)]
-        self.owner = [i for i, d in enumerate(self.descriptions) for _ in d]
-        self.vectors = np.asarray(encode([t for d in self.descriptions for t in d]))  # (D, dim)
+        groups = (
+            *CLASS_DESCRIPTIONS.items(),
+            *OUTSIDE_DESCRIPTIONS.items(),
+            (None, NO_ITEM_DESCRIPTIONS),
+        )
+        self.texts = [text for _, texts in groups for text in texts]
+        self.labels: list[int | str | None] = [label for label, texts in groups for _ in texts]
+        self.vectors = np.asarray(encode(self.texts))  # (D, dim)
 
     def read(self, text: str) -> ImpliedItem | None:
         """The item ``text`` is nearest to, or None when it is nearest to naming none."""
         scores = self.vectors @ np.asarray(self.encode([text]))[0]  # (D,)
         best = int(scores.argmax())
-        label = self.labels[self.owner[best]]
+        label, score = self.labels[best], float(scores[best])
         if label is None:
             return None
-        description = [t for d in self.descriptions for t in d][best]
         if isinstance(label, str):
-            return ImpliedItem(None, label, description, float(scores[best]))
-        return ImpliedItem(label, None, description, float(scores[best]))
+            return ImpliedItem(None, label, self.texts[best], score)
+        return ImpliedItem(label, None, self.texts[best], score)

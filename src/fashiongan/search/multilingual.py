@@ -141,13 +141,7 @@ class MultilingualReader:
             listed, ratio = match[:2] if match else (_compound_head(fold(word)), 100.0)
             if listed is None:
                 continue
-            start = i
-            while (
-                start > 0
-                and words[start - 1] is not None
-                and fold(words[start - 1]) in FOREIGN_STOPWORDS
-            ):
-                start -= 1
+            start = _after_articles(words, i)
             phrase = " ".join(words[start : i + 1])
             slot, value = FOREIGN_SHOP_WORDS[listed]
             readings.append(ForeignReading(start, i + 1, phrase, slot, value, listed, ratio / 100))
@@ -204,6 +198,13 @@ def reads_as_english(words: list[str]) -> bool:
     return score("en") > max(score(language) for language in OTHER_LANGUAGES)
 
 
+def _after_articles(words: list[str | None], i: int) -> int:
+    """Where the articles right before word ``i`` begin ("une veste": 0 for i = 1)."""
+    while i > 0 and words[i - 1] is not None and fold(words[i - 1]) in FOREIGN_STOPWORDS:
+        i -= 1
+    return i
+
+
 def _compound_head(word: str) -> str | None:
     """The listed word a compound ends with ("lederjacke" → "jacke", German and Dutch put the
     head last), the longest; None if none of at least four letters."""
@@ -213,11 +214,7 @@ def _compound_head(word: str) -> str | None:
 
 def _with_negation(reading: ForeignReading, words: list[str | None]) -> ForeignReading:
     """``reading`` widened over a negation before it (articles between), marked negated."""
-    start = reading.start
-    while (
-        start > 0 and words[start - 1] is not None and fold(words[start - 1]) in FOREIGN_STOPWORDS
-    ):
-        start -= 1
+    start = _after_articles(words, reading.start)
     if start == 0 or words[start - 1] is None or fold(words[start - 1]) not in FOREIGN_NEGATIONS:
         return reading
     phrase = " ".join(words[start - 1 : reading.start]) + " " + reading.phrase
