@@ -18,12 +18,14 @@ places as misses. Attributes are measured on the catalog's thumbnails with the
 
 Run from the project root after ``make search-index`` (one torch thread; about a minute):
 
-    python benchmarks/shopper_queries.py [--split dev|test|all|unseen|unseen2] [--out PATH]
+    python benchmarks/shopper_queries.py [--split dev|test|all|unseen|unseen2|unseen3_dev|unseen3_test] [--out PATH]
 
 ``dev`` may be looked at while working; ``test`` is scored once, at the end. ``unseen`` is a
 second set (``shopper_queries_unseen.jsonl``), written by an annotator who saw neither the code
 nor the other queries, also scored once. ``unseen2`` (``shopper_queries_unseen2.jsonl``) is a
 third, written later by a helper that had read neither the grammar nor the readers; scored once.
+``unseen3_dev`` / ``unseen3_test`` (``shopper_queries_unseen3.jsonl``) is a fourth, written the same
+way and split: its dev half may be looked at while working, its test half is scored once.
 """
 
 from __future__ import annotations
@@ -48,7 +50,13 @@ from _common import RESULTS, machine
 QUERIES = Path(__file__).resolve().parent / "queries" / "shopper_queries.jsonl"
 UNSEEN = QUERIES.with_name("shopper_queries_unseen.jsonl")
 UNSEEN2 = QUERIES.with_name("shopper_queries_unseen2.jsonl")
-SPLIT_FILES = {"unseen": UNSEEN, "unseen2": UNSEEN2}  # the other splits live in QUERIES
+UNSEEN3 = QUERIES.with_name("shopper_queries_unseen3.jsonl")
+SPLIT_FILES = {
+    "unseen": UNSEEN,
+    "unseen2": UNSEEN2,
+    "unseen3_dev": UNSEEN3,
+    "unseen3_test": UNSEEN3,
+}  # the other splits live in QUERIES
 KINDS = (
     "unknown_item_words",
     "implied_item",
@@ -61,7 +69,7 @@ KINDS = (
 )
 ATTRIBUTE_SLOTS = ("tone", "fit", "pattern")
 SLOTS = ("class", *ATTRIBUTE_SLOTS)
-SPLITS = ("dev", "test", "all", "unseen", "unseen2")
+SPLITS = ("dev", "test", "all", "unseen", "unseen2", "unseen3_dev", "unseen3_test")
 
 
 @dataclass(frozen=True)
