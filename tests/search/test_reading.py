@@ -27,7 +27,8 @@ def reader() -> ShopperDetector:
     ("text", "label"),
     [("hanbag", 8), ("pulover", 2), ("sandels", 5), ("sneekers", 7), ("ankel boots", 9),
      ("t shirt", 0), ("tshirt", 0), ("a jumper", 2), ("chinos", 1), ("coats", 4),
-     ("dresses", 3)],
+     ("dresses", 3), ("a navy pull over", 2), ("tee shrit", 0), ("a shirt dress", 3),
+     ("a dress shirt", 6)],
 )  # fmt: skip
 def test_typos_and_shop_words_read_as_their_class(reader, multilingual, text, label):
     for intent in (reader.detect(text), multilingual.detect(text)):
@@ -66,6 +67,11 @@ def test_items_the_vocabulary_lacks_are_read_as_not_carried(multilingual, text, 
     assert intent.label is None and intent.outside == (outside,) and intent.readable
 
 
+def test_an_adjective_is_not_read_from_a_plural_noun(multilingual):
+    intent = multilingual.detect("black tights")  # hosiery, not a slim fit
+    assert intent.label is None and intent.fit is None and intent.outside == ("tights",)
+
+
 def test_a_correctly_spelt_word_is_not_read_as_a_typo(reader):
     intent = reader.detect("something with short sleeves")  # "short" is not "shorts"
     assert intent.outside == () and "short" in intent.unknown
@@ -82,6 +88,7 @@ def test_a_correctly_spelt_word_is_not_read_as_a_typo(reader):
         ("a dress that is not dark", 3, {"tone": {0}}),
         ("instead of a pullover, show me coats", 4, {"class": {2}}),
         ("t-shirt, neither black nor white", 0, {"tone": {0, 2}}),
+        ("trainers that don't have a pattern", 7, {"pattern": {1}}),
     ],
 )
 def test_negation_excludes_with_its_scope_and_never_asks_for_it(reader, text, label, excluded):
@@ -138,7 +145,9 @@ def test_unlisted_foreign_words_are_read_by_the_encoder(multilingual):
 @pytest.mark.parametrize(
     ("text", "label", "excluded"),
     [("un pull sans rayures", 2, {"pattern": {1}}), ("eine Jacke, nicht schwarz", 4, {"tone": {0}}),
-     ("vestido no negro", 3, {"tone": {0}}), ("pas de rayures", None, {"pattern": {1}})],
+     ("vestido no negro", 3, {"tone": {0}}), ("pas de rayures", None, {"pattern": {1}}),
+     ("sandalias, pero que no sean negras", 5, {"tone": {0}}),
+     ("een trui zonder print", 2, {"pattern": {1}})],
 )  # fmt: skip
 def test_foreign_negation_excludes_and_never_asks_for_it(multilingual, text, label, excluded):
     intent = multilingual.detect(text)

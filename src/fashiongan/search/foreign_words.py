@@ -49,12 +49,12 @@ FOREIGN_SHOP_WORDS: dict[str, tuple[str, int]] = {
                          "stivaletti stivali stivaletto laarzen laarsjes enkellaarsjes botins "
                          "botinhas"),
     **_words("tone", 0, "noir noire noirs noires foncé foncée sombre schwarz dunkel negro negra "
-                        "oscuro oscura nero nera scuro scura zwart donker preto preta escuro "
-                        "escura"),
+                        "negros negras oscuro oscura nero nera neri nere scuro scura zwart "
+                        "donker preto preta pretos pretas escuro escura"),
     **_words("tone", 1, "gris grau grigio grijs cinza cinzento"),
     **_words("tone", 2, "blanc blanche blancs blanches clair claire weiss hell blanco blanca "
-                        "claro clara bianco bianca chiaro chiara wit witte licht lichte branco "
-                        "branca"),
+                        "blancos blancas claro clara bianco bianca bianchi bianche chiaro "
+                        "chiara wit witte licht lichte branco branca brancos brancas"),
     **_words("fit", 0, "serré serrée moulant moulante étroit étroite eng enge schmal ajustado "
                        "ajustada estrecho estrecha ceñido ceñida stretto stretta aderente "
                        "attillato attillata strak strakke nauw smal justo justa apertado "
@@ -63,7 +63,7 @@ FOREIGN_SHOP_WORDS: dict[str, tuple[str, int]] = {
                        "holgada largo larga ampio ampia wijd wijde ruim ruime folgado folgada"),
     **_words("pattern", 0, "uni unie einfarbig liso lisa effen"),
     **_words("pattern", 1, "rayé rayée rayures motif motifs fleurs fleuri fleurie imprimé imprimée carreaux "
-                           "muster streifen strepen listras estampa "
+                           "muster aufdruck streifen strepen listras estampa "
                            "gestreift geblümt gemustert kariert estampado estampada rayas "
                            "flores cuadros righe fiori fantasia stampato stampata quadri "
                            "gestreept gebloemd bedrukt geruit listrado listrada florido "
@@ -84,4 +84,7 @@ FOREIGN_STOPWORDS: frozenset[str] = frozenset(map(fold, _STOPWORDS.split()))
 #: Words that negate the shop word after them ("sans rayures", "ohne Muster", "no negro").
 _NEGATIONS = "sans pas ni ohne kein keine keinen keiner nicht sin no senza non zonder geen niet sem não"
 FOREIGN_NEGATIONS: frozenset[str] = frozenset(map(fold, _NEGATIONS.split()))
+#: Forms of "to be" between a negation and what it negates ("que no sean negras").
+_COPULAS = "soit soient sont est ist sind sea sean sia siano seja sejam zijn"
+FOREIGN_COPULAS: frozenset[str] = frozenset(map(fold, _COPULAS.split()))
 # fmt: on

@@ -23,6 +23,7 @@ from rapidfuzz import fuzz, process
 from wordfreq import zipf_frequency
 
 from fashiongan.search.foreign_words import (
+    FOREIGN_COPULAS,
     FOREIGN_NEGATIONS,
     FOREIGN_SHOP_WORDS,
     FOREIGN_STOPWORDS,
@@ -215,6 +216,8 @@ def _compound_head(word: str) -> str | None:
 def _with_negation(reading: ForeignReading, words: list[str | None]) -> ForeignReading:
     """``reading`` widened over a negation before it (articles between), marked negated."""
     start = _after_articles(words, reading.start)
+    while start > 0 and words[start - 1] is not None and fold(words[start - 1]) in FOREIGN_COPULAS:
+        start -= 1
     if start == 0 or words[start - 1] is None or fold(words[start - 1]) not in FOREIGN_NEGATIONS:
         return reading
     phrase = " ".join(words[start - 1 : reading.start]) + " " + reading.phrase

@@ -56,7 +56,7 @@ SHOP_WORDS: dict[str, tuple[str, int]] = {
                      "boxy", "broad"), ("fit", 2)),
     **dict.fromkeys(("striped", "stripes", "stripy", "stripe", "print", "prints", "printed",
                      "floral", "pattern", "patterns", "patterned", "checked", "plaid",
-                     "dotted", "spotted", "logo"), ("pattern", 1)),
+                     "dotted", "spotted", "logo", "graphic", "graphics"), ("pattern", 1)),
     **dict.fromkeys(("plain", "solid"), ("pattern", 0)),
 }
 #: Garments and accessories this catalog does not carry: read, and said, but no class.
@@ -65,13 +65,16 @@ OUTSIDE = frozenset({
     "hat", "hats", "cap", "beanie", "scarf", "scarves", "gloves", "glove", "mittens", "belt",
     "belts", "sunglasses", "glasses", "watch", "necklace", "earrings", "jewellery", "jewelry",
     "umbrella", "wallet", "underwear", "bra", "pyjamas", "pajamas", "lingerie", "heels",
-    "shorts", "skirt", "skirts", "suit", "tuxedo",
+    "shorts", "skirt", "skirts", "suit", "tuxedo", "tights", "stockings", "cufflinks",
+    "brogues", "loafers", "slippers",
 })
 # fmt: on
 _NEGATION = re.compile(
     r"\b(not(?: too| so| very| a| an| the| in| any)*|no(?: more)?|without|anything but|"
     r"nothing(?: too| so)?|never|except|but not|isn'?t|aren'?t|don'?t want|instead of|"
-    r"rather than|neither)\b"
+    r"rather than|neither|don'?t have|doesn'?t have|"
+    # another language's negation before an English shop word ("een trui zonder print")
+    r"sans|ohne|kein\w*|nicht|sin|senza|zonder|geen|niet|sem|não)\b"
 )
 #: Where a negation's scope ends.
 _SCOPE_END = re.compile(r"[,.;!?]|\b(but|and|just|only|instead|rather|please)\b")
@@ -192,17 +195,27 @@ class ShopperDetector:
         unread: list[str | None] = []  # the words no rule read (None where one did)
         for word in _WORD.findall(kept):
             known = self._word(word)
-            unread.append(None if known else word)
             if known is None:
                 words.append(word)
+                unread.append(word)
                 continue
             typed, canonical, how = known
             consumed.add(word)
             if canonical is None:
                 outside.append(typed)
+            elif (
+                _SLOT_OF[canonical] == "class"
+                and unread
+                and unread[-1] is None
+                and (words and _SLOT_OF.get(words[-1]) == "class")
+            ):
+                # English compounds end on their head: a "shirt dress" is a dress
+                read_as.pop(words.pop(), None)
+                read_as[canonical] = _ReadAs(typed, how)
             else:
                 read_as[canonical] = _ReadAs(typed, how)
             words.append(canonical)
+            unread.append(None)
         unread = [w if w not in consumed and w and _content(w) else None for w in unread]
         # an English sentence is read for the item it implies before its words are tried as
         # foreign ones ("gym" would read as trousers); a foreign one after (its item words)
@@ -234,7 +247,9 @@ class ShopperDetector:
             # "a wool scarf": the words beside an item the catalog lacks describe it, and read
             # by the grammar's detector they would draw a class ("wool" → pullover)
             words = [w for w in words if w in _SLOT_OF]
-        words = [w for w in words if w is not None]
+        # the grammar's detector reads English: the words of a foreign message that no rule
+        # read, and function words anywhere ("with" is no "with a pattern"), are left to it unread
+        words = [w for w in words if w in _SLOT_OF or (english and w is not None and _content(w))]
         asked = " ".join(_WORD.findall(kept))
         return _Rewrite(
             " ".join(words), read_as, excluded, tuple(outside), frozenset(consumed), asked
@@ -302,8 +317,9 @@ class ShopperDetector:
 def _singular(word: str) -> str | None:
     """The shop word a plural is of ("coats" → "coat", "dresses" → "dress"), or None."""
     for ending in ("es", "s"):
-        if word.endswith(ending) and word[: -len(ending)] in _KNOWN:
-            return word[: -len(ending)]
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and (stem in OUTSIDE or SHOP_WORDS.get(stem, ("",))[0] == "class"):
+            return stem  # nouns only: "tights" are not "tight"
     return None
 
 
@@ -341,7 +357,8 @@ def _typed(keyword: Keyword, read_as: dict[str, _ReadAs]) -> Keyword:
 def _joined_variants(text: str) -> str:
     """Spacing variants joined: "t shirt" → "tshirt", "hand bag" → "handbag", "flip flops"."""
     for spaced, joined in (
-        (r"(?<![\w'])t[\s-]+(s\w*)", r"t\1"),  # "t shirt", and its typos for the fuzzy match: "t shrit"
+        (r"(?<![\w'])t[\s-]+(s\w*)", r"t\1"),  # "t shirt", and typos for the fuzzy match: "t shrit"
+        (r"(?<![\w'])tee[\s-]+(sh\w*)", r"t\1"),  # "tee shirt", "tee shrit"
         (r"\bhigh[\s-]+tops?\b", "trainers"),
         (r"\bhand[\s-]+bags?\b", "handbag"),
         (r"\bflip[\s-]+flops?\b", "flipflops"),
@@ -354,7 +371,17 @@ def _joined_variants(text: str) -> str:
         (r"\brunning[\s-]+shoes?\b|\btennis[\s-]+shoes?\b|\bgym[\s-]+shoes?\b", "trainers"),
     ):
         text = re.sub(spaced, joined, text)
-    return text
+    return _joined_pairs(text)
+
+
+def _joined_pairs(text: str) -> str:
+    """Two words that make one shop word when joined ("pull over" → "pullover")."""
+    pieces = re.split(r"([\s-]+)", text)  # words at even places, separators between
+    for i in range(0, len(pieces) - 2, 2):
+        joined = pieces[i] + pieces[i + 2]
+        if pieces[i] and (joined in _KNOWN or _singular(joined)):
+            pieces[i : i + 3] = ["", "", joined]
+    return "".join(pieces)
 
 
 def _without_negations(text: str, read_word) -> tuple[str, dict[str, frozenset[int]], set]:
