@@ -83,7 +83,8 @@ _STOPWORDS = """
 FOREIGN_STOPWORDS: frozenset[str] = frozenset(map(fold, _STOPWORDS.split()))
 #: Words that negate the shop word after them ("sans rayures", "ohne Muster", "no negro").
 _NEGATIONS = "sans pas ni ohne kein keine keinen keiner nicht sin no senza non zonder geen niet sem não"
-FOREIGN_NEGATIONS: frozenset[str] = frozenset(map(fold, _NEGATIONS.split()))
+NEGATION_WORDS: tuple[str, ...] = tuple(_NEGATIONS.split())  # as typed: "não"
+FOREIGN_NEGATIONS: frozenset[str] = frozenset(map(fold, NEGATION_WORDS))
 #: Forms of "to be" between a negation and what it negates ("que no sean negras").
 _COPULAS = "soit soient sont est ist sind sea sean sia siano seja sejam zijn"
 FOREIGN_COPULAS: frozenset[str] = frozenset(map(fold, _COPULAS.split()))

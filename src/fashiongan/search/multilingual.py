@@ -199,9 +199,10 @@ def reads_as_english(words: list[str]) -> bool:
     return score("en") > max(score(language) for language in OTHER_LANGUAGES)
 
 
-def _after_articles(words: list[str | None], i: int) -> int:
-    """Where the articles right before word ``i`` begin ("une veste": 0 for i = 1)."""
-    while i > 0 and words[i - 1] is not None and fold(words[i - 1]) in FOREIGN_STOPWORDS:
+def _after_articles(words: list[str | None], i: int, over=FOREIGN_STOPWORDS) -> int:
+    """Where the articles (or other words in ``over``) right before word ``i`` begin ("une
+    veste": 0 for i = 1)."""
+    while i > 0 and words[i - 1] is not None and fold(words[i - 1]) in over:
         i -= 1
     return i
 
@@ -214,10 +215,9 @@ def _compound_head(word: str) -> str | None:
 
 
 def _with_negation(reading: ForeignReading, words: list[str | None]) -> ForeignReading:
-    """``reading`` widened over a negation before it (articles between), marked negated."""
-    start = _after_articles(words, reading.start)
-    while start > 0 and words[start - 1] is not None and fold(words[start - 1]) in FOREIGN_COPULAS:
-        start -= 1
+    """``reading`` widened over a negation before it (articles and "to be" between: "que no
+    sean negras"), marked negated."""
+    start = _after_articles(words, reading.start, FOREIGN_STOPWORDS | FOREIGN_COPULAS)
     if start == 0 or words[start - 1] is None or fold(words[start - 1]) not in FOREIGN_NEGATIONS:
         return reading
     phrase = " ".join(words[start - 1 : reading.start]) + " " + reading.phrase

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from rapidfuzz import fuzz, process
 from wordfreq import zipf_frequency
 
-from fashiongan.search.foreign_words import FOREIGN_STOPWORDS, fold
+from fashiongan.search.foreign_words import FOREIGN_STOPWORDS, NEGATION_WORDS, fold
 from fashiongan.search.implied import ImpliedItem, ImpliedItemReader
 from fashiongan.search.intent import STOPWORDS, Intent, IntentDetector, Keyword
 from fashiongan.search.multilingual import OTHER_LANGUAGES, MultilingualReader, reads_as_english
@@ -74,7 +74,8 @@ _NEGATION = re.compile(
     r"nothing(?: too| so)?|never|except|but not|isn'?t|aren'?t|don'?t want|instead of|"
     r"rather than|neither|don'?t have|doesn'?t have|"
     # another language's negation before an English shop word ("een trui zonder print")
-    r"sans|ohne|kein\w*|nicht|sin|senza|zonder|geen|niet|sem|não)\b"
+    + "|".join(map(re.escape, NEGATION_WORDS))
+    + r")\b"
 )
 #: Where a negation's scope ends.
 _SCOPE_END = re.compile(r"[,.;!?]|\b(but|and|just|only|instead|rather|please)\b")
@@ -191,7 +192,8 @@ class ShopperDetector:
         consumed |= context
         read_as: dict[str, _ReadAs] = {}
         outside: list[str] = []
-        words: list[str | None] = []  # None: an item the catalog lacks
+        words: list[str | None] = []  # None: read as nothing (an item the catalog lacks, or
+        # the first noun of a compound)
         unread: list[str | None] = []  # the words no rule read (None where one did)
         for word in _WORD.findall(kept):
             known = self._word(word)
@@ -203,18 +205,13 @@ class ShopperDetector:
             consumed.add(word)
             if canonical is None:
                 outside.append(typed)
-            elif (
-                _SLOT_OF[canonical] == "class"
-                and unread
-                and unread[-1] is None
-                and (words and _SLOT_OF.get(words[-1]) == "class")
-            ):
-                # English compounds end on their head: a "shirt dress" is a dress
-                read_as.pop(words.pop(), None)
-                read_as[canonical] = _ReadAs(typed, how)
             else:
+                if _SLOT_OF[canonical] == "class" and words and _SLOT_OF.get(words[-1]) == "class":
+                    # English compounds end on their head: a "shirt dress" is a dress
+                    read_as.pop(words[-1], None)
+                    words[-1] = None
                 read_as[canonical] = _ReadAs(typed, how)
-            words.append(canonical)
+            words.append(canonical)  # parallel to unread: the foreign reader's spans index both
             unread.append(None)
         unread = [w if w not in consumed and w and _content(w) else None for w in unread]
         # an English sentence is read for the item it implies before its words are tried as
