@@ -511,6 +511,7 @@ class SearchQuery(Block):
     fuzzy_cutoff: Annotated[float, Field(ge=50, le=100)]
     reading_encoder: Literal["minilm", "multilingual"]  # multilingual: foreign words read too
     multilingual_cutoff: Probability
+    implied_encoder: str  # a BERT name or folder ("bundled": all-MiniLM-L6-v2)
     fuse_text: bool
     class_boost: Weight
     attribute_boost: Weight

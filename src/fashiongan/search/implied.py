@@ -46,7 +46,7 @@ OUTSIDE_DESCRIPTIONS: dict[str, tuple[str, ...]] = {
     "headwear": ("a hat", "a cap", "something to wear on my head"),
     "jewellery": ("jewellery", "a necklace, a ring or a bracelet", "earrings"),
     "accessories": ("a scarf", "gloves", "a belt or suspenders", "sunglasses", "a watch",
-                    "a tie", "cufflinks", "leg warmers"),
+                    "a tie", "cufflinks", "leg warmers", "a keyring"),
     "other shoes": ("brogues", "loafers", "formal leather shoes", "slippers"),
     "swimwear": ("a swimsuit", "swimwear for swimming", "a bikini"),
     "underwear and nightwear": ("underwear", "socks or tights", "pyjamas to sleep in",

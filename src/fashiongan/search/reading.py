@@ -145,10 +145,10 @@ class ShopperDetector:
         detector: the grammar's detector (its ``detect`` reads the rewritten message).
         fuzzy_cutoff: the lowest rapidfuzz ratio (0-100) at which a typo is read as a word.
         foreign: reads what the rest left unread in other languages (None: English only).
-
-    The item a sentence implies ("something to keep my feet dry") is read in ``foreign``'s
-    encoder's space; English only, such sentences stay unread (MiniLM reads them worse: 0.61
-    of the dev half's implied items against USE-multilingual's 0.70).
+        implied: reads the item a sentence implies ("something to keep my feet dry"; None:
+            such sentences stay unread).
+        leftovers: reads what the words left beside a named item imply ("a coat for the
+            rain"), to tell the shopper they were understood (None: ``implied``).
     """
 
     def __init__(
@@ -156,11 +156,14 @@ class ShopperDetector:
         detector: IntentDetector,
         fuzzy_cutoff: float,
         foreign: MultilingualReader | None = None,
+        implied: ImpliedItemReader | None = None,
+        leftovers: ImpliedItemReader | None = None,
     ) -> None:
         self.detector = detector
         self.fuzzy_cutoff = fuzzy_cutoff
         self.foreign = foreign
-        self.implied = ImpliedItemReader(foreign.encoder.encode) if foreign is not None else None
+        self.implied = implied
+        self.leftovers = leftovers if leftovers is not None else implied
 
     def detect(self, text: str) -> ShopperIntent:
         rewrite = self.rewrite(text)
@@ -215,9 +218,12 @@ class ShopperDetector:
             unread.append(None)
         unread = [w if w not in consumed and w and _content(w) else None for w in unread]
         # an English sentence is read for the item it implies before its words are tried as
-        # foreign ones ("gym" would read as trousers); a foreign one after (its item words)
+        # foreign ones ("gym" would read as trousers); a foreign one after (its item words),
+        # and only where a foreign reader is there first: the implied-item encoder reads
+        # English ("un bolso" came out a sandal)
         english = reads_as_english([w for w in unread if w])
-        for step in ("implied", "foreign") if english else ("foreign", "implied"):
+        steps = ("foreign", "implied") if self.foreign is not None else ()
+        for step in ("implied", "foreign") if english else steps:
             if step == "implied" and not _names_an_item(words, outside):
                 words, implied, lacking = self._read_implied(kept, words, unread)
                 read_as |= implied
@@ -236,8 +242,9 @@ class ShopperDetector:
         left = [w for w in unread if w is not None and w not in consumed]
         if (
             left
-            and self.implied is not None
-            and _says_the_same(self.implied.read(" ".join(left)), words, outside)
+            and (english or self.foreign is not None)
+            and self.leftovers is not None
+            and _says_the_same(self.leftovers.read(" ".join(left)), words, outside)
         ):
             consumed.update(left)  # "a coat for the rain": the rest implies the item named
         if outside and not any(_SLOT_OF.get(w) == "class" for w in words):
