@@ -51,11 +51,13 @@ QUERIES = Path(__file__).resolve().parent / "queries" / "shopper_queries.jsonl"
 UNSEEN = QUERIES.with_name("shopper_queries_unseen.jsonl")
 UNSEEN2 = QUERIES.with_name("shopper_queries_unseen2.jsonl")
 UNSEEN3 = QUERIES.with_name("shopper_queries_unseen3.jsonl")
+UNSEEN4 = QUERIES.with_name("shopper_queries_unseen4.jsonl")
 SPLIT_FILES = {
     "unseen": UNSEEN,
     "unseen2": UNSEEN2,
     "unseen3_dev": UNSEEN3,
     "unseen3_test": UNSEEN3,
+    "unseen4": UNSEEN4,
 }  # the other splits live in QUERIES
 KINDS = (
     "unknown_item_words",
@@ -69,7 +71,7 @@ KINDS = (
 )
 ATTRIBUTE_SLOTS = ("tone", "fit", "pattern")
 SLOTS = ("class", *ATTRIBUTE_SLOTS)
-SPLITS = ("dev", "test", "all", "unseen", "unseen2", "unseen3_dev", "unseen3_test")
+SPLITS = ("dev", "test", "all", "unseen", "unseen2", "unseen3_dev", "unseen3_test", "unseen4")
 
 
 @dataclass(frozen=True)
