@@ -222,9 +222,9 @@ class ShopperDetector:
         # and only where a foreign reader is there first: the implied-item encoder reads
         # English ("un bolso" came out a sandal)
         english = reads_as_english([w for w in unread if w])
-        steps = ("foreign", "implied") if self.foreign is not None else ()
-        for step in ("implied", "foreign") if english else steps:
-            if step == "implied" and not _names_an_item(words, outside):
+        reads_implied = english or self.foreign is not None
+        for step in ("implied", "foreign") if english else ("foreign", "implied"):
+            if step == "implied" and reads_implied and not _names_an_item(words, outside):
                 words, implied, lacking = self._read_implied(kept, words, unread)
                 read_as |= implied
                 outside += lacking
@@ -242,7 +242,7 @@ class ShopperDetector:
         left = [w for w in unread if w is not None and w not in consumed]
         if (
             left
-            and (english or self.foreign is not None)
+            and reads_implied
             and self.leftovers is not None
             and _says_the_same(self.leftovers.read(" ".join(left)), words, outside)
         ):
