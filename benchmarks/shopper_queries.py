@@ -18,7 +18,7 @@ places as misses. Attributes are measured on the catalog's thumbnails with the
 
 Run from the project root after ``make search-index`` (one torch thread; about a minute):
 
-    python benchmarks/shopper_queries.py [--split dev|test|all|unseen|unseen2|unseen3_dev|unseen3_test] [--out PATH]
+    python benchmarks/shopper_queries.py [--split dev|test|all|unseen|unseen2|unseen3_dev|unseen3_test|unseen4|unseen5] [--out PATH]
 
 ``dev`` may be looked at while working; ``test`` is scored once, at the end. ``unseen`` is a
 second set (``shopper_queries_unseen.jsonl``), written by an annotator who saw neither the code
@@ -26,6 +26,7 @@ nor the other queries, also scored once. ``unseen2`` (``shopper_queries_unseen2.
 third, written later by a helper that had read neither the grammar nor the readers; scored once.
 ``unseen3_dev`` / ``unseen3_test`` (``shopper_queries_unseen3.jsonl``) is a fourth, written the same
 way and split: its dev half may be looked at while working, its test half is scored once.
+``unseen4`` and ``unseen5`` are a fifth and a sixth, written the same way, each scored once, whole.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ UNSEEN = QUERIES.with_name("shopper_queries_unseen.jsonl")
 UNSEEN2 = QUERIES.with_name("shopper_queries_unseen2.jsonl")
 UNSEEN3 = QUERIES.with_name("shopper_queries_unseen3.jsonl")
 UNSEEN4 = QUERIES.with_name("shopper_queries_unseen4.jsonl")
+UNSEEN5 = QUERIES.with_name("shopper_queries_unseen5.jsonl")
 SPLIT_FILES = {
     "unseen": UNSEEN,
     "unseen2": UNSEEN2,
     "unseen3_dev": UNSEEN3,
     "unseen3_test": UNSEEN3,
     "unseen4": UNSEEN4,
+    "unseen5": UNSEEN5,
 }  # the other splits live in QUERIES
 KINDS = (
     "unknown_item_words",
@@ -71,7 +74,17 @@ KINDS = (
 )
 ATTRIBUTE_SLOTS = ("tone", "fit", "pattern")
 SLOTS = ("class", *ATTRIBUTE_SLOTS)
-SPLITS = ("dev", "test", "all", "unseen", "unseen2", "unseen3_dev", "unseen3_test", "unseen4")
+SPLITS = (
+    "dev",
+    "test",
+    "all",
+    "unseen",
+    "unseen2",
+    "unseen3_dev",
+    "unseen3_test",
+    "unseen4",
+    "unseen5",
+)
 
 
 @dataclass(frozen=True)
