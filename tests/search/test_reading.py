@@ -184,3 +184,9 @@ def test_an_item_named_as_what_it_goes_with_is_not_the_one_asked(
     intent = multilingual.detect(text)
     assert (intent.label, intent.pattern) == (label, pattern), intent
     assert intent.unknown == ()
+
+
+def test_a_misspelt_implied_encoder_names_its_setting():
+    query = overridden(load_parameters()["search_app"].query, implied_encoder="bundeld")
+    with pytest.raises(FileNotFoundError, match=r"search_app\.query\.implied_encoder 'bundeld'"):
+        shopper_reader(text_encoder("bundled", "mean"), query)

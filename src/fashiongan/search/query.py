@@ -30,6 +30,7 @@ from fashiongan.search.intent import MODIFY, NEW, Intent, IntentDetector, Messag
 from fashiongan.search.multilingual import MultilingualReader
 from fashiongan.search.ranking import Ranker, Ranking, TextVectors, Wanted
 from fashiongan.search.reading import ShopperDetector
+from fashiongan.text.loading import TextModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,22 @@ def shopper_reader(encoder, query: SearchQuery) -> ShopperDetector:
         if query.reading_encoder == "multilingual"
         else None
     )
-    # mean-pooled, as sentence-transformers models are trained to be read
-    implied = ImpliedItemReader(text_encoder(query.implied_encoder, "mean").encode)
+    implied = ImpliedItemReader(_implied_encoder(query.implied_encoder).encode)
     # the words beside a named item, on most messages: USE is ~10 ms a message cheaper there
     leftovers = ImpliedItemReader(foreign.encoder.encode) if foreign else implied
     return ShopperDetector(grammar, query.fuzzy_cutoff, foreign, implied, leftovers)
+
+
+def _implied_encoder(name: str):
+    """The encoder ``search_app.query.implied_encoder`` names, mean-pooled as sentence-transformers
+    models are trained to be read; a name that loads nothing is the user's setting to fix."""
+    try:
+        return text_encoder(name, "mean")
+    except TextModelNotFoundError:
+        raise TextModelNotFoundError(
+            f"search_app.query.implied_encoder {name!r} loads no text model: set it to bundled "
+            "(all-MiniLM-L6-v2) or to a BERT folder on disk (conf/base/parameters_search_index.yml)"
+        ) from None
 
 
 def embedded_pictures(plan: QueryPlan, drawn: torch.Tensor | None) -> torch.Tensor | None:

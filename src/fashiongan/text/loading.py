@@ -191,7 +191,7 @@ def _load_error(source: str | Path, local_files_only: bool, err: Exception) -> E
         else "check the name or path"
     )
     return TextModelNotFoundError(
-        f"cannot load the text model {str(source)!r}: {advice}. Cause: {err}"
+        f"cannot load the text model {str(source)!r}: {advice}. Cause: {one_line(err)}"
     )
 
 
