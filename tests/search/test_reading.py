@@ -28,7 +28,8 @@ def reader() -> ShopperDetector:
     [("hanbag", 8), ("pulover", 2), ("sandels", 5), ("sneekers", 7), ("ankel boots", 9),
      ("t shirt", 0), ("tshirt", 0), ("a jumper", 2), ("chinos", 1), ("coats", 4),
      ("dresses", 3), ("a navy pull over", 2), ("tee shrit", 0), ("a shirt dress", 3),
-     ("a dress shirt", 6)],
+     ("a dress shirt", 6), ("a cream roll neck", 2), ("white hi tops", 7), ("a holdall", 8),
+     ("chukkas", 9)],
 )  # fmt: skip
 def test_typos_and_shop_words_read_as_their_class(reader, multilingual, text, label):
     for intent in (reader.detect(text), multilingual.detect(text)):
@@ -95,9 +96,14 @@ def test_negation_excludes_with_its_scope_and_never_asks_for_it(reader, text, la
     assert "dark" not in (intent.caption() or "") or "tone" not in excluded
 
 
-def test_items_the_catalog_lacks_have_no_class_and_are_said(reader):
-    intent = reader.detect("a swimsuit for the beach")
-    assert intent.label is None and intent.outside == ("swimsuit",) and intent.readable
+@pytest.mark.parametrize(
+    ("text", "outside"),
+    [("a swimsuit for the beach", "swimsuit"), ("a jumpsuit for a wedding", "jumpsuit"),
+     ("fluffy dressing gown", "dressinggown")],
+)  # fmt: skip
+def test_items_the_catalog_lacks_have_no_class_and_are_said(reader, text, outside):
+    intent = reader.detect(text)
+    assert intent.label is None and intent.outside == (outside,) and intent.readable
 
 
 def test_unreadable_words_are_reported(reader):
