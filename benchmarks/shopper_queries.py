@@ -49,18 +49,16 @@ import torch.nn.functional as F
 from _common import RESULTS, machine
 
 QUERIES = Path(__file__).resolve().parent / "queries" / "shopper_queries.jsonl"
-UNSEEN = QUERIES.with_name("shopper_queries_unseen.jsonl")
-UNSEEN2 = QUERIES.with_name("shopper_queries_unseen2.jsonl")
-UNSEEN3 = QUERIES.with_name("shopper_queries_unseen3.jsonl")
-UNSEEN4 = QUERIES.with_name("shopper_queries_unseen4.jsonl")
-UNSEEN5 = QUERIES.with_name("shopper_queries_unseen5.jsonl")
 SPLIT_FILES = {
-    "unseen": UNSEEN,
-    "unseen2": UNSEEN2,
-    "unseen3_dev": UNSEEN3,
-    "unseen3_test": UNSEEN3,
-    "unseen4": UNSEEN4,
-    "unseen5": UNSEEN5,
+    split: QUERIES.with_name(f"shopper_queries_{name}.jsonl")
+    for split, name in (
+        ("unseen", "unseen"),
+        ("unseen2", "unseen2"),
+        ("unseen3_dev", "unseen3"),
+        ("unseen3_test", "unseen3"),
+        ("unseen4", "unseen4"),
+        ("unseen5", "unseen5"),
+    )
 }  # the other splits live in QUERIES
 KINDS = (
     "unknown_item_words",
@@ -74,17 +72,7 @@ KINDS = (
 )
 ATTRIBUTE_SLOTS = ("tone", "fit", "pattern")
 SLOTS = ("class", *ATTRIBUTE_SLOTS)
-SPLITS = (
-    "dev",
-    "test",
-    "all",
-    "unseen",
-    "unseen2",
-    "unseen3_dev",
-    "unseen3_test",
-    "unseen4",
-    "unseen5",
-)
+SPLITS = ("dev", "test", "all", *SPLIT_FILES)
 
 
 @dataclass(frozen=True)
